@@ -1,0 +1,58 @@
+"""The one sliding-window helper: every window op (conv, pooling, unfold, pictures) cuts with it.
+
+`windows` is a zero-copy strided view; `fold_windows` is its adjoint (sums each window back
+where it came from), used for the gradients of all of them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+__all__ = ["out_size", "windows", "fold_windows"]
+
+
+def out_size(size: int, kernel: int, stride: int = 1, dilation: int = 1) -> int:
+    """Number of window positions: floor((size - dilation*(kernel-1) - 1) / stride) + 1."""
+    return (size - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def windows(x: np.ndarray, kernel, stride, dilation) -> np.ndarray:
+    """Read-only view of every window of `x` over its last ``len(kernel)`` axes.
+
+    Shape
+    -----
+    x : (..., *S)  ->  (..., *O, *K) with O[i] = out_size(S[i], K[i], stride[i], dilation[i]);
+    element ``[..., o, k] = x[..., o*stride + k*dilation]``.
+    """
+    nd = len(kernel)
+    spatial = x.shape[x.ndim - nd :]
+    outs = tuple(out_size(s, k, st, d) for s, k, st, d in zip(spatial, kernel, stride, dilation))
+    xs = x.strides[x.ndim - nd :]
+    shape = x.shape[: x.ndim - nd] + outs + tuple(kernel)
+    strides = (
+        x.strides[: x.ndim - nd]
+        + tuple(st * s for st, s in zip(stride, xs))
+        + tuple(d * s for d, s in zip(dilation, xs))
+    )
+    return as_strided(x, shape, strides, writeable=False)
+
+
+def fold_windows(cols: np.ndarray, spatial, stride, dilation) -> np.ndarray:
+    """Adjoint of `windows`: add every window value back at the input position it was read from.
+
+    Shape
+    -----
+    cols : (..., *K, *O)  ->  (..., *spatial). One strided slice-add per kernel offset, no scatter.
+    """
+    nd = len(spatial)
+    kernel = cols.shape[cols.ndim - 2 * nd : cols.ndim - nd]
+    outs = cols.shape[cols.ndim - nd :]
+    lead = cols.shape[: cols.ndim - 2 * nd]
+    out = np.zeros(lead + tuple(spatial), dtype=cols.dtype)
+    for k in np.ndindex(*kernel):
+        target = tuple(
+            slice(ki * d, ki * d + st * (o - 1) + 1, st) for ki, d, st, o in zip(k, dilation, stride, outs)
+        )
+        out[(Ellipsis,) + target] += cols[(Ellipsis,) + k + (slice(None),) * nd]
+    return out

@@ -1,0 +1,411 @@
+"""A small reverse-mode autograd: `Tensor` wraps a NumPy array and records a tape.
+
+Every op builds its output with :func:`record`, giving the parents and a function that maps
+the output's gradient to one gradient per parent. ``Tensor.backward`` walks the tape in reverse
+topological order and accumulates ``.grad`` on leaves that require it, as PyTorch does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Callable, Sequence
+
+import numpy as np
+
+__all__ = ["Tensor", "no_grad", "is_grad_enabled", "record", "as_array", "is_tensor"]
+
+_GRAD_ENABLED = True
+
+
+@contextlib.contextmanager
+def no_grad():
+    """Context manager in which ops record nothing (like ``torch.no_grad``)."""
+    global _GRAD_ENABLED
+    previous, _GRAD_ENABLED = _GRAD_ENABLED, False
+    try:
+        yield
+    finally:
+        _GRAD_ENABLED = previous
+
+
+def is_grad_enabled() -> bool:
+    return _GRAD_ENABLED
+
+
+def is_tensor(x) -> bool:
+    return isinstance(x, Tensor)
+
+
+def as_array(x):
+    """The NumPy array behind `x` (a Tensor, an array, a scalar or None)."""
+    if isinstance(x, Tensor):
+        return x.data
+    return x
+
+
+def record(out, parents: Sequence, backward: Callable[[np.ndarray], Sequence]):
+    """Wrap an op's result.
+
+    Parameters
+    ----------
+    out : ndarray
+        The op's forward result.
+    parents : sequence
+        The op's inputs (Tensors, arrays, scalars or None) in the order `backward` answers.
+    backward : callable
+        ``backward(grad_out) -> sequence`` of gradients, one per parent (None where not needed).
+
+    Returns
+    -------
+    ndarray or Tensor
+        A plain array when no parent is a Tensor (nothing is recorded); otherwise a Tensor, whose
+        tape entry exists only when some parent requires grad and grad mode is on.
+    """
+    if not any(isinstance(p, Tensor) for p in parents):
+        return out
+    needs = [isinstance(p, Tensor) and p.requires_grad for p in parents]
+    if not (_GRAD_ENABLED and any(needs)):
+        return Tensor(out)
+    t = Tensor(out, requires_grad=True)
+    t._parents = tuple(parents)
+    t._needs = tuple(needs)
+    t._backward = backward
+    return t
+
+
+def _unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
+    """Sum `grad` down to `shape`: the adjoint of NumPy broadcasting."""
+    if grad.shape == shape:
+        return grad
+    extra = grad.ndim - len(shape)
+    if extra:
+        grad = grad.sum(axis=tuple(range(extra)))
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    if axes:
+        grad = grad.sum(axis=axes, keepdims=True)
+    return grad.reshape(shape)
+
+
+def _lift(x, like: np.ndarray):
+    """A scalar or array operand as an array in the dtype of `like` (Tensor stays a Tensor)."""
+    if isinstance(x, Tensor):
+        return x
+    if np.isscalar(x):
+        return np.asarray(x, dtype=like.dtype if like.dtype.kind == "f" else None)
+    return np.asarray(x)
+
+
+class Tensor:
+    """An n-dimensional array that can record the operations applied to it.
+
+    Parameters
+    ----------
+    data : array_like
+        The values; kept in their dtype (float32 stays float32).
+    requires_grad : bool
+        Whether ``backward`` should compute ``.grad`` for this tensor.
+
+    Examples
+    --------
+    >>> x = Tensor([1.0, 2.0, 3.0], requires_grad=True)
+    >>> (x * x).sum().backward()
+    >>> x.grad
+    array([2., 4., 6.])
+    """
+
+    __array_priority__ = 100  # so ndarray + Tensor defers to Tensor.__radd__
+
+    def __init__(self, data, requires_grad: bool = False):
+        if isinstance(data, Tensor):
+            data = data.data
+        self.data = np.asarray(data)
+        if requires_grad and self.data.dtype.kind not in "fc":
+            raise TypeError(
+                f"requires_grad=True needs a floating-point Tensor, but data has dtype {self.data.dtype}"
+            )
+        self.requires_grad = bool(requires_grad)
+        self.grad = None
+        self._parents = ()
+        self._needs = ()
+        self._backward = None
+
+    # --- array-like facts -------------------------------------------------------------------
+    shape = property(lambda self: self.data.shape)
+    dtype = property(lambda self: self.data.dtype)
+    ndim = property(lambda self: self.data.ndim)
+    size = property(lambda self: self.data.size)
+    is_leaf = property(lambda self: self._backward is None)
+
+    def __len__(self):
+        return len(self.data)
+
+    def __repr__(self):
+        grad = ", requires_grad=True" if self.requires_grad else ""
+        return f"Tensor({np.array2string(self.data, precision=4, threshold=20)}{grad})"
+
+    def numpy(self) -> np.ndarray:
+        return self.data
+
+    def item(self):
+        return self.data.item()
+
+    def detach(self) -> "Tensor":
+        return Tensor(self.data)
+
+    def zero_grad(self):
+        self.grad = None
+
+    # --- backward -----------------------------------------------------------------------------
+    def backward(self, grad=None):
+        """Accumulate d(self)/d(leaf) into ``leaf.grad`` for every leaf that requires grad.
+
+        `grad` is the gradient flowing into this tensor; it may be omitted for a scalar.
+        """
+        if not self.requires_grad:
+            raise RuntimeError("backward() called on a Tensor that does not require grad")
+        if grad is None:
+            if self.data.size != 1:
+                raise ValueError(
+                    f"grad must be given for a non-scalar Tensor; this one has shape {self.shape}"
+                )
+            grad = np.ones_like(self.data)
+        grad = np.asarray(as_array(grad), dtype=self.data.dtype)
+        if grad.shape != self.shape:
+            raise ValueError(f"grad has shape {grad.shape} but the Tensor has shape {self.shape}")
+
+        order, seen, stack = [], set(), [(self, False)]
+        while stack:  # iterative post-order DFS: deep graphs need no recursion limit
+            node, done = stack.pop()
+            if done:
+                order.append(node)
+                continue
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            stack.append((node, True))
+            for p, need in zip(node._parents, node._needs):
+                if need and id(p) not in seen:
+                    stack.append((p, False))
+
+        grads = {id(self): grad}
+        for node in reversed(order):
+            g = grads.pop(id(node), None)
+            if g is None:
+                continue
+            if node._backward is None:
+                node.grad = g.copy() if node.grad is None else node.grad + g
+                continue
+            for p, need, pg in zip(node._parents, node._needs, node._backward(g)):
+                if not need or pg is None:
+                    continue
+                pg = _unbroadcast(np.asarray(pg, dtype=p.data.dtype), p.shape)
+                grads[id(p)] = pg if id(p) not in grads else grads[id(p)] + pg
+
+    # --- elementwise arithmetic -------------------------------------------------------------
+    def __add__(self, other):
+        other = _lift(other, self.data)
+        return record(self.data + as_array(other), (self, other), lambda g: (g, g))
+
+    __radd__ = __add__
+
+    def __sub__(self, other):
+        other = _lift(other, self.data)
+        return record(self.data - as_array(other), (self, other), lambda g: (g, -g))
+
+    def __rsub__(self, other):
+        other = _lift(other, self.data)
+        return record(as_array(other) - self.data, (self, other), lambda g: (-g, g))
+
+    def __mul__(self, other):
+        other = _lift(other, self.data)
+        a, b = self.data, as_array(other)
+        return record(a * b, (self, other), lambda g: (g * b, g * a))
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, other):
+        other = _lift(other, self.data)
+        a, b = self.data, as_array(other)
+        return record(a / b, (self, other), lambda g: (g / b, -g * a / (b * b)))
+
+    def __rtruediv__(self, other):
+        other = _lift(other, self.data)
+        a, b = as_array(other), self.data
+        return record(a / b, (self, other), lambda g: (-g * a / (b * b), g / b))
+
+    def __neg__(self):
+        return record(-self.data, (self,), lambda g: (-g,))
+
+    def __pow__(self, exponent):
+        if isinstance(exponent, Tensor):
+            raise TypeError("Tensor ** Tensor is not supported; the exponent must be a number")
+        a = self.data
+        return record(a**exponent, (self,), lambda g: (g * exponent * a ** (exponent - 1),))
+
+    def __matmul__(self, other):
+        other = _lift(other, self.data)
+        a, b = self.data, as_array(other)
+
+        def backward(g):
+            if a.ndim == 1 and b.ndim == 1:
+                return g * b, g * a
+            a2 = a[None, :] if a.ndim == 1 else a
+            b2 = b[:, None] if b.ndim == 1 else b
+            g2 = np.expand_dims(g, -2) if a.ndim == 1 else g
+            g2 = np.expand_dims(g2, -1) if b.ndim == 1 else g2
+            ga = g2 @ np.swapaxes(b2, -1, -2)
+            gb = np.swapaxes(a2, -1, -2) @ g2
+            if a.ndim == 1:
+                ga = ga.reshape(ga.shape[:-2] + ga.shape[-1:])
+            if b.ndim == 1:
+                gb = gb.reshape(gb.shape[:-1])
+            return ga, gb
+
+        return record(a @ b, (self, other), backward)
+
+    def __rmatmul__(self, other):
+        return Tensor(other) @ self if not isinstance(other, Tensor) else other @ self
+
+    # comparisons give plain boolean arrays (nothing to differentiate)
+    def __lt__(self, other):
+        return self.data < as_array(other)
+
+    def __le__(self, other):
+        return self.data <= as_array(other)
+
+    def __gt__(self, other):
+        return self.data > as_array(other)
+
+    def __ge__(self, other):
+        return self.data >= as_array(other)
+
+    # --- unary functions ------------------------------------------------------------------------
+    def exp(self):
+        out = np.exp(self.data)
+        return record(out, (self,), lambda g: (g * out,))
+
+    def log(self):
+        a = self.data
+        return record(np.log(a), (self,), lambda g: (g / a,))
+
+    def sqrt(self):
+        out = np.sqrt(self.data)
+        return record(out, (self,), lambda g: (g / (2 * out),))
+
+    def abs(self):
+        a = self.data
+        return record(np.abs(a), (self,), lambda g: (g * np.sign(a),))
+
+    def tanh(self):
+        out = np.tanh(self.data)
+        return record(out, (self,), lambda g: (g * (1 - out * out),))
+
+    def sigmoid(self):
+        a = self.data
+        out = np.where(a >= 0, 1 / (1 + np.exp(-np.abs(a))), np.exp(-np.abs(a)) / (1 + np.exp(-np.abs(a))))
+        out = out.astype(a.dtype, copy=False)
+        return record(out, (self,), lambda g: (g * out * (1 - out),))
+
+    def relu(self):
+        a = self.data
+        return record(np.maximum(a, 0), (self,), lambda g: (g * (a > 0),))
+
+    def clip(self, min=None, max=None):
+        a = self.data
+        inside = np.ones(a.shape, bool)
+        if min is not None:
+            inside &= a >= min
+        if max is not None:
+            inside &= a <= max
+        return record(np.clip(a, min, max), (self,), lambda g: (g * inside,))
+
+    # --- reductions -----------------------------------------------------------------------------
+    def sum(self, axis=None, keepdims=False):
+        a = self.data
+
+        def backward(g):
+            if axis is not None and not keepdims:
+                g = np.expand_dims(g, axis)
+            return (np.broadcast_to(g, a.shape),)
+
+        return record(np.sum(a, axis=axis, keepdims=keepdims), (self,), backward)
+
+    def mean(self, axis=None, keepdims=False):
+        a = self.data
+        count = a.size if axis is None else int(np.prod([a.shape[i] for i in np.atleast_1d(axis)]))
+        return self.sum(axis=axis, keepdims=keepdims) * (1.0 / count)
+
+    def var(self, axis=None, keepdims=False, correction=0):
+        """Variance (population by default, like BatchNorm's batch statistics)."""
+        mu = self.mean(axis=axis, keepdims=True)
+        a = self.data
+        count = a.size if axis is None else int(np.prod([a.shape[i] for i in np.atleast_1d(axis)]))
+        d = self - mu
+        return (d * d).sum(axis=axis, keepdims=keepdims) * (1.0 / (count - correction))
+
+    def max(self, axis=None, keepdims=False):
+        a = self.data
+        out = np.max(a, axis=axis, keepdims=True)
+
+        def backward(g):
+            if axis is not None and not keepdims:
+                g = np.expand_dims(g, axis)
+            elif axis is None and not keepdims:
+                g = np.reshape(g, (1,) * a.ndim)
+            hit = a == out
+            # ties share the gradient evenly so the total is preserved
+            return (g * hit / hit.sum(axis=axis, keepdims=True),)
+
+        result = out if keepdims else np.squeeze(out, axis=axis) if axis is not None else out.reshape(())
+        return record(result, (self,), backward)
+
+    # --- shape ------------------------------------------------------------------------------------
+    def reshape(self, *shape):
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        a = self.data
+        return record(a.reshape(shape), (self,), lambda g: (g.reshape(a.shape),))
+
+    view = reshape
+
+    def flatten(self, start_dim=0, end_dim=-1):
+        shape = self.shape
+        end = end_dim % len(shape) if shape else 0
+        new = shape[:start_dim] + (int(np.prod(shape[start_dim : end + 1])),) + shape[end + 1 :]
+        return self.reshape(new)
+
+    def transpose(self, *axes):
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = tuple(axes[0])
+        if len(axes) == 2 and self.ndim != 2:  # PyTorch's transpose(dim0, dim1)
+            perm = list(range(self.ndim))
+            perm[axes[0]], perm[axes[1]] = perm[axes[1]], perm[axes[0]]
+            axes = tuple(perm)
+        axes = axes or tuple(reversed(range(self.ndim)))
+        inverse = np.argsort(axes)
+        return record(np.transpose(self.data, axes), (self,), lambda g: (np.transpose(g, inverse),))
+
+    def permute(self, *axes):
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = tuple(axes[0])
+        inverse = np.argsort(axes)
+        return record(np.transpose(self.data, axes), (self,), lambda g: (np.transpose(g, inverse),))
+
+    @property
+    def T(self):
+        return self.transpose()
+
+    def __getitem__(self, index):
+        index = as_array(index)
+        a = self.data
+
+        def backward(g):
+            full = np.zeros_like(a)
+            np.add.at(full, index, g)  # repeated fancy indices must accumulate
+            return (full,)
+
+        return record(a[index], (self,), backward)
+
+    def astype(self, dtype):
+        a = self.data
+        return record(a.astype(dtype), (self,), lambda g: (g.astype(a.dtype),))

@@ -1,0 +1,1 @@
+"""Explain: shapes, parameters and pictures of convolutions."""

@@ -1,0 +1,5 @@
+"""Sub-commands of this package (being built)."""
+
+
+def add_commands(subparsers):
+    return None

@@ -1,0 +1,122 @@
+"""Argument normalisation and validation shared by every functional op.
+
+Everything here runs before any work is done and raises ValueError/TypeError naming the argument,
+what was expected and what was given.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from ..autograd import Tensor, as_array
+
+_SPATIAL = {1: "(L)", 2: "(H, W)", 3: "(D, H, W)"}
+DATA_FORMATS = ("channels_first", "channels_last")
+
+
+def is_int(v) -> bool:
+    return isinstance(v, (numbers.Integral, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def ntuple(value, n: int, name: str) -> tuple:
+    """An int or a sequence of `n` ints, as a tuple of `n` ints (PyTorch's `_pair` for any n)."""
+    if is_int(value):
+        return (int(value),) * n
+    if isinstance(value, (tuple, list)) and len(value) == n and all(is_int(v) for v in value):
+        return tuple(int(v) for v in value)
+    raise TypeError(f"{name} must be an int or a tuple of {n} ints, but got {value!r}")
+
+
+def positive(value, n: int, name: str) -> tuple:
+    t = ntuple(value, n, name)
+    if any(v <= 0 for v in t):
+        raise ValueError(f"{name} must be positive, but got {value!r}")
+    return t
+
+
+def nonnegative(value, n: int, name: str) -> tuple:
+    t = ntuple(value, n, name)
+    if any(v < 0 for v in t):
+        raise ValueError(f"{name} must be non-negative, but got {value!r}")
+    return t
+
+
+def as_input(x, name: str):
+    """Accept a Tensor or anything array-like; return it as Tensor or ndarray."""
+    if isinstance(x, (Tensor, np.ndarray)):
+        return x
+    if x is None:
+        raise TypeError(f"{name} must be an array or a Tensor, but got None")
+    try:
+        return np.asarray(x)
+    except Exception as exc:  # e.g. ragged lists
+        raise TypeError(f"{name} must be an array or a Tensor, but got {type(x).__name__}") from exc
+
+
+def float_dtype(name: str, x) -> np.dtype:
+    """The dtype policy: float32/float64 are kept; float16 is computed in float32 and returned as
+    float16; integers, bool and complex are refused (convert explicitly, e.g. ``x.astype(np.float32)``)."""
+    dt = as_array(x).dtype
+    if dt in (np.float32, np.float64, np.float16):
+        return dt
+    raise TypeError(
+        f"{name} must be a float16, float32 or float64 array, but got dtype {dt}; "
+        f"convert it first, e.g. {name}.astype(np.float32)"
+    )
+
+
+def compute_dtype(dt: np.dtype) -> np.dtype:
+    return np.dtype(np.float32) if dt == np.float16 else np.dtype(dt)
+
+
+def check_rank(x, nd: int, name: str, op: str) -> bool:
+    """Check `x` is (N, C, *spatial) or unbatched (C, *spatial); return whether it is batched."""
+    ndim = as_array(x).ndim
+    if ndim == nd + 2:
+        return True
+    if ndim == nd + 1:
+        return False
+    raise ValueError(
+        f"{op} expects {name} of shape (N, C, {_SPATIAL[nd][1:]} or unbatched (C, {_SPATIAL[nd][1:]}, "
+        f"i.e. {nd + 2}-D or {nd + 1}-D, but got {ndim}-D {name} of shape {as_array(x).shape}"
+    )
+
+
+def check_data_format(data_format):
+    if data_format not in DATA_FORMATS:
+        raise ValueError(f"data_format must be one of {list(DATA_FORMATS)}, but got {data_format!r}")
+    return data_format == "channels_last"
+
+
+def padding_pairs(padding, nd: int, name: str = "padding") -> tuple:
+    """int | tuple of nd ints | tuple of nd (before, after) pairs  ->  nd (before, after) pairs."""
+    if is_int(padding) or (
+        isinstance(padding, (tuple, list)) and len(padding) == nd and all(is_int(p) for p in padding)
+    ):
+        pairs = tuple((p, p) for p in ntuple(padding, nd, name))
+    elif (
+        isinstance(padding, (tuple, list))
+        and len(padding) == nd
+        and all(isinstance(p, (tuple, list)) and len(p) == 2 and all(is_int(v) for v in p) for p in padding)
+    ):
+        pairs = tuple((int(a), int(b)) for a, b in padding)
+    else:
+        raise TypeError(
+            f"{name} must be 'valid', 'same', an int, a tuple of {nd} ints, or {nd} (before, after) "
+            f"pairs, but got {padding!r}"
+        )
+    if any(v < 0 for p in pairs for v in p):
+        raise ValueError(f"{name} must be non-negative, but got {padding!r}")
+    return pairs
+
+
+def same_padding(spatial, kernel, stride, dilation) -> tuple:
+    """'same' padding, TF/Keras convention: output = ceil(input / stride), the odd pixel at the end."""
+    pairs = []
+    for n, k, s, d in zip(spatial, kernel, stride, dilation):
+        out = -(-n // s)
+        total = max((out - 1) * s + d * (k - 1) + 1 - n, 0)
+        pairs.append((total // 2, total - total // 2))
+    return tuple(pairs)

@@ -1,0 +1,114 @@
+"""`unfold` (im2col) and `fold` (col2im) for any number of spatial dims."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._engine.windows import fold_windows, out_size, windows
+from ..autograd import as_array, record
+from ._args import as_input, float_dtype, is_int, nonnegative, positive
+
+__all__ = ["unfold", "fold"]
+
+
+def _nd(kernel_size) -> int:
+    # an int kernel means 2-D, as in PyTorch; a tuple's length gives the number of spatial dims
+    return 2 if is_int(kernel_size) else len(kernel_size) if isinstance(kernel_size, (tuple, list)) else 0
+
+
+def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
+    """Extract every sliding window as a column (im2col).
+
+    Parameters
+    ----------
+    input : ndarray or Tensor
+        (N, C, *S) or unbatched (C, *S); the number of spatial dims is ``len(kernel_size)`` (2 for an int).
+    kernel_size, dilation, padding, stride : int or tuple
+
+    Shape
+    -----
+    (N, C, *S) -> (N, C * prod(kernel_size), L) with L = prod over dims of
+    ``floor((S + 2*padding - dilation*(kernel-1) - 1) / stride) + 1``; column entries are ordered
+    channel first, then kernel offsets (as PyTorch).
+    """
+    nd = _nd(kernel_size)
+    if nd == 0:
+        raise TypeError(f"kernel_size must be an int or a tuple of ints, but got {kernel_size!r}")
+    x = as_input(input, "input")
+    float_dtype("input", x)
+    a = as_array(x)
+    if a.ndim not in (nd + 1, nd + 2):
+        raise ValueError(f"unfold with a {nd}-D kernel expects input of {nd + 2}-D (N, C, ...) or {nd + 1}-D (C, ...), but got shape {a.shape}")
+    kernel = positive(kernel_size, nd, "kernel_size")
+    dilation = positive(dilation, nd, "dilation")
+    padding = nonnegative(padding, nd, "padding")
+    stride = positive(stride, nd, "stride")
+    batched = a.ndim == nd + 2
+    a4 = a if batched else a[None]
+    for i, (n, k, d, p) in enumerate(zip(a4.shape[2:], kernel, dilation, padding)):
+        if n + 2 * p < d * (k - 1) + 1:
+            raise ValueError(f"kernel size {d * (k - 1) + 1} is larger than the padded input size {n + 2 * p} in spatial dimension {i}")
+    xp = np.pad(a4, ((0, 0), (0, 0)) + tuple((p, p) for p in padding))
+    win = windows(xp, kernel, stride, dilation)  # (N, C, *O, *K)
+    perm = (0, 1) + tuple(range(2 + nd, 2 + 2 * nd)) + tuple(range(2, 2 + nd))
+    cols_shape = win.transpose(perm).shape  # (N, C, *K, *O)
+    y = win.transpose(perm).reshape(a4.shape[0], a4.shape[1] * int(np.prod(kernel)), -1)
+    interior = (slice(None), slice(None)) + tuple(slice(p, p + n) for p, n in zip(padding, a4.shape[2:]))
+
+    def backward(g):
+        gx = fold_windows(g.reshape(cols_shape), xp.shape[2:], stride, dilation)[interior]
+        return (gx if batched else gx[0],)
+
+    return record(y if batched else y[0], (x,), backward)
+
+
+def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
+    """Sum columns back into an image (col2im): the adjoint of `unfold`.
+
+    Overlapping windows add, so ``fold(unfold(x))`` multiplies each pixel by how many windows cover it.
+
+    Shape
+    -----
+    (N, C * prod(kernel_size), L) or (C * prod(kernel_size), L) -> (N, C, *output_size).
+    """
+    nd = _nd(kernel_size)
+    if nd == 0:
+        raise TypeError(f"kernel_size must be an int or a tuple of ints, but got {kernel_size!r}")
+    x = as_input(input, "input")
+    float_dtype("input", x)
+    a = as_array(x)
+    output_size = positive(output_size, nd, "output_size")
+    kernel = positive(kernel_size, nd, "kernel_size")
+    dilation = positive(dilation, nd, "dilation")
+    padding = nonnegative(padding, nd, "padding")
+    stride = positive(stride, nd, "stride")
+    if a.ndim not in (2, 3):
+        raise ValueError(f"fold expects input of shape (N, C*prod(kernel_size), L) or (C*prod(kernel_size), L), but got {a.shape}")
+    batched = a.ndim == 3
+    a3 = a if batched else a[None]
+    kp = int(np.prod(kernel))
+    if a3.shape[1] % kp:
+        raise ValueError(f"input's dimension 1 ({a3.shape[1]}) must be divisible by prod(kernel_size) = {kp}")
+    outs = tuple(out_size(n + 2 * p, k, s, d) for n, p, k, s, d in zip(output_size, padding, kernel, stride, dilation))
+    if any(o < 1 for o in outs) or int(np.prod(outs)) != a3.shape[2]:
+        raise ValueError(
+            f"input has {a3.shape[2]} columns but output_size={output_size} with these kernel_size, "
+            f"dilation, padding and stride gives {int(np.prod(outs)) if all(o > 0 for o in outs) else 0} window positions {outs}"
+        )
+    N, C = a3.shape[0], a3.shape[1] // kp
+    padded = tuple(n + 2 * p for n, p in zip(output_size, padding))
+    cols = a3.reshape((N, C) + kernel + outs)
+    interior = (slice(None), slice(None)) + tuple(slice(p, p + n) for p, n in zip(padding, output_size))
+    y = fold_windows(cols, padded, stride, dilation)[interior]
+
+    def backward(g):
+        gp = np.pad(g, ((0, 0), (0, 0)) + tuple((p, p) for p in padding))
+        win = windows(gp, kernel, stride, dilation)
+        perm = (0, 1) + tuple(range(2 + nd, 2 + 2 * nd)) + tuple(range(2, 2 + nd))
+        gc = win.transpose(perm).reshape(a3.shape)
+        return (gc if batched else gc[0],)
+
+    if not batched:
+        y = y[0]
+        return record(y, (x,), lambda g: backward(g[None]))
+    return record(np.ascontiguousarray(y), (x,), backward)

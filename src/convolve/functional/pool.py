@@ -1,0 +1,196 @@
+"""Max and average pooling in 1, 2 and 3 spatial dimensions (PyTorch semantics)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._engine.windows import fold_windows, windows
+from ..autograd import as_array, record
+from ._args import (
+    as_input,
+    check_data_format,
+    check_rank,
+    compute_dtype,
+    float_dtype,
+    nonnegative,
+    positive,
+)
+from .conv import _from_channels_first, _to_channels_first
+
+__all__ = ["max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d"]
+
+
+def _geometry(nd, spatial, kernel, stride, padding, dilation, ceil_mode, max_pad):
+    """Output sizes and the extra end padding ceil_mode needs, checking PyTorch's limits."""
+    outs, extra = [], []
+    for i, (n, k, s, p, d) in enumerate(zip(spatial, kernel, stride, padding, dilation)):
+        eff = d * (k - 1) + 1
+        limit = max_pad(k, eff)
+        if p > limit:
+            raise ValueError(
+                f"padding should be at most half of the kernel size ({limit}), but got padding={p} "
+                f"for kernel_size={k}, dilation={d} in spatial dimension {i}"
+            )
+        span = n + 2 * p - eff
+        o = (span + (s - 1 if ceil_mode else 0)) // s + 1
+        if ceil_mode and (o - 1) * s >= n + p:  # the last window must start inside input or left pad
+            o -= 1
+        if o < 1 or span < 0:
+            raise ValueError(
+                f"output size is too small: input size {n} with padding {p} is smaller than the "
+                f"kernel size {eff} (kernel {k}, dilation {d}) in spatial dimension {i}"
+            )
+        outs.append(o)
+        extra.append(max(0, (o - 1) * s + eff - (n + 2 * p)))
+    return tuple(outs), tuple(extra)
+
+
+def _prepare(nd, op, input, kernel_size, stride, padding, dilation, ceil_mode, data_format, max_pad):
+    x = as_input(input, "input")
+    dtype = float_dtype("input", x)
+    batched = check_rank(x, nd, "input", op)
+    channels_last = check_data_format(data_format)
+    kernel = positive(kernel_size, nd, "kernel_size")
+    stride = kernel if stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0) else positive(stride, nd, "stride")
+    padding = nonnegative(padding, nd, "padding")
+    dilation = positive(dilation, nd, "dilation")
+    shape = as_array(x).shape if batched else (1,) + as_array(x).shape
+    spatial = shape[1:-1] if channels_last else shape[2:]
+    outs, extra = _geometry(nd, spatial, kernel, stride, padding, dilation, bool(ceil_mode), max_pad)
+    h = _to_channels_first(x, nd, batched, channels_last, compute_dtype(dtype))
+    return h, dtype, batched, channels_last, kernel, stride, padding, dilation, outs, extra
+
+
+def _padded(a, padding, extra, fill):
+    nd = len(padding)
+    out = np.full(a.shape[:2] + tuple(n + 2 * p + e for n, p, e in zip(a.shape[2:], padding, extra)), fill, a.dtype)
+    interior = (slice(None), slice(None)) + tuple(slice(p, p + n) for p, n in zip(padding, a.shape[2:]))
+    out[interior] = a
+    return out, interior
+
+
+def _max_pool(nd, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, data_format):
+    h, dtype, batched, cl, kernel, stride, padding, dilation, outs, extra = _prepare(
+        nd, f"max_pool{nd}d", input, kernel_size, stride, padding, dilation, ceil_mode, data_format,
+        max_pad=lambda k, eff: eff // 2,
+    )
+    a = as_array(h)
+    xp, interior = _padded(a, padding, extra, -np.inf)
+    win = windows(xp, kernel, stride, dilation)  # (N, C, *O, *K)
+    flat = win.reshape(win.shape[: 2 + nd] + (-1,))
+    arg = flat.argmax(axis=-1)  # first maximum in window order; NaN counts as the maximum, as in PyTorch
+    y = np.take_along_axis(flat, arg[..., None], axis=-1)[..., 0]
+
+    def backward(g):
+        hit = (arg[..., None] == np.arange(flat.shape[-1])) * g[..., None]  # (N, C, *O, prod K)
+        cols = hit.reshape(win.shape)
+        cols = cols.transpose((0, 1) + tuple(range(2 + nd, 2 + 2 * nd)) + tuple(range(2, 2 + nd)))
+        return (fold_windows(cols, xp.shape[2:], stride, dilation)[interior],)
+
+    out = _from_channels_first(record(y, (h,), backward), nd, batched, cl, dtype)
+    if not return_indices:
+        return out
+    # flat index into each input plane, as PyTorch returns
+    taps = np.unravel_index(arg, kernel)
+    index = np.zeros(arg.shape, dtype=np.int64)
+    for i in range(nd):
+        pos = np.arange(outs[i]).reshape((-1,) + (1,) * (nd - 1 - i)) * stride[i] + taps[i] * dilation[i] - padding[i]
+        index = index * a.shape[2 + i] + pos
+    index = _from_channels_first(index, nd, batched, cl, np.dtype(np.int64))
+    return out, index
+
+
+def _divisor(spatial, kernel, stride, padding, outs, count_include_pad, divisor_override):
+    if divisor_override is not None:
+        return float(divisor_override)
+    div = np.ones((), dtype=np.float64)
+    for n, k, s, p, o in zip(spatial, kernel, stride, padding, outs):
+        start = np.arange(o) * s - p
+        end = np.minimum(start + k, n + p)
+        size = end - start if count_include_pad else np.minimum(end, n) - np.maximum(start, 0)
+        div = np.multiply.outer(div, size)
+    return div
+
+
+def _avg_pool(nd, input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, data_format):
+    if divisor_override is not None and (not isinstance(divisor_override, (int, np.integer)) or divisor_override == 0):
+        raise ValueError(f"divisor_override must be a non-zero int or None, but got {divisor_override!r}")
+    h, dtype, batched, cl, kernel, stride, padding, dilation, outs, extra = _prepare(
+        nd, f"avg_pool{nd}d", input, kernel_size, stride, padding, 1, ceil_mode, data_format,
+        max_pad=lambda k, eff: k // 2,
+    )
+    a = as_array(h)
+    xp, interior = _padded(a, padding, extra, 0)
+    win = windows(xp, kernel, stride, dilation)
+    div = _divisor(a.shape[2:], kernel, stride, padding, outs, count_include_pad, divisor_override)
+    div = np.asarray(div, dtype=a.dtype)
+    y = win.sum(axis=tuple(range(2 + nd, 2 + 2 * nd))) / div
+
+    def backward(g):
+        share = (g / div).reshape(g.shape[:2] + (1,) * nd + g.shape[2:])
+        cols = np.broadcast_to(share, g.shape[:2] + tuple(kernel) + g.shape[2:])  # (N, C, *K, *O)
+        return (fold_windows(cols, xp.shape[2:], stride, dilation)[interior],)
+
+    return _from_channels_first(record(y, (h,), backward), nd, batched, cl, dtype)
+
+
+_MAX_DOC = """{nd}-D max pooling: each output is the largest value in its window.
+
+Parameters
+----------
+input : ndarray or Tensor
+    {shape} or unbatched; channels-last with ``data_format='channels_last'``.
+kernel_size, stride, padding, dilation : int or tuple of {nd} ints
+    stride defaults to kernel_size; padding (implicit -inf) is at most half the effective kernel.
+ceil_mode : bool
+    Use ceil instead of floor for the output size; a window must still start inside the input
+    or the left padding.
+return_indices : bool
+    Also return the flat index (within each input plane) of every maximum.
+
+Shape
+-----
+``out = floor_or_ceil((in + 2*padding - dilation*(kernel-1) - 1) / stride) + 1`` per spatial dim.
+"""
+
+_AVG_DOC = """{nd}-D average pooling: each output is the mean of its window.
+
+Parameters
+----------
+input : ndarray or Tensor
+    {shape} or unbatched; channels-last with ``data_format='channels_last'``.
+kernel_size, stride, padding : int or tuple of {nd} ints
+    stride defaults to kernel_size; padding (zeros) is at most half the kernel.
+ceil_mode : bool
+    As in max pooling; windows hanging past the padding divide by the part that fits.
+count_include_pad : bool
+    Whether zero padding counts in the divisor.
+divisor_override : int, optional
+    Divide by this instead.
+
+Shape
+-----
+``out = floor_or_ceil((in + 2*padding - kernel) / stride) + 1`` per spatial dim.
+"""
+
+_SHAPE = {1: "(N, C, L)", 2: "(N, C, H, W)", 3: "(N, C, D, H, W)"}
+
+
+def _make(nd):
+    def max_pool(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False,
+                 *, data_format="channels_first"):
+        return _max_pool(nd, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, data_format)
+
+    def avg_pool(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+                 divisor_override=None, *, data_format="channels_first"):
+        return _avg_pool(nd, input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override,
+                         data_format)
+
+    max_pool.__name__ = max_pool.__qualname__ = f"max_pool{nd}d"
+    avg_pool.__name__ = avg_pool.__qualname__ = f"avg_pool{nd}d"
+    max_pool.__doc__ = _MAX_DOC.format(nd=nd, shape=_SHAPE[nd])
+    avg_pool.__doc__ = _AVG_DOC.format(nd=nd, shape=_SHAPE[nd])
+    return max_pool, avg_pool
+
+
+(max_pool1d, avg_pool1d), (max_pool2d, avg_pool2d), (max_pool3d, avg_pool3d) = (_make(n) for n in (1, 2, 3))
