@@ -72,7 +72,7 @@ def _padded(a, padding, extra, fill):
 def _max_pool(nd, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, data_format):
     h, dtype, batched, cl, kernel, stride, padding, dilation, outs, extra = _prepare(
         nd, f"max_pool{nd}d", input, kernel_size, stride, padding, dilation, ceil_mode, data_format,
-        max_pad=lambda k, eff: eff // 2,
+        max_pad=lambda k, eff: k // 2,
     )
     a = as_array(h)
     xp, interior = _padded(a, padding, extra, -np.inf)

@@ -1,0 +1,102 @@
+"""Pooling, padding, unfold and fold against PyTorch."""
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+import convolve
+import convolve.functional as F
+from oracle import compare, random_inputs
+
+SETTINGS = dict(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@st.composite
+def pool_config(draw, kind):
+    nd = draw(st.sampled_from([1, 2, 3]))
+    kernel = tuple(draw(st.integers(1, 3)) for _ in range(nd))
+    dilation = tuple(draw(st.integers(1, 2)) for _ in range(nd)) if kind == "max" else (1,) * nd
+    stride = tuple(draw(st.integers(1, 3)) for _ in range(nd))
+    eff = [d * (k - 1) + 1 for k, d in zip(kernel, dilation)]
+    limit = [k // 2 for k in kernel]  # PyTorch: padding at most half the kernel size
+    padding = tuple(draw(st.integers(0, lim)) for lim in limit)
+    # at least one full kernel span, so no window lies entirely in padding (PyTorch's max pooling
+    # reads out of bounds there)
+    spatial = tuple(e + draw(st.integers(0, 4)) for e in eff)
+    return dict(nd=nd, shape=(draw(st.integers(1, 2)), draw(st.integers(1, 3))) + spatial, kernel=kernel,
+                stride=draw(st.sampled_from([None, stride])), padding=padding, dilation=dilation,
+                ceil_mode=draw(st.booleans()), dtype=draw(st.sampled_from([np.float64, np.float32])))
+
+
+@given(pool_config("max"))
+@settings(**SETTINGS)
+def test_max_pool_matches_torch(cfg):
+    arrays = random_inputs(dict(input=cfg["shape"]), cfg["dtype"])
+    kwargs = dict(kernel_size=cfg["kernel"], stride=cfg["stride"], padding=cfg["padding"], dilation=cfg["dilation"],
+                  ceil_mode=cfg["ceil_mode"])
+    compare(f"max_pool{cfg['nd']}d", arrays, kwargs)
+
+
+@given(pool_config("avg"), st.booleans(), st.sampled_from([None, 3]))
+@settings(**SETTINGS)
+def test_avg_pool_matches_torch(cfg, count_include_pad, divisor):
+    arrays = random_inputs(dict(input=cfg["shape"]), cfg["dtype"])
+    kwargs = dict(kernel_size=cfg["kernel"], stride=cfg["stride"], padding=cfg["padding"], ceil_mode=cfg["ceil_mode"],
+                  count_include_pad=count_include_pad)
+    if cfg["nd"] > 1:
+        kwargs["divisor_override"] = divisor
+    compare(f"avg_pool{cfg['nd']}d", arrays, kwargs)
+
+
+def test_max_pool_return_indices_match_torch():
+    x = random_inputs(dict(input=(2, 3, 7, 6)))["input"]
+    y, idx = F.max_pool2d(x, 3, stride=2, padding=1, dilation=1, ceil_mode=True, return_indices=True)
+    ty, tidx = torch.nn.functional.max_pool2d(torch.tensor(x), 3, 2, 1, 1, ceil_mode=True, return_indices=True)
+    np.testing.assert_array_equal(y, ty.numpy())
+    np.testing.assert_array_equal(idx, tidx.numpy())
+
+
+def test_max_pool_ties_and_nan_like_torch():
+    x = np.array([[[[1.0, 1.0], [0.0, np.nan]], [[2.0, 2.0], [2.0, 2.0]]]])
+    X = convolve.Tensor(x, requires_grad=True)
+    Y = F.max_pool2d(X, 2)
+    Y.backward(np.ones(Y.shape))
+    tx = torch.tensor(x, requires_grad=True)
+    ty = torch.nn.functional.max_pool2d(tx, 2)
+    ty.backward(torch.ones_like(ty))
+    np.testing.assert_array_equal(Y.data, ty.detach().numpy())  # NaN propagates
+    np.testing.assert_array_equal(X.grad, tx.grad.numpy())  # the gradient goes to one element
+
+
+@pytest.mark.parametrize("mode", ["constant", "reflect", "replicate", "circular"])
+@pytest.mark.parametrize("ndim,pad", [(3, (2, 1)), (4, (1, 2, 2, 0)), (5, (1, 0, 0, 2, 1, 1))])
+def test_pad_matches_torch(mode, ndim, pad):
+    shape = (2, 3, 4, 5, 3)[:ndim]
+    arrays = random_inputs(dict(input=shape))
+    kwargs = dict(pad=pad, mode=mode)
+    if mode == "constant":
+        kwargs["value"] = 0.5
+    compare("pad", arrays, kwargs)
+
+
+def test_negative_constant_pad_crops_like_torch():
+    arrays = random_inputs(dict(input=(1, 2, 6, 5)))
+    compare("pad", arrays, dict(pad=(-1, 2, 0, -3)))
+
+
+@given(st.sampled_from([1, 2, 3]), st.integers(0, 1), st.integers(1, 2), st.integers(1, 2), st.integers(1, 3))
+@settings(**SETTINGS)
+def test_unfold_and_fold_match_torch_and_are_adjoint(nd, padding, dilation, stride, k):
+    shape = (2, 3) + (7, 6, 5)[:nd]
+    x = random_inputs(dict(input=shape))["input"]
+    kernel = (k,) * nd
+    kw = dict(kernel_size=kernel, dilation=dilation, padding=padding, stride=stride)
+    cols = F.unfold(x, **kw)
+    if nd == 2:  # PyTorch's unfold/fold stop at 2-D spatial input
+        compare("unfold", dict(input=x), kw)
+        compare("fold", dict(input=cols.copy()), dict(output_size=shape[2:], **kw))
+    # adjoint: <unfold(x), c> == <x, fold(c)> for any c
+    c = np.random.default_rng(5).standard_normal(cols.shape)
+    folded = F.fold(c, shape[2:], **kw)
+    np.testing.assert_allclose(np.sum(cols * c), np.sum(x * folded), rtol=1e-10)
