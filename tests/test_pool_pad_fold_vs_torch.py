@@ -9,7 +9,7 @@ import convolve
 import convolve.functional as F
 from oracle import compare, random_inputs
 
-SETTINGS = dict(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = dict(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @st.composite
