@@ -4,6 +4,22 @@ Every op takes NumPy arrays (returns an array, records nothing) or `convolve.Ten
 Tensor and records its backward).
 """
 
+from .activation import (
+    leaky_relu as leaky_relu,
+    log_softmax as log_softmax,
+    relu as relu,
+    sigmoid as sigmoid,
+    softmax as softmax,
+    tanh as tanh,
+)
+from .adaptive import (
+    adaptive_avg_pool1d as adaptive_avg_pool1d,
+    adaptive_avg_pool2d as adaptive_avg_pool2d,
+    adaptive_avg_pool3d as adaptive_avg_pool3d,
+    adaptive_max_pool2d as adaptive_max_pool2d,
+)
+from .loss import cross_entropy as cross_entropy, mse_loss as mse_loss, nll_loss as nll_loss
+from .norm import batch_norm as batch_norm, dropout as dropout, linear as linear
 from .conv import (
     conv1d as conv1d,
     conv2d as conv2d,
@@ -27,4 +43,7 @@ __all__ = [
     "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
     "max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d",
     "pad", "unfold", "fold",
+    "relu", "leaky_relu", "tanh", "sigmoid", "softmax", "log_softmax",
+    "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d", "adaptive_max_pool2d",
+    "cross_entropy", "nll_loss", "mse_loss", "linear", "batch_norm", "dropout",
 ]

@@ -1,0 +1,88 @@
+"""Elementwise activations and (log-)softmax, PyTorch semantics.
+
+Arrays in -> arrays out; Tensors in -> Tensor out with the backward recorded.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from ..autograd import as_array, record
+from ._args import as_input, float_dtype, is_int
+
+__all__ = ["relu", "leaky_relu", "tanh", "sigmoid", "softmax", "log_softmax"]
+
+
+def _float_input(input, name="input"):
+    x = as_input(input, name)
+    float_dtype(name, x)
+    return x
+
+
+def _dim(dim, ndim: int, op: str) -> int:
+    if not is_int(dim):
+        raise TypeError(f"{op}: dim must be an int, but got {dim!r}")
+    if not -max(ndim, 1) <= dim < max(ndim, 1):
+        raise ValueError(f"{op}: dim must be in [{-max(ndim, 1)}, {max(ndim, 1) - 1}] for a {ndim}-D input, but got {dim}")
+    return int(dim) % max(ndim, 1)
+
+
+def relu(input):
+    """max(x, 0) elementwise; the gradient at 0 is 0 (as PyTorch)."""
+    x = _float_input(input)
+    a = as_array(x)
+    return record(np.maximum(a, 0), (x,), lambda g: (g * (a > 0),))
+
+
+def leaky_relu(input, negative_slope: float = 0.01):
+    """x where x > 0, else ``negative_slope * x``."""
+    if not isinstance(negative_slope, numbers.Real) or isinstance(negative_slope, bool):
+        raise TypeError(f"negative_slope must be a real number, but got {negative_slope!r}")
+    x = _float_input(input)
+    a = as_array(x)
+    pos = a > 0
+    slope = np.asarray(negative_slope, dtype=a.dtype)
+    return record(np.where(pos, a, a * slope), (x,), lambda g: (np.where(pos, g, g * slope),))
+
+
+def tanh(input):
+    x = _float_input(input)
+    out = np.tanh(as_array(x))
+    return record(out, (x,), lambda g: (g * (1 - out * out),))
+
+
+def sigmoid(input):
+    """1 / (1 + exp(-x)), computed without overflow for large |x|."""
+    x = _float_input(input)
+    a = as_array(x)
+    e = np.exp(-np.abs(a))  # in (0, 1]: never overflows
+    out = np.where(a >= 0, 1 / (1 + e), e / (1 + e)).astype(a.dtype, copy=False)
+    return record(out, (x,), lambda g: (g * out * (1 - out),))
+
+
+def _log_softmax_array(a: np.ndarray, dim: int) -> np.ndarray:
+    """Stable log-softmax: shift by the max so exp never overflows."""
+    shifted = a - a.max(axis=dim, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=dim, keepdims=True))
+
+
+def softmax(input, dim: int):
+    """exp(x) / sum(exp(x)) along `dim` (shifted by the max, so large inputs do not overflow)."""
+    x = _float_input(input)
+    a = as_array(x)
+    dim = _dim(dim, a.ndim, "softmax")
+    shifted = np.exp(a - a.max(axis=dim, keepdims=True))
+    out = shifted / shifted.sum(axis=dim, keepdims=True)
+    # J^T g = out * (g - sum(g * out))
+    return record(out, (x,), lambda g: (out * (g - (g * out).sum(axis=dim, keepdims=True)),))
+
+
+def log_softmax(input, dim: int):
+    """x - logsumexp(x) along `dim`, computed stably."""
+    x = _float_input(input)
+    a = as_array(x)
+    dim = _dim(dim, a.ndim, "log_softmax")
+    out = _log_softmax_array(a, dim)
+    return record(out, (x,), lambda g: (g - np.exp(out) * g.sum(axis=dim, keepdims=True),))

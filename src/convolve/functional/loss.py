@@ -1,0 +1,239 @@
+"""Loss functions: cross-entropy (stable log-softmax, class weights, label smoothing), NLL and MSE.
+
+Each loss is one recorded op with a closed-form gradient, vectorised over the batch.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from ..autograd import Tensor, as_array, record
+from ._args import as_input, float_dtype, is_int
+from .activation import _log_softmax_array
+
+__all__ = ["cross_entropy", "nll_loss", "mse_loss"]
+
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def _check_reduction(reduction):
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {list(REDUCTIONS)}, but got {reduction!r}")
+
+
+def _class_input(input, op):
+    """(N, C, *) or unbatched (C,) input -> (array view with a batch axis, dtype, batched)."""
+    x = as_input(input, "input")
+    dtype = float_dtype("input", x)
+    a = as_array(x)
+    if a.ndim == 0:
+        raise ValueError(f"{op} expects input of shape (C,) or (N, C, *), but got a 0-D input")
+    batched = a.ndim >= 2
+    return x, (a if batched else a[None]), dtype, batched
+
+
+def _class_weight(weight, C, dtype):
+    if weight is None:
+        return None
+    w = as_array(weight)
+    if not isinstance(w, np.ndarray):
+        w = np.asarray(w)
+    if w.shape != (C,):
+        raise ValueError(f"weight must have shape ({C},) (one per class), but got {w.shape}")
+    return w.astype(dtype, copy=False)
+
+
+def _index_target(target, a, ignore_index, op):
+    """Validate class-index targets against input `a` (N, C, *); return them as int64."""
+    t = np.asarray(as_array(target))
+    if t.dtype.kind not in "iu":
+        raise TypeError(f"{op}: class-index target must be an integer array, but got dtype {t.dtype}")
+    expected = (a.shape[0],) + a.shape[2:]
+    if t.shape != expected and not (t.ndim == 0 and expected == (1,)):
+        raise ValueError(f"{op}: target must have shape {expected} for input of shape {a.shape}, but got {t.shape}")
+    t = t.reshape(expected).astype(np.int64, copy=False)
+    C = a.shape[1]
+    bad = (t != ignore_index) & ((t < 0) | (t >= C))
+    if bad.any():
+        raise ValueError(
+            f"{op}: target values must be class indices in [0, {C - 1}] (or ignore_index={ignore_index}), "
+            f"but got {t[bad].ravel()[0]}"
+        )
+    return t
+
+
+def _onehot_coeff(t, a_shape, ignore_index, w, dtype):
+    """Per-element weights of -log p for index targets: (N, C, *) with w[y] at the target class."""
+    valid = t != ignore_index
+    safe = np.where(valid, t, 0)
+    wy = (w[safe] if w is not None else np.ones(t.shape, dtype)) * valid  # (N, *)
+    q = np.zeros(a_shape, dtype)
+    np.put_along_axis(q, safe[:, None], wy[:, None].astype(dtype, copy=False), axis=1)
+    return q, wy, valid
+
+
+def _reduce(per, denom, reduction, shape_per):
+    """Reduce per-element losses and return the per-element factor of the gradient."""
+    if reduction == "none":
+        return per, None
+    if reduction == "sum":
+        return per.sum(), 1.0
+    return per.sum() / denom, 1.0 / denom
+
+
+def cross_entropy(input, target, weight=None, ignore_index: int = -100, reduction: str = "mean",
+                  label_smoothing: float = 0.0):
+    """Cross-entropy between logits and class indices (or class probabilities).
+
+    ``loss_i = -Σ_c q[i, c] · log_softmax(input)[i, c]`` where, for a class-index target y,
+    ``q = (1 - ε) · w[y] · onehot(y) + ε/C · w`` (ε = `label_smoothing`, w = class weights or ones),
+    and for a probability target ``q = w · ((1 - ε) · target + ε/C)``, as in PyTorch. The log-softmax
+    is shifted by the max, so large logits do not overflow.
+
+    Parameters
+    ----------
+    input : ndarray or Tensor
+        Logits (N, C), (N, C, *d) or unbatched (C,).
+    target : ndarray or Tensor
+        Class indices (N,) / (N, *d) (integers; `ignore_index` entries contribute nothing), or class
+        probabilities with the same shape as `input` (floats).
+    weight : ndarray, optional
+        (C,) weight per class.
+    ignore_index : int
+        Target value to skip (index targets only).
+    reduction : {'mean', 'sum', 'none'}
+        'mean' divides by the summed weights of the non-ignored targets (index targets) or by the
+        number of samples (probability targets), as PyTorch.
+    label_smoothing : float in [0, 1]
+
+    Shape
+    -----
+    - input: (N, C, *d); target: (N, *d) or (N, C, *d); output: scalar, or (N, *d) for 'none'.
+    """
+    _check_reduction(reduction)
+    if not isinstance(label_smoothing, numbers.Real) or not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"label_smoothing must be a float in [0, 1], but got {label_smoothing!r}")
+    if not is_int(ignore_index):
+        raise TypeError(f"ignore_index must be an int, but got {ignore_index!r}")
+    x, a, dtype, batched = _class_input(input, "cross_entropy")
+    C = a.shape[1]
+    w = _class_weight(weight, C, dtype)
+    ta = np.asarray(as_array(target))
+    eps = float(label_smoothing)
+    wshape = (1, C) + (1,) * (a.ndim - 2)
+    if ta.dtype.kind == "f":  # class probabilities
+        if ta.shape != as_array(x).shape:
+            raise ValueError(
+                f"cross_entropy: a probability target must have the input's shape {as_array(x).shape}, but got {ta.shape}"
+            )
+        q = (ta if batched else ta[None]).astype(dtype, copy=False)
+        if eps:
+            q = q * (1 - eps) + eps / C
+        if w is not None:
+            q = q * w.reshape(wshape)
+        denom = a.size // C
+    else:
+        t = _index_target(target, a, ignore_index, "cross_entropy")
+        q, wy, valid = _onehot_coeff(t, a.shape, ignore_index, w, dtype)
+        if eps:
+            q *= 1 - eps
+            smooth = (w if w is not None else np.ones(C, dtype)).reshape(wshape) * (eps / C)
+            q += smooth * valid[:, None]
+        denom = wy.sum()
+    logp = _log_softmax_array(a, 1)
+    per = -np.einsum("nc...,nc...->n...", q, logp)  # (N, *d)
+    out, factor = _reduce(per, denom, reduction, per.shape)
+    if reduction == "none" and not batched:
+        out = out[0]
+    out = np.asarray(out, dtype=dtype)
+
+    def backward(g):
+        # d loss_i / d x[i] = softmax_i · Σ_c q[i, c] - q[i]
+        gper = np.asarray(g, dtype) * factor if factor is not None else (g if batched else g[None])
+        gper = np.asarray(gper, dtype)
+        if gper.ndim:
+            gper = gper[:, None]
+        qsum = q.sum(axis=1, keepdims=True)
+        gx = (np.exp(logp) * qsum - q) * gper
+        return (gx if batched else gx[0]), None
+
+    return record(out, (x, target if isinstance(target, Tensor) else None), backward)
+
+
+def nll_loss(input, target, weight=None, ignore_index: int = -100, reduction: str = "mean"):
+    """Negative log-likelihood of class indices given log-probabilities.
+
+    ``loss_i = -w[y_i] · input[i, y_i]``; 'mean' divides by Σ w[y_i] over non-ignored targets.
+
+    Parameters
+    ----------
+    input : ndarray or Tensor
+        Log-probabilities (N, C), (N, C, *d) or (C,).
+    target : ndarray
+        Class indices (N,) / (N, *d).
+    weight, ignore_index, reduction
+        As in :func:`cross_entropy`.
+
+    Shape
+    -----
+    - input: (N, C, *d); target: (N, *d); output: scalar, or (N, *d) for 'none'.
+    """
+    _check_reduction(reduction)
+    if not is_int(ignore_index):
+        raise TypeError(f"ignore_index must be an int, but got {ignore_index!r}")
+    x, a, dtype, batched = _class_input(input, "nll_loss")
+    w = _class_weight(weight, a.shape[1], dtype)
+    t = _index_target(target, a, ignore_index, "nll_loss")
+    q, wy, _ = _onehot_coeff(t, a.shape, ignore_index, w, dtype)
+    per = -np.einsum("nc...,nc...->n...", q, a)
+    out, factor = _reduce(per, wy.sum(), reduction, per.shape)
+    if reduction == "none" and not batched:
+        out = out[0]
+    out = np.asarray(out, dtype=dtype)
+
+    def backward(g):
+        gper = np.asarray(g, dtype) * factor if factor is not None else (g if batched else g[None])
+        gper = np.asarray(gper, dtype)
+        if gper.ndim:
+            gper = gper[:, None]
+        gx = -q * gper
+        return (gx if batched else gx[0]), None
+
+    return record(out, (x, None), backward)
+
+
+def mse_loss(input, target, reduction: str = "mean"):
+    """Mean squared error ``(input - target)^2``, reduced by mean, sum or none.
+
+    Both arguments may require grad. Their shapes must be equal (PyTorch would broadcast with a
+    warning; that is almost always a bug, so it is refused here).
+
+    Shape
+    -----
+    - input, target: any shape, equal; output: scalar, or the input's shape for 'none'.
+    """
+    _check_reduction(reduction)
+    x, y = as_input(input, "input"), as_input(target, "target")
+    dtype = float_dtype("input", x)
+    if float_dtype("target", y) != dtype:
+        raise TypeError(f"input has dtype {dtype} but target has dtype {as_array(y).dtype}; they must match")
+    if as_array(x).shape != as_array(y).shape:
+        raise ValueError(
+            f"mse_loss: input and target must have the same shape, but got {as_array(x).shape} and {as_array(y).shape}"
+        )
+    d = as_array(x) - as_array(y)
+    if reduction == "none":
+        out, scale = d * d, None
+    else:
+        out = np.asarray(np.dot(d.ravel(), d.ravel()), dtype)
+        scale = 2.0 / d.size if reduction == "mean" and d.size else 2.0
+        if reduction == "mean":
+            out = np.asarray(out / d.size if d.size else np.nan, dtype)
+
+    def backward(g):
+        gd = 2 * g * d if scale is None else d * np.asarray(g * scale, dtype)
+        return gd, -gd
+
+    return record(out, (x, y), backward)

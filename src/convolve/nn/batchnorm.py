@@ -1,0 +1,120 @@
+"""Batch normalisation layers with PyTorch's running statistics."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from .. import functional as F
+from ..autograd import as_array
+from ._layer import check_positive_int, layer_dtype
+from .module import Module
+from .parameter import Parameter
+
+__all__ = ["BatchNorm1d", "BatchNorm2d", "BatchNorm3d"]
+
+
+class _BatchNorm(Module):
+    ranks = ()
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum=0.1, affine: bool = True,
+                 track_running_stats: bool = True, *, dtype=None):
+        super().__init__()
+        self.num_features = check_positive_int(num_features, "num_features")
+        if not isinstance(eps, numbers.Real) or eps < 0:
+            raise ValueError(f"eps must be a non-negative number, but got {eps!r}")
+        if momentum is not None and (not isinstance(momentum, numbers.Real) or not 0 <= momentum <= 1):
+            raise ValueError(f"momentum must be a number in [0, 1] or None (cumulative average), but got {momentum!r}")
+        self.eps, self.momentum = float(eps), momentum
+        self.affine, self.track_running_stats = bool(affine), bool(track_running_stats)
+        dt = layer_dtype(dtype)
+        if affine:
+            self.weight = Parameter(np.ones(num_features, dt))
+            self.bias = Parameter(np.zeros(num_features, dt))
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        if track_running_stats:
+            self.register_buffer("running_mean", np.zeros(num_features, dt))
+            self.register_buffer("running_var", np.ones(num_features, dt))
+            self.register_buffer("num_batches_tracked", np.array(0, dtype=np.int64))
+        else:
+            for name in ("running_mean", "running_var", "num_batches_tracked"):
+                self.register_buffer(name, None)
+
+    def reset_running_stats(self):
+        if self.track_running_stats:
+            self.running_mean[...] = 0
+            self.running_var[...] = 1
+            self.num_batches_tracked[...] = 0
+
+    def reset_parameters(self):
+        self.reset_running_stats()
+        if self.affine:
+            self.weight.data[...] = 1
+            self.bias.data[...] = 0
+
+    def forward(self, input):
+        ndim = as_array(input).ndim
+        if ndim not in self.ranks:
+            raise ValueError(
+                f"{type(self).__name__} expects a {' or '.join(f'{r}-D' for r in self.ranks)} input, "
+                f"but got {ndim}-D input of shape {as_array(input).shape}"
+            )
+        update = self.training and self.track_running_stats
+        factor = 0.0 if self.momentum is None else self.momentum
+        if update and self.momentum is None:  # cumulative moving average
+            factor = 1.0 / float(self.num_batches_tracked + 1)
+        use_batch = self.training or self.running_mean is None
+        keep = not self.training or self.track_running_stats
+        out = F.batch_norm(input, self.running_mean if keep else None, self.running_var if keep else None,
+                           self.weight, self.bias, use_batch, factor, self.eps)
+        if update:  # after the op succeeded, so a failing call changes nothing
+            self.num_batches_tracked += 1
+        return out
+
+    def extra_repr(self):
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+                f"track_running_stats={self.track_running_stats}")
+
+
+_DOC = """Batch normalisation over {what} (``F.batch_norm``).
+
+``y = (x - mean) / sqrt(var + eps) * weight + bias`` per channel. Training mode normalises with the
+batch statistics and updates ``running = (1 - momentum) * running + momentum * batch`` (unbiased
+variance; ``momentum=None`` is a cumulative average); eval mode uses the running statistics.
+
+Parameters
+----------
+num_features : int
+    C, the number of channels.
+eps : float
+momentum : float or None
+affine : bool
+    Learn weight (ones) and bias (zeros).
+track_running_stats : bool
+    Keep running_mean (zeros), running_var (ones) and num_batches_tracked buffers.
+dtype : numpy float dtype, keyword-only
+
+Shape
+-----
+- input, output: {shape}
+"""
+
+
+class BatchNorm1d(_BatchNorm):
+    ranks = (2, 3)
+
+
+class BatchNorm2d(_BatchNorm):
+    ranks = (4,)
+
+
+class BatchNorm3d(_BatchNorm):
+    ranks = (5,)
+
+
+BatchNorm1d.__doc__ = _DOC.format(what="(N, C) or (N, C, L)", shape="(N, C) or (N, C, L)")
+BatchNorm2d.__doc__ = _DOC.format(what="(N, C, H, W)", shape="(N, C, H, W)")
+BatchNorm3d.__doc__ = _DOC.format(what="(N, C, D, H, W)", shape="(N, C, D, H, W)")

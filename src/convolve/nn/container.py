@@ -1,0 +1,82 @@
+"""Containers: `Sequential` (a chain of modules) and `ModuleList`."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from ..functional._args import is_int
+from .module import Module
+
+__all__ = ["Sequential", "ModuleList"]
+
+
+class _Indexed(Module):
+    """Children named "0", "1", ... with list-style access."""
+
+    def _index(self, idx):
+        n = len(self._modules)
+        if not is_int(idx):
+            raise TypeError(f"{type(self).__name__} indices must be ints or slices, but got {type(idx).__name__}")
+        if not -n <= idx < n:
+            raise IndexError(f"index {idx} is out of range for {type(self).__name__} of length {n}")
+        return idx % n
+
+    def __getitem__(self, idx):
+        if isinstance(idx, slice):
+            return type(self)(*list(self._modules.values())[idx]) if type(self) is Sequential else \
+                type(self)(list(self._modules.values())[idx])
+        return list(self._modules.values())[self._index(idx)]
+
+    def __setitem__(self, idx, module):
+        key = list(self._modules.keys())[self._index(idx)]
+        self.add_module(key, module)
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def append(self, module):
+        """Add `module` at the end (named by its position)."""
+        self.add_module(str(len(self._modules)), module)
+        return self
+
+
+class Sequential(_Indexed):
+    """Modules applied in order; ``Sequential(a, b)(x) == b(a(x))``.
+
+    Children are named "0", "1", ... (or by the keys of an OrderedDict passed as the only
+    argument), so state_dict keys are ``"0.weight"``, ``"3.running_mean"`` and so on, as in PyTorch.
+    Supports ``len``, iteration, indexing (a slice gives a new Sequential) and ``append``.
+    """
+
+    def __init__(self, *modules):
+        super().__init__()
+        if len(modules) == 1 and isinstance(modules[0], OrderedDict):
+            for name, m in modules[0].items():
+                self.add_module(name, m)
+        else:
+            for i, m in enumerate(modules):
+                if not isinstance(m, Module):
+                    raise TypeError(f"Sequential takes Modules, but argument {i} is {type(m).__name__}")
+                self.add_module(str(i), m)
+
+    def forward(self, input):
+        for m in self._modules.values():
+            input = m(input)
+        return input
+
+
+class ModuleList(_Indexed):
+    """A list of sub-modules, registered so their parameters are found (no forward of its own)."""
+
+    def __init__(self, modules=None):
+        super().__init__()
+        for m in modules or ():
+            self.append(m)
+
+    def append(self, module):
+        if not isinstance(module, Module):
+            raise TypeError(f"ModuleList holds Modules, but got {type(module).__name__}")
+        return super().append(module)

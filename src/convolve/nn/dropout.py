@@ -1,0 +1,37 @@
+"""Dropout layer."""
+
+from __future__ import annotations
+
+import numbers
+
+from .. import functional as F
+from .module import Module
+
+__all__ = ["Dropout"]
+
+
+class Dropout(Module):
+    """Zero elements with probability `p` in training mode, scaling the rest by 1/(1-p); identity in eval.
+
+    Masks come from ``convolve.nn.init``'s shared generator (seed it with ``convolve.nn.init.seed``)
+    or from `generator` when given.
+
+    Parameters
+    ----------
+    p : float
+    inplace : bool
+        Accepted for PyTorch compatibility; the result is always a new array.
+    generator : numpy.random.Generator, optional, keyword-only
+    """
+
+    def __init__(self, p: float = 0.5, inplace: bool = False, *, generator=None):
+        super().__init__()
+        if not isinstance(p, numbers.Real) or isinstance(p, bool) or not 0 <= p <= 1:
+            raise ValueError(f"dropout probability p must be between 0 and 1, but got {p!r}")
+        self.p, self.inplace, self.generator = float(p), bool(inplace), generator
+
+    def forward(self, input):
+        return F.dropout(input, self.p, self.training, generator=self.generator)
+
+    def extra_repr(self):
+        return f"p={self.p}, inplace={self.inplace}"

@@ -1,0 +1,165 @@
+"""Weight initialisation (PyTorch's schemes) and the random generator behind it.
+
+Seeding design: one module-level ``numpy.random.Generator`` feeds every layer's default
+initialisation and every dropout mask. ``seed(s)`` replaces it with ``np.random.default_rng(s)``,
+so ``seed(s)`` followed by building a model (and training it) is repeatable. Without ``seed`` the
+generator is seeded from the OS (like ``np.random.default_rng()``). Every function here also takes
+``generator=`` to use a private Generator instead. ``get_rng_state()`` / ``set_rng_state(state)``
+save and restore the generator (a JSON-able dict) so a resumed run draws the same dropout masks.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..autograd import Tensor
+
+__all__ = [
+    "seed", "get_generator", "get_rng_state", "set_rng_state",
+    "calculate_fan_in_and_fan_out", "calculate_gain",
+    "uniform_", "normal_", "constant_", "zeros_", "ones_",
+    "kaiming_uniform_", "kaiming_normal_", "xavier_uniform_", "xavier_normal_",
+]
+
+_GENERATOR = np.random.default_rng()
+
+
+def seed(s: int) -> np.random.Generator:
+    """Make initialisation and dropout repeatable: reset the shared generator to ``default_rng(s)``."""
+    global _GENERATOR
+    if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0:
+        raise ValueError(f"seed must be a non-negative int, but got {s!r}")
+    _GENERATOR = np.random.default_rng(int(s))
+    return _GENERATOR
+
+
+def get_generator() -> np.random.Generator:
+    """The shared generator that layers and dropout use by default."""
+    return _GENERATOR
+
+
+def get_rng_state() -> dict:
+    """The shared generator's state (a JSON-able dict)."""
+    return _GENERATOR.bit_generator.state
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore a state from :func:`get_rng_state`."""
+    global _GENERATOR
+    if not isinstance(state, dict) or "bit_generator" not in state:
+        raise TypeError(f"state must be a dict from get_rng_state(), but got {type(state).__name__}")
+    bitgen = getattr(np.random, state["bit_generator"], None)
+    if bitgen is None:
+        raise ValueError(f"unknown bit generator {state['bit_generator']!r} in state")
+    g = np.random.Generator(bitgen())
+    g.bit_generator.state = state
+    _GENERATOR = g
+
+
+def _gen(generator):
+    return _GENERATOR if generator is None else generator
+
+
+def _fill(tensor, values):
+    """Write `values` into a Tensor/array in place, keeping its dtype."""
+    target = tensor.data if isinstance(tensor, Tensor) else tensor
+    target[...] = values
+    return tensor
+
+
+def _shape(tensor):
+    return tensor.shape
+
+
+def calculate_fan_in_and_fan_out(tensor):
+    """fan_in = shape[1] · receptive field, fan_out = shape[0] · receptive field (PyTorch's rule)."""
+    shape = _shape(tensor)
+    if len(shape) < 2:
+        raise ValueError(f"fan in and fan out need a tensor with at least 2 dimensions, but got shape {shape}")
+    receptive = int(np.prod(shape[2:], dtype=np.int64))
+    return shape[1] * receptive, shape[0] * receptive
+
+
+def calculate_gain(nonlinearity: str, param=None) -> float:
+    """The recommended gain for a nonlinearity (PyTorch's table)."""
+    linear = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+              "conv_transpose3d", "sigmoid")
+    if nonlinearity in linear:
+        return 1.0
+    if nonlinearity == "tanh":
+        return 5.0 / 3
+    if nonlinearity == "relu":
+        return math.sqrt(2.0)
+    if nonlinearity == "leaky_relu":
+        slope = 0.01 if param is None else float(param)
+        return math.sqrt(2.0 / (1 + slope**2))
+    if nonlinearity == "selu":
+        return 3.0 / 4
+    raise ValueError(f"nonlinearity must be one of {list(linear) + ['tanh', 'relu', 'leaky_relu', 'selu']}, but got {nonlinearity!r}")
+
+
+def uniform_(tensor, a: float = 0.0, b: float = 1.0, *, generator=None):
+    """Fill with U(a, b) in place."""
+    return _fill(tensor, _gen(generator).uniform(a, b, size=_shape(tensor)))
+
+
+def normal_(tensor, mean: float = 0.0, std: float = 1.0, *, generator=None):
+    """Fill with N(mean, std²) in place."""
+    return _fill(tensor, _gen(generator).normal(mean, std, size=_shape(tensor)))
+
+
+def constant_(tensor, value: float):
+    return _fill(tensor, value)
+
+
+def zeros_(tensor):
+    return _fill(tensor, 0)
+
+
+def ones_(tensor):
+    return _fill(tensor, 1)
+
+
+def _fan(tensor, mode):
+    if mode not in ("fan_in", "fan_out"):
+        raise ValueError(f"mode must be 'fan_in' or 'fan_out', but got {mode!r}")
+    fan_in, fan_out = calculate_fan_in_and_fan_out(tensor)
+    return fan_in if mode == "fan_in" else fan_out
+
+
+def kaiming_uniform_(tensor, a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu", *, generator=None):
+    """U(-bound, bound) with ``bound = gain · sqrt(3 / fan)`` (He et al.)."""
+    bound = calculate_gain(nonlinearity, a) * math.sqrt(3.0 / _fan(tensor, mode))
+    return uniform_(tensor, -bound, bound, generator=generator)
+
+
+def kaiming_normal_(tensor, a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu", *, generator=None):
+    """N(0, std²) with ``std = gain / sqrt(fan)``."""
+    std = calculate_gain(nonlinearity, a) / math.sqrt(_fan(tensor, mode))
+    return normal_(tensor, 0.0, std, generator=generator)
+
+
+def xavier_uniform_(tensor, gain: float = 1.0, *, generator=None):
+    fan_in, fan_out = calculate_fan_in_and_fan_out(tensor)
+    bound = gain * math.sqrt(6.0 / (fan_in + fan_out))
+    return uniform_(tensor, -bound, bound, generator=generator)
+
+
+def xavier_normal_(tensor, gain: float = 1.0, *, generator=None):
+    fan_in, fan_out = calculate_fan_in_and_fan_out(tensor)
+    return normal_(tensor, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)), generator=generator)
+
+
+def default_weight_and_bias_(weight, bias, *, generator=None):
+    """PyTorch's default for conv and linear layers.
+
+    kaiming_uniform with a=sqrt(5) on the weight, which is U(-1/sqrt(fan_in), 1/sqrt(fan_in)), and the
+    bias from the same range.
+    """
+    kaiming_uniform_(weight, a=math.sqrt(5), generator=generator)
+    if bias is not None:
+        fan_in, _ = calculate_fan_in_and_fan_out(weight)
+        bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+        uniform_(bias, -bound, bound, generator=generator)
