@@ -163,6 +163,10 @@ def _load_safetensors(path: Path):
 
 
 def _load_npz(path: Path):
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic not in (b"PK\x03\x04", b"PK\x05\x06"):  # np.load would otherwise try to unpickle it
+        raise ValueError(f"{str(path)!r} is not a readable .npz file (not a zip archive)")
     try:
         with np.load(path, allow_pickle=False) as z:
             out = OrderedDict((k, z[k]) for k in z.files)

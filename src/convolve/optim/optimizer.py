@@ -18,7 +18,7 @@ def check_hyper(name, value, low=0.0, high=None, *, open_high=False):
     if ok and high is not None:
         ok = value < high if open_high else value <= high
     if not ok:
-        rng = f"[{low}, {high}{')' if open_high else ']'}" if high is not None else f">= {low}"
+        rng = f"in [{low}, {high}{')' if open_high else ']'}" if high is not None else f">= {low}"
         raise ValueError(f"{name} must be a number {rng}, but got {value!r}")
     return value
 
