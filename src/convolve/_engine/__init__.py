@@ -5,9 +5,15 @@ Every algorithm module provides, for channels-first, already padded input:
 - ``forward(x, w, bias, stride, dilation, groups) -> y``
 - ``grad_input(gy, w, x_shape, stride, dilation, groups) -> dL/dx``
 - ``grad_weight(x, gy, w_shape, stride, dilation, groups) -> dL/dw``
+- ``supports(op, x_shape, w_shape, stride, dilation, groups)`` -> None, or why not
+- ``workspace(op, x_shape, w_shape, stride, dilation, groups, itemsize)`` -> bytes of temporaries
 
 Shapes: x (N, C, *S), w (O, C/groups, *K), y (N, O, *P) with
 P = floor((S - dilation·(K-1) - 1) / stride) + 1.
+
+Algorithms: ``reference`` (the oracle), ``gemm`` (im2col), ``kn2row`` (shift-GEMM), ``winograd2`` and
+``winograd4`` (F(2x2,3x3), F(4x4,3x3)), ``fft`` and ``depthwise``. The functions below choose one
+(`select`), and run it under the memory cap (`chunks`).
 
 Why the gradients are convolutions too. Write the forward pass as
 ``y[n, o, p] = Σ_{c,k} w[o, c, k] · x[n, c, s·p + d·k]``. It is linear in x and in w, so:
@@ -24,22 +30,32 @@ The transposed convolution's forward is ``grad_input`` and its gradients are ``f
 
 from __future__ import annotations
 
-from . import gemm, reference
-from .select import ALGORITHMS, choose
+from . import chunks
+from .config import settings
+from .select import ALGORITHMS, choose, tune
 
 __all__ = ["forward", "grad_input", "grad_weight", "ALGORITHMS", "choose"]
 
 
+def _dispatch(op, x_shape, w_shape, stride, dilation, groups, dtype, algorithm, run):
+    if algorithm is None and settings["autotune"]:
+        return tune(op, x_shape, w_shape, stride, dilation, groups, dtype, run)
+    return run(choose(op, x_shape, w_shape, stride, dilation, groups, dtype, algorithm))
+
+
 def forward(x, w, bias, stride, dilation, groups, algorithm=None):
-    algo = choose("forward", x.shape, w.shape, stride, dilation, groups, x.dtype, algorithm)
-    return algo.forward(x, w, bias, stride, dilation, groups)
+    stride, dilation = tuple(stride), tuple(dilation)
+    return _dispatch("forward", x.shape, w.shape, stride, dilation, groups, x.dtype, algorithm,
+                     lambda a: chunks.forward(a, x, w, bias, stride, dilation, groups, settings["memory_limit"]))
 
 
 def grad_input(gy, w, x_shape, stride, dilation, groups, algorithm=None):
-    algo = choose("grad_input", tuple(x_shape), w.shape, stride, dilation, groups, gy.dtype, algorithm)
-    return algo.grad_input(gy, w, tuple(x_shape), stride, dilation, groups)
+    stride, dilation, x_shape = tuple(stride), tuple(dilation), tuple(x_shape)
+    return _dispatch("grad_input", x_shape, w.shape, stride, dilation, groups, gy.dtype, algorithm,
+                     lambda a: chunks.grad_input(a, gy, w, x_shape, stride, dilation, groups, settings["memory_limit"]))
 
 
 def grad_weight(x, gy, w_shape, stride, dilation, groups, algorithm=None):
-    algo = choose("grad_weight", x.shape, tuple(w_shape), stride, dilation, groups, x.dtype, algorithm)
-    return algo.grad_weight(x, gy, tuple(w_shape), stride, dilation, groups)
+    stride, dilation, w_shape = tuple(stride), tuple(dilation), tuple(w_shape)
+    return _dispatch("grad_weight", x.shape, w_shape, stride, dilation, groups, x.dtype, algorithm,
+                     lambda a: chunks.grad_weight(a, x, gy, w_shape, stride, dilation, groups, settings["memory_limit"]))

@@ -1,35 +1,103 @@
-"""im2col + GEMM: copy every window once into a column matrix, then one batched matrix product.
+"""im2col + GEMM: copy every window once into a column matrix, then one (batched) matrix product.
 
-Layout: cols (N, G, Cg·K, P) so that y = W (G, Og, Cg·K) @ cols lands directly in NC(P) order.
-The gradients reuse the same columns (see `convolve._engine` for the derivation).
+Two layouts, picked by the output size P = prod(output spatial):
+
+- per sample, cols (N, C·K, P): ``y[n] = W (O, C·K) @ cols[n]`` lands directly in (N, O, P) order;
+- batch-inner, cols (C·K, N·P): one GEMM ``W @ cols`` with a long inner dimension, the better
+  matrix shape when P is small (deep layers); the (O, N, P) result is transposed once.
+
+Groups are one more batch axis of the matmul (no Python loop over groups). 1x1 kernels need no
+columns: the (strided) input already is the column matrix. The gradients use the same columns
+(the derivation is in `convolve._engine`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .windows import fold_windows, windows
+from .windows import fold_windows, out_size, tap_slices
+
+__all__ = ["name", "supports", "workspace", "im2col", "forward", "grad_input", "grad_weight"]
 
 name = "gemm"
+BATCH_INNER_BELOW = 1024  # output positions per sample under which one GEMM over N·P wins
 
 
-def im2col(x, kernel, stride, dilation, groups):
-    """(N, C, *S) -> columns (N, G, Cg·prod(K), prod(O)) and the output spatial shape O."""
-    nd = len(kernel)
+def supports(op, x_shape, w_shape, stride, dilation, groups):
+    """None: every convolution is supported."""
+    return None
+
+
+def _outs(x_shape, w_shape, stride, dilation):
+    return tuple(out_size(s, k, st, d) for s, k, st, d in zip(x_shape[2:], w_shape[2:], stride, dilation))
+
+
+def _pointwise(w_shape) -> bool:
+    return all(k == 1 for k in w_shape[2:])
+
+
+def _batch_inner(N, P) -> bool:
+    return N > 1 and P < BATCH_INNER_BELOW
+
+
+def workspace(op, x_shape, w_shape, stride, dilation, groups, itemsize):
+    """Bytes of temporaries (columns plus one output-sized copy) for one call."""
+    N, C, O = x_shape[0], x_shape[1], w_shape[0]
+    P = int(np.prod(_outs(x_shape, w_shape, stride, dilation)))
+    K = int(np.prod(w_shape[2:]))
+    cols = N * C * P * (1 if _pointwise(w_shape) else K)
+    return (cols + 2 * N * O * P) * itemsize
+
+
+def im2col(x, kernel, stride, dilation, batch_inner=False):
+    """Copy the windows of x into columns, one strided slice copy per kernel tap.
+
+    Shape
+    -----
+    x : (N, C, *S) -> cols (N, C, *K, *O), or with `batch_inner` (C, *K, N, *O); and O.
+    """
     N, C = x.shape[:2]
-    win = windows(x, kernel, stride, dilation)  # (N, C, *O, *K) view
-    outs = win.shape[2 : 2 + nd]
-    perm = (0, 1) + tuple(range(2 + nd, 2 + 2 * nd)) + tuple(range(2, 2 + nd))
-    cols = win.transpose(perm).reshape(N, groups, (C // groups) * int(np.prod(kernel)), int(np.prod(outs)))
+    outs = tuple(out_size(s, k, st, d) for s, k, st, d in zip(x.shape[2:], kernel, stride, dilation))
+    shape = (C,) + tuple(kernel) + (N,) + outs if batch_inner else (N, C) + tuple(kernel) + outs
+    cols = np.empty(shape, dtype=x.dtype)
+    for k in np.ndindex(*kernel):
+        src = x[(slice(None), slice(None)) + tap_slices(k, stride, dilation, outs)]  # (N, C, *O)
+        if batch_inner:
+            cols[(slice(None),) + k] = src.swapaxes(0, 1)
+        else:
+            cols[(slice(None), slice(None)) + k] = src
     return cols, outs
 
 
+def _columns(x, kernel, stride, dilation, batch_inner):
+    """im2col, or for 1x1 kernels the (strided) input itself: no copy when it can be avoided."""
+    if all(k == 1 for k in kernel):
+        xs = x[(slice(None), slice(None)) + tuple(slice(None, None, s) for s in stride)]
+        if batch_inner:
+            xs = xs.swapaxes(0, 1)
+        return xs, xs.shape[2:]
+    return im2col(x, kernel, stride, dilation, batch_inner)
+
+
+def _channels_major(a, groups):
+    """(N, O, *P) -> (G, O/G, N·P): the batch moved inside the matrix columns (one copy if N > 1)."""
+    N, O = a.shape[:2]
+    return a.reshape(N, groups, O // groups, -1).transpose(1, 2, 0, 3).reshape(groups, O // groups, -1)
+
+
 def forward(x, w, bias, stride, dilation, groups):
-    N = x.shape[0]
-    O = w.shape[0]
-    cols, outs = im2col(x, w.shape[2:], stride, dilation, groups)
-    y = np.matmul(w.reshape(groups, O // groups, -1), cols)  # (N, G, Og, P)
-    y = y.reshape((N, O) + tuple(outs))
+    N, O, G = x.shape[0], w.shape[0], groups
+    outs = _outs(x.shape, w.shape, stride, dilation)
+    P = int(np.prod(outs))
+    wm = w.reshape(G, O // G, -1)  # (G, Og, Cg·K)
+    inner = _batch_inner(N, P)
+    cols, _ = _columns(x, w.shape[2:], stride, dilation, inner)
+    if inner:
+        y = np.matmul(wm, cols.reshape(G, wm.shape[2], N * P))  # (G, Og, N·P)
+        y = np.ascontiguousarray(y.reshape(O, N, P).transpose(1, 0, 2))
+    else:
+        y = np.matmul(wm, cols.reshape(N, G, wm.shape[2], P))  # (N, G, Og, P)
+    y = y.reshape((N, O) + outs)
     if bias is not None:
         y += bias.reshape((1, -1) + (1,) * len(outs))
     return y
@@ -37,19 +105,29 @@ def forward(x, w, bias, stride, dilation, groups):
 
 def grad_input(gy, w, x_shape, stride, dilation, groups):
     N, O = gy.shape[:2]
-    nd = gy.ndim - 2
-    wm = w.reshape(groups, O // groups, -1)  # (G, Og, Cg·K)
-    cols = np.matmul(wm.transpose(0, 2, 1), gy.reshape(N, groups, O // groups, -1))  # (N, G, Cg·K, P)
-    cols = cols.reshape((N, x_shape[1]) + tuple(w.shape[2:]) + gy.shape[2:])
+    G, nd, C = groups, gy.ndim - 2, x_shape[1]
+    outs, kernel = gy.shape[2:], tuple(w.shape[2:])
+    P = int(np.prod(outs))
+    wt = w.reshape(G, O // G, -1).transpose(0, 2, 1)  # (G, Cg·K, Og)
+    if _batch_inner(N, P):
+        cols = np.matmul(wt, _channels_major(gy, G))  # (G, Cg·K, N·P)
+        cols = np.moveaxis(cols.reshape((C,) + kernel + (N,) + outs), 1 + nd, 0)  # (N, C, *K, *O) view
+    else:
+        cols = np.matmul(wt, gy.reshape(N, G, O // G, P)).reshape((N, C) + kernel + outs)
+    if _pointwise(w.shape):
+        cols = cols.reshape((N, C) + outs)
+        if all(s == 1 for s in stride) and tuple(x_shape[2:]) == outs:
+            return np.ascontiguousarray(cols)
+        gx = np.zeros(x_shape, dtype=gy.dtype)
+        gx[(slice(None), slice(None)) + tuple(slice(0, s * (o - 1) + 1, s) for s, o in zip(stride, outs))] = cols
+        return gx
     return fold_windows(cols, x_shape[2:], stride, dilation)
 
 
 def grad_weight(x, gy, w_shape, stride, dilation, groups):
-    N, O = gy.shape[:2]
-    cols, _ = im2col(x, w_shape[2:], stride, dilation, groups)  # (N, G, Cg·K, P)
-    gym = gy.reshape(N, groups, O // groups, -1)
-    if groups == 1:  # one GEMM over (batch, position)
-        gw = np.tensordot(gym[:, 0], cols[:, 0], axes=([0, 2], [0, 2]))
-    else:
-        gw = np.matmul(gym, cols.transpose(0, 1, 3, 2)).sum(axis=0)
+    """One GEMM per group over all (batch, position) pairs: dW = gy (Og, N·P) @ cols (N·P, Cg·K)."""
+    G = groups
+    cols, outs = _columns(x, w_shape[2:], stride, dilation, batch_inner=True)  # (C, *K, N, *O)
+    cols = cols.reshape(G, -1, x.shape[0] * int(np.prod(outs)))
+    gw = np.matmul(_channels_major(gy, G), cols.transpose(0, 2, 1))  # (G, Og, Cg·K)
     return gw.reshape(w_shape)

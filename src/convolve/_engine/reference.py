@@ -13,6 +13,16 @@ from .windows import out_size
 name = "reference"
 
 
+def supports(op, x_shape, w_shape, stride, dilation, groups):
+    """None: every convolution is supported."""
+    return None
+
+
+def workspace(op, x_shape, w_shape, stride, dilation, groups, itemsize):
+    """One window of the batch at a time."""
+    return x_shape[0] * x_shape[1] * int(np.prod(w_shape[2:])) * itemsize
+
+
 def _positions(x_shape, w_shape, stride, dilation):
     nd = len(w_shape) - 2
     outs = tuple(out_size(s, k, st, d) for s, k, st, d in zip(x_shape[2:], w_shape[2:], stride, dilation))

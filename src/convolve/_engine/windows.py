@@ -9,12 +9,17 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-__all__ = ["out_size", "windows", "fold_windows"]
+__all__ = ["out_size", "tap_slices", "windows", "fold_windows"]
 
 
 def out_size(size: int, kernel: int, stride: int = 1, dilation: int = 1) -> int:
     """Number of window positions: floor((size - dilation*(kernel-1) - 1) / stride) + 1."""
     return (size - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def tap_slices(tap, stride, dilation, outs) -> tuple:
+    """Slices of the input positions that kernel tap `tap` reads for every output position."""
+    return tuple(slice(k * d, k * d + st * (o - 1) + 1, st) for k, d, st, o in zip(tap, dilation, stride, outs))
 
 
 def windows(x: np.ndarray, kernel, stride, dilation) -> np.ndarray:
@@ -51,8 +56,5 @@ def fold_windows(cols: np.ndarray, spatial, stride, dilation) -> np.ndarray:
     lead = cols.shape[: cols.ndim - 2 * nd]
     out = np.zeros(lead + tuple(spatial), dtype=cols.dtype)
     for k in np.ndindex(*kernel):
-        target = tuple(
-            slice(ki * d, ki * d + st * (o - 1) + 1, st) for ki, d, st, o in zip(k, dilation, stride, outs)
-        )
-        out[(Ellipsis,) + target] += cols[(Ellipsis,) + k + (slice(None),) * nd]
+        out[(Ellipsis,) + tap_slices(k, stride, dilation, outs)] += cols[(Ellipsis,) + k + (slice(None),) * nd]
     return out

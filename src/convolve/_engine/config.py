@@ -1,0 +1,22 @@
+"""Engine settings: the memory cap on temporaries, measured autotuning and FFT threads.
+
+Module-level state (like ``torch.backends.cudnn.benchmark``); the public wrapper is
+`convolve.engine_config`.
+"""
+
+from __future__ import annotations
+
+import os
+
+__all__ = ["DEFAULT_MEMORY_LIMIT", "settings", "autotune_cache"]
+
+DEFAULT_MEMORY_LIMIT = 256 * 2**20  # bytes of temporaries one engine call may allocate
+
+settings = {
+    "memory_limit": DEFAULT_MEMORY_LIMIT,
+    "autotune": False,
+    "fft_workers": os.cpu_count() or 1,
+}
+
+# (op, x_shape, w_shape, stride, dilation, groups, dtype) -> fastest algorithm name, when autotuning
+autotune_cache: dict = {}

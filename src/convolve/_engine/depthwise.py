@@ -1,0 +1,119 @@
+"""Depthwise convolution (groups = in_channels): broadcast multiply-adds, one per kernel tap.
+
+A depthwise layer does C·K multiply-adds per output position, too few for a GEMM to pay off.
+Each tap is one broadcast ``y += w[:, k] · x[tap]`` over all channels at once (channel multipliers
+O/C > 1 broadcast too). The work is cut into blocks of batch x channels that stay in cache
+(`BLOCK_BYTES`), so the K passes over the output read cache rather than memory.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .windows import out_size, tap_slices
+
+__all__ = ["name", "supports", "workspace", "forward", "grad_input", "grad_weight"]
+
+name = "depthwise"
+BLOCK_BYTES = 256 * 2**10
+
+
+def supports(op, x_shape, w_shape, stride, dilation, groups):
+    """None if supported, else why not."""
+    if groups != x_shape[1] or w_shape[1] != 1:
+        return (f"depthwise supports only groups == in_channels (one input channel per kernel), but got "
+                f"groups={groups}, in_channels={x_shape[1]}")
+    return None
+
+
+def _check(x_shape, w_shape, groups):
+    reason = supports(None, x_shape, w_shape, None, None, groups)
+    if reason is not None:
+        raise ValueError(reason)
+
+
+def workspace(op, x_shape, w_shape, stride, dilation, groups, itemsize):
+    return 2 * BLOCK_BYTES
+
+
+def _blocks(N, C, plane_bytes):
+    """Block size (nb, cb) of about BLOCK_BYTES and the (batch slice, channel slice) blocks."""
+    cb = max(1, min(C, BLOCK_BYTES // max(1, plane_bytes)))
+    nb = max(1, min(N, BLOCK_BYTES // max(1, plane_bytes * C))) if cb == C else 1
+    return (nb, cb), [(slice(n0, n0 + nb), slice(c0, c0 + cb)) for n0 in range(0, N, nb) for c0 in range(0, C, cb)]
+
+
+def _geometry(x_shape, w_shape, stride, dilation):
+    outs = tuple(out_size(s, k, st, d) for s, k, st, d in zip(x_shape[2:], w_shape[2:], stride, dilation))
+    taps = [(k, (slice(None), slice(None)) + tap_slices(k, stride, dilation, outs)) for k in np.ndindex(*w_shape[2:])]
+    return outs, taps
+
+
+def forward(x, w, bias, stride, dilation, groups):
+    _check(x.shape, w.shape, groups)
+    N, C = x.shape[:2]
+    O, nd = w.shape[0], x.ndim - 2
+    M = O // C  # channel multiplier
+    outs, taps = _geometry(x.shape, w.shape, stride, dilation)
+    y = np.empty((N, C, M) + outs, dtype=x.dtype)
+    wv = w.reshape((C, M) + w.shape[2:])
+    ones = (1,) * nd
+    (nb, cb), blocks = _blocks(N, C, M * int(np.prod(outs)) * x.itemsize)
+    tmp = np.empty((nb, cb, M) + outs, dtype=x.dtype)
+    for ns, cs in blocks:
+        xb, yb = x[ns, cs], y[ns, cs]
+        t = tmp[: yb.shape[0], : yb.shape[1]]
+        for i, (k, sl) in enumerate(taps):
+            wk = wv[(cs, slice(None)) + k].reshape((1,) + wv[cs].shape[:2] + ones)
+            xt = xb[sl][:, :, None]  # (n, c, 1, *O)
+            if i == 0:
+                np.multiply(xt, wk, out=yb)
+            else:
+                np.multiply(xt, wk, out=t)
+                yb += t
+    y = y.reshape((N, O) + outs)
+    if bias is not None:
+        y += bias.reshape((1, -1) + ones)
+    return y
+
+
+def grad_input(gy, w, x_shape, stride, dilation, groups):
+    _check(x_shape, w.shape, groups)
+    N, C = x_shape[:2]
+    O, nd = w.shape[0], len(x_shape) - 2
+    M = O // C
+    outs, taps = _geometry(x_shape, w.shape, stride, dilation)
+    sp = "xyz"[:nd]
+    gx = np.zeros(x_shape, dtype=gy.dtype)
+    gyv = gy.reshape((N, C, M) + outs)
+    wv = w.reshape((C, M) + w.shape[2:])
+    ones = (1,) * nd
+    (nb, cb), blocks = _blocks(N, C, M * int(np.prod(outs)) * gy.itemsize)
+    tmp = np.empty((nb, cb) + outs, dtype=gy.dtype)
+    for ns, cs in blocks:
+        gb, xb = gyv[ns, cs], gx[ns, cs]
+        t = tmp[: gb.shape[0], : gb.shape[1]]
+        for k, sl in taps:
+            wk = wv[(cs, slice(None)) + k].reshape((1,) + wv[cs].shape[:2] + ones)
+            if M == 1:
+                np.multiply(gb[:, :, 0], wk[:, :, 0], out=t)
+            else:
+                np.einsum(f"ncm{sp},cm->nc{sp}", gb, wv[(cs, slice(None)) + k], out=t)
+            xb[sl] += t
+    return gx
+
+
+def grad_weight(x, gy, w_shape, stride, dilation, groups):
+    _check(x.shape, w_shape, groups)
+    N, C = x.shape[:2]
+    O = w_shape[0]
+    M = O // C
+    outs, taps = _geometry(x.shape, w_shape, stride, dilation)
+    gyv = gy.reshape((N, C, M) + outs)
+    gw = np.zeros((C, M, len(taps)), dtype=gy.dtype)
+    sp = "xyz"[: x.ndim - 2]
+    for ns, cs in _blocks(N, C, M * int(np.prod(outs)) * gy.itemsize)[1]:
+        gb, xb = gyv[ns, cs], x[ns, cs]
+        for i, (k, sl) in enumerate(taps):
+            gw[cs, :, i] += np.einsum(f"nc{sp},ncm{sp}->cm", xb[sl], gb)
+    return gw.reshape(w_shape)
