@@ -19,7 +19,7 @@ class _BatchNorm(Module):
     ranks = ()
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum=0.1, affine: bool = True,
-                 track_running_stats: bool = True, *, dtype=None):
+                 track_running_stats: bool = True, *, bias: bool = True, dtype=None):
         super().__init__()
         self.num_features = check_positive_int(num_features, "num_features")
         if not isinstance(eps, numbers.Real) or eps < 0:
@@ -28,12 +28,15 @@ class _BatchNorm(Module):
             raise ValueError(f"momentum must be a number in [0, 1] or None (cumulative average), but got {momentum!r}")
         self.eps, self.momentum = float(eps), momentum
         self.affine, self.track_running_stats = bool(affine), bool(track_running_stats)
+        self.use_bias = bool(affine and bias)
         dt = layer_dtype(dtype)
         if affine:
             self.weight = Parameter(np.ones(num_features, dt))
-            self.bias = Parameter(np.zeros(num_features, dt))
         else:
             self.register_parameter("weight", None)
+        if self.use_bias:
+            self.bias = Parameter(np.zeros(num_features, dt))
+        else:
             self.register_parameter("bias", None)
         if track_running_stats:
             self.register_buffer("running_mean", np.zeros(num_features, dt))
@@ -53,6 +56,7 @@ class _BatchNorm(Module):
         self.reset_running_stats()
         if self.affine:
             self.weight.data[...] = 1
+        if self.use_bias:
             self.bias.data[...] = 0
 
     def forward(self, input):
@@ -76,7 +80,7 @@ class _BatchNorm(Module):
 
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
-                f"track_running_stats={self.track_running_stats}")
+                f"bias={self.use_bias}, track_running_stats={self.track_running_stats}")
 
 
 _DOC = """Batch normalisation over {what} (``F.batch_norm``).
@@ -93,6 +97,8 @@ eps : float
 momentum : float or None
 affine : bool
     Learn weight (ones) and bias (zeros).
+bias : bool, keyword-only
+    With ``affine``, also learn the bias (PyTorch 2.13's option; False keeps only the scale).
 track_running_stats : bool
     Keep running_mean (zeros), running_var (ones) and num_batches_tracked buffers.
 dtype : numpy float dtype, keyword-only

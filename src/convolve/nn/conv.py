@@ -71,7 +71,7 @@ class _ConvNd(Module):
         nd = self.nd
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
         if self.padding != (0,) * nd:
-            s += f", padding={self.padding!r}"
+            s += f", padding={self.padding}"  # 'same' prints bare, as PyTorch
         if self.dilation != (1,) * nd:
             s += f", dilation={self.dilation}"
         if self.output_padding != (0,) * nd:
@@ -81,7 +81,7 @@ class _ConvNd(Module):
         if self.bias is None:
             s += ", bias=False"
         if self.padding_mode != "zeros":
-            s += f", padding_mode={self.padding_mode!r}"
+            s += f", padding_mode={self.padding_mode}"
         return s
 
 

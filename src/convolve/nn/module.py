@@ -144,15 +144,18 @@ class Module:
     register_module = add_module
 
     # --- traversal ------------------------------------------------------------------------------
-    def named_modules(self, prefix: str = "", memo=None) -> Iterator:
-        memo = set() if memo is None else memo
-        if id(self) in memo:
-            return
-        memo.add(id(self))
+    def named_modules(self, prefix: str = "", memo=None, remove_duplicate: bool = True) -> Iterator:
+        """(dotted name, module) for self and every sub-module, depth first; a module reached twice is
+        listed once unless ``remove_duplicate=False`` (state_dict lists every path, as PyTorch)."""
+        if remove_duplicate:
+            memo = set() if memo is None else memo
+            if id(self) in memo:
+                return
+            memo.add(id(self))
         yield prefix, self
         for name, child in self._modules.items():
             if child is not None:
-                yield from child.named_modules(f"{prefix}.{name}" if prefix else name, memo)
+                yield from child.named_modules(f"{prefix}.{name}" if prefix else name, memo, remove_duplicate)
 
     def modules(self) -> Iterator:
         for _, m in self.named_modules():
@@ -256,7 +259,7 @@ class Module:
         returns the Parameters and buffer arrays themselves.
         """
         out = OrderedDict()
-        for mod_prefix, m in self.named_modules(prefix.rstrip(".")):
+        for mod_prefix, m in self.named_modules(prefix.rstrip("."), remove_duplicate=False):
             base = f"{mod_prefix}." if mod_prefix else ""
             for name, p in m._parameters.items():
                 if p is not None:
@@ -269,7 +272,7 @@ class Module:
     def _state_slots(self):
         """name -> (owner module, table, key) for everything state_dict() would hold."""
         slots = OrderedDict()
-        for mod_prefix, m in self.named_modules():
+        for mod_prefix, m in self.named_modules(remove_duplicate=False):
             base = f"{mod_prefix}." if mod_prefix else ""
             for name, p in m._parameters.items():
                 if p is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .. import functional as F
+from ..functional._args import is_int, nonnegative, positive
 from .module import Module
 
 __all__ = [
@@ -15,10 +16,26 @@ _AVG = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}
 _ADAPTIVE_AVG = {1: F.adaptive_avg_pool1d, 2: F.adaptive_avg_pool2d, 3: F.adaptive_avg_pool3d}
 
 
+def _check_window(nd, kernel_size, stride, padding, dilation=1):
+    """Validate at construction, so a bad layer fails when built rather than mid-training."""
+    positive(kernel_size, nd, "kernel_size")
+    if stride is not None:
+        positive(stride, nd, "stride")
+    nonnegative(padding, nd, "padding")
+    positive(dilation, nd, "dilation")
+
+
+def _check_output_size(nd, output_size):
+    sizes = (output_size,) * nd if is_int(output_size) or output_size is None else output_size
+    if not isinstance(sizes, (tuple, list)) or len(sizes) != nd or not all(o is None or (is_int(o) and o > 0) for o in sizes):
+        raise ValueError(f"output_size must be a positive int or a tuple of {nd} (positive int or None), but got {output_size!r}")
+
+
 def _make_max(nd):
     class MaxPool(Module):
         def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False, ceil_mode=False):
             super().__init__()
+            _check_window(nd, kernel_size, stride, padding, dilation)
             self.kernel_size = kernel_size
             self.stride = kernel_size if stride is None else stride
             self.padding, self.dilation = padding, dilation
@@ -47,6 +64,10 @@ def _make_avg(nd):
         def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
                      divisor_override=None):
             super().__init__()
+            _check_window(nd, kernel_size, stride, padding)
+            if nd == 1:  # PyTorch keeps AvgPool1d's arguments as 1-tuples (visible in the repr)
+                kernel_size, padding = (positive(kernel_size, 1, "k")), nonnegative(padding, 1, "p")
+                stride = None if stride is None else positive(stride, 1, "s")
             self.kernel_size = kernel_size
             self.stride = kernel_size if stride is None else stride
             self.padding, self.ceil_mode = padding, bool(ceil_mode)
@@ -73,6 +94,7 @@ def _make_adaptive_avg(nd):
     class AdaptiveAvgPool(Module):
         def __init__(self, output_size):
             super().__init__()
+            _check_output_size(nd, output_size)
             self.output_size = output_size
 
         def forward(self, input):
@@ -106,6 +128,7 @@ class AdaptiveMaxPool2d(Module):
 
     def __init__(self, output_size, return_indices: bool = False):
         super().__init__()
+        _check_output_size(2, output_size)
         self.output_size, self.return_indices = output_size, bool(return_indices)
 
     def forward(self, input):
