@@ -1,0 +1,196 @@
+"""Checkpoints: one ``.npz`` file holding weights, run config and training state, without pickle.
+
+Layout of the archive (every entry a plain NumPy array, read with ``allow_pickle=False``)::
+
+    __meta__             0-d unicode array: JSON with format, version, model config, class names,
+                         epoch, history, and the optimiser/scheduler state skeletons
+    model/<key>          one entry per state_dict key, PyTorch's names ("0.weight", "bn1.running_mean")
+    optimizer/<i>        arrays of the optimiser state, referenced from the JSON skeleton
+    scheduler/<i>        arrays of the scheduler state (usually none)
+
+Nested state (dicts, lists, numbers, strings, arrays) is stored as a JSON skeleton in which every
+array is replaced by ``{"__array__": "optimizer/3"}``, the name of its entry.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..autograd import as_array
+from ._files import atomic_write
+
+__all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint", "load_weights"]
+
+FORMAT = "convolve-checkpoint"
+VERSION = 1
+META = "__meta__"
+
+
+@dataclass
+class Checkpoint:
+    """What :func:`load_checkpoint` reads back.
+
+    Attributes
+    ----------
+    path : Path
+    config : dict
+        The model config; ``build_model(config)`` rebuilds the architecture.
+    classes : list of str
+        Class names in label order.
+    epoch : int
+        Number of epochs completed when it was written.
+    model_state : dict of str -> ndarray
+        The model's ``state_dict`` with PyTorch key names.
+    optimizer_state, scheduler_state : dict or None
+        The optimiser's and scheduler's ``state_dict``, arrays restored.
+    extra : dict
+        Anything else the trainer stored (run settings, history, best accuracy, ...).
+    """
+
+    path: Path
+    config: dict
+    classes: list
+    epoch: int
+    model_state: dict
+    optimizer_state: dict | None = None
+    scheduler_state: dict | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def _flatten(obj, prefix, arrays):
+    """`obj` as JSON-ready data; arrays move into `arrays` under ``prefix/<n>`` names."""
+    if isinstance(obj, dict):
+        return {"__dict__": [[_flatten(k, prefix, arrays), _flatten(v, prefix, arrays)] for k, v in obj.items()]}
+    if isinstance(obj, (list, tuple)):
+        return [_flatten(v, prefix, arrays) for v in obj]
+    obj = as_array(obj)  # a Tensor becomes its array
+    if isinstance(obj, np.ndarray):
+        name = f"{prefix}/{len(arrays)}"  # unique: the count only grows
+        arrays[name] = obj
+        return {"__array__": name}
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    raise TypeError(f"cannot store a {type(obj).__name__} in a checkpoint: {obj!r}")
+
+
+def _unflatten(obj, npz):
+    if isinstance(obj, dict):
+        if "__array__" in obj:
+            return np.array(npz[obj["__array__"]])
+        # dict keys may be ints (PyTorch's optimiser state is keyed by parameter index)
+        return {_unflatten(k, npz): _unflatten(v, npz) for k, v in obj["__dict__"]}
+    if isinstance(obj, list):
+        return [_unflatten(v, npz) for v in obj]
+    return obj
+
+
+def save_checkpoint(path, model_state, config, *, classes, epoch, optimizer_state=None,
+                    scheduler_state=None, extra=None):
+    """Write a checkpoint atomically (temporary file, then ``os.replace``).
+
+    Parameters
+    ----------
+    path : str or Path
+        Target file, conventionally ending in ``.npz``; its directory must exist.
+    model_state : dict of str -> array
+        ``model.state_dict()``.
+    config : dict
+        JSON-serialisable model config (see ``build_model``).
+    classes : sequence of str
+    epoch : int
+        Epochs completed.
+    optimizer_state, scheduler_state : dict, optional
+        ``state_dict()`` of the optimiser and the learning-rate scheduler.
+    extra : dict, optional
+        JSON-serialisable extras kept under ``Checkpoint.extra``.
+    """
+    arrays = {f"model/{k}": np.asarray(as_array(v)) for k, v in model_state.items()}
+    meta = {
+        "format": FORMAT,
+        "version": VERSION,
+        "config": config,
+        "classes": [str(c) for c in classes],
+        "epoch": int(epoch),
+        "optimizer": None if optimizer_state is None else _flatten(optimizer_state, "optimizer", arrays),
+        "scheduler": None if scheduler_state is None else _flatten(scheduler_state, "scheduler", arrays),
+        "extra": extra or {},
+    }
+    arrays[META] = np.array(json.dumps(meta))
+    with atomic_write(path) as f:
+        np.savez(f, **arrays)
+
+
+def load_checkpoint(path):
+    """Read a checkpoint written by :func:`save_checkpoint`.
+
+    Raises
+    ------
+    FileNotFoundError
+        If `path` does not exist.
+    ValueError
+        If the file is not a readable convolve checkpoint (not an npz, truncated, no metadata,
+        a newer format version), naming the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such checkpoint file")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            if META not in npz.files:
+                raise ValueError(
+                    f"{path}: not a convolve checkpoint (no {META} entry; expected a file "
+                    "written by `convolve train`)"
+                )
+            meta = json.loads(str(npz[META]))
+            if meta.get("format") != FORMAT or not isinstance(meta.get("version"), int):
+                raise ValueError(f"{path}: not a convolve checkpoint (format is {meta.get('format')!r})")
+            if meta["version"] > VERSION:
+                raise ValueError(
+                    f"{path}: checkpoint format version {meta['version']} is newer than this "
+                    f"convolve reads ({VERSION}); upgrade convolve"
+                )
+            model_state = {k[len("model/"):]: np.array(npz[k]) for k in npz.files if k.startswith("model/")}
+            optimizer = _unflatten(meta["optimizer"], npz)
+            scheduler = _unflatten(meta["scheduler"], npz)
+    except (OSError, EOFError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as err:
+        raise ValueError(f"{path}: checkpoint is corrupt or truncated ({type(err).__name__}: {err})") from None
+    except ValueError as err:
+        if str(err).startswith(str(path)):
+            raise
+        raise ValueError(f"{path}: checkpoint is corrupt or truncated ({err})") from None
+    return Checkpoint(path, meta["config"], meta["classes"], meta["epoch"], model_state,
+                      optimizer, scheduler, meta.get("extra", {}))
+
+
+def load_weights(model, state, source):
+    """``model.load_state_dict(state)`` (strict), with errors naming `source`.
+
+    Raises
+    ------
+    ValueError
+        One line naming `source`, the mis-shaped keys with both shapes, and the missing and
+        unexpected keys (the first few of each, with counts), when the weights are for another
+        architecture; the model is left unchanged.
+    """
+    current = {k: np.shape(v) for k, v in model.state_dict().items()}
+    shapes = [f"{k} {tuple(np.shape(v))} in the file vs {current[k]} in the model"
+              for k, v in state.items() if k in current and tuple(np.shape(v)) != current[k]]
+    missing = [k for k in current if k not in state]
+    unexpected = [k for k in state if k not in current]
+    parts = [f"{what} ({len(keys)}): " + ", ".join(keys[:6]) + (", ..." if len(keys) > 6 else "")
+             for what, keys in (("shape mismatch", shapes), ("missing keys", missing),
+                                ("unexpected keys", unexpected)) if keys]
+    if parts:
+        raise ValueError(f"{source}: checkpoint does not fit this model (another architecture?); "
+                         + "; ".join(parts))
+    try:
+        model.load_state_dict(state)
+    except ValueError as err:  # e.g. a non-numeric array
+        raise ValueError(f"{source}: {err}") from None

@@ -1,0 +1,124 @@
+"""Using a checkpoint: rebuild its model, evaluate it on a dataset, classify image files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..data import DataLoader
+from ..data._folder import _open as _open_image  # the loaders' own Pillow reader
+from ._checkpoint import load_weights, load_checkpoint
+from ._loop import evaluate, predict_proba
+from ._models import build_model
+from ._setup import load_data
+
+__all__ = ["load_model", "evaluate_checkpoint", "predict_files", "load_images"]
+
+
+def load_model(path):
+    """The model stored in a checkpoint, in eval mode, and the checkpoint itself.
+
+    Returns
+    -------
+    model : convolve.nn.Module
+    checkpoint : Checkpoint
+        ``.config`` (architecture, image size, normalisation), ``.classes``, ``.epoch``, ...
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        Missing or corrupt file, or weights that do not fit the stored config (naming the keys
+        and shapes), each naming the file.
+    """
+    ckpt = load_checkpoint(path)
+    try:
+        model = build_model(ckpt.config)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{ckpt.path}: the stored model config is invalid ({err})") from None
+    load_weights(model, ckpt.model_state, ckpt.path)
+    model.eval()
+    return model, ckpt
+
+
+def _normalize(config):
+    if "mean" not in config:
+        return None
+    return config["mean"], config["std"]
+
+
+def evaluate_checkpoint(path, data=None, batch_size=256):
+    """Test loss and accuracy of a checkpoint on a dataset's test split.
+
+    A source without a test split is split as in training (10% held out with the run's seed).
+
+    Returns
+    -------
+    dict
+        ``loss``, ``accuracy`` (fraction), ``correct``, ``images``, ``dataset``, ``checkpoint``.
+    """
+    model, ckpt = load_model(path)
+    seed = ckpt.extra.get("settings", {}).get("seed", 0)
+    _, test, _ = load_data(data, seed, None)
+    c, h, w = test.image_shape
+    want = (ckpt.config["in_channels"], *ckpt.config["image_size"])
+    if (c, h, w) != want or test.num_classes != ckpt.config["num_classes"]:
+        raise ValueError(
+            f"{ckpt.path}: the model expects {want[0]}x{want[1]}x{want[2]} images in "
+            f"{ckpt.config['num_classes']} classes, but {data or 'the default data'} has "
+            f"{c}x{h}x{w} images in {test.num_classes} classes"
+        )
+    loss, acc = evaluate(model, DataLoader(test, batch_size, normalize=_normalize(ckpt.config)))
+    return {"loss": loss, "accuracy": acc, "correct": int(round(acc * len(test))), "images": len(test),
+            "dataset": test.name, "checkpoint": ckpt}
+
+
+def load_images(files, config, invert=False):
+    """Image files as one normalised float32 batch the model of `config` takes.
+
+    Each image is converted to greyscale or RGB to match ``in_channels`` and resized
+    (bilinear) to ``image_size``.
+
+    Shape
+    -----
+    returns ``(len(files), in_channels, H, W)`` float32.
+    """
+    channels = config["in_channels"]
+    if channels not in (1, 3):
+        raise ValueError(f"can only read image files for 1- or 3-channel models, this one takes {channels}")
+    mode, size = ("L" if channels == 1 else "RGB"), tuple(config["image_size"])
+    arrays = []
+    for file in files:
+        if not Path(file).is_file():
+            raise FileNotFoundError(f"{file}: no such image file")
+        a = _open_image(Path(file), mode, size).astype(np.float32) / np.float32(255.0)  # (H, W[, 3])
+        a = a[None] if a.ndim == 2 else a.transpose(2, 0, 1)  # (C, H, W)
+        arrays.append(1.0 - a if invert else a)
+    x = np.stack(arrays)
+    if "mean" in config:
+        mean = np.asarray(config["mean"], np.float32).reshape(1, -1, 1, 1)
+        std = np.asarray(config["std"], np.float32).reshape(1, -1, 1, 1)
+        x = (x - mean) / std
+    return x.astype(np.float32, copy=False)
+
+
+def predict_files(path, files, top=3, invert=False):
+    """The `top` most likely classes for each image file.
+
+    Returns
+    -------
+    list of (file, [(class name, probability), ...])
+        Probabilities in descending order.
+    """
+    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
+        raise ValueError(f"top must be a positive int, but got {top!r}")
+    files = [str(f) for f in files]
+    if not files:
+        raise ValueError("give at least one image file to classify")
+    model, ckpt = load_model(path)
+    probs = predict_proba(model, load_images(files, ckpt.config, invert))  # (N, classes)
+    results = []
+    for file, p in zip(files, probs):
+        order = np.argsort(-p, kind="stable")[: min(top, len(p))]
+        results.append((file, [(ckpt.classes[i], float(p[i])) for i in order]))
+    return results

@@ -1,0 +1,175 @@
+"""Run settings, data preparation and optimiser/scheduler construction for :func:`train`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .. import optim
+from ..data import ArrayDataset, Compose, DataLoader, RandomCrop, RandomFlip, load_dataset
+from ._models import PRESETS
+
+__all__ = ["DEFAULTS", "CHOICES", "resolve_settings", "load_data", "channel_stats", "make_loaders",
+           "make_optimizer", "make_scheduler", "DATA_FORMATS_HELP"]
+
+DEFAULTS = {
+    "model": "lenet",
+    "data": None,  # None: the embedded Fashion-MNIST subset
+    "epochs": 5,
+    "batch_size": 128,
+    "lr": None,  # per optimiser, see DEFAULT_LR
+    "optimizer": "adam",
+    "weight_decay": 0.0,
+    "momentum": 0.9,
+    "schedule": "cosine",
+    "augment": "none",
+    "seed": 0,
+    "limit": None,
+}
+CHOICES = {
+    "model": tuple(PRESETS),
+    "optimizer": ("sgd", "adam", "adamw"),
+    "schedule": ("cosine", "step", "none"),
+    "augment": ("none", "crop", "flip", "crop+flip"),
+}
+DEFAULT_LR = {"sgd": 0.05, "adam": 1e-3, "adamw": 1e-3}
+DATA_FORMATS_HELP = (
+    "a directory of IDX files (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], "
+    "t10k-... for the test split: MNIST, Fashion-MNIST, KMNIST), CIFAR-10 python batches "
+    "(data_batch_1..5, test_batch), or image folders (one subfolder per class, optionally "
+    "inside train/ and test/)"
+)
+
+
+def _check_int(name, value, minimum, allow_none=False):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, but got {value!r}")
+    return int(value)
+
+
+def _check_float(name, value, minimum, strict):
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise TypeError(f"{name} must be a number, but got {value!r}")
+    value = float(value)
+    if not np.isfinite(value) or value < minimum or (strict and value == minimum):
+        bound = ">" if strict else ">="
+        raise ValueError(f"{name} must be a finite number {bound} {minimum}, but got {value!r}")
+    return value
+
+
+def resolve_settings(given, stored=None):
+    """Merge explicitly given settings over `stored` ones (a resumed run) or the defaults; validate.
+
+    Parameters
+    ----------
+    given : dict
+        Settings the caller passed; None values mean "not given".
+    stored : dict, optional
+        The settings of the run being resumed.
+
+    Returns
+    -------
+    dict
+        Every key of ``DEFAULTS``, checked, with ``lr`` filled in.
+    """
+    unknown = sorted(set(given) - set(DEFAULTS))
+    if unknown:
+        raise TypeError(f"unknown training settings {unknown}; known: {sorted(DEFAULTS)}")
+    base = dict(DEFAULTS if stored is None else {**DEFAULTS, **stored})
+    if stored is None or given.get("optimizer") not in (None, stored.get("optimizer")):
+        base["lr"] = None  # a new optimiser gets its own default rate unless lr is given
+    s = {**base, **{k: v for k, v in given.items() if v is not None}}
+    for key, allowed in CHOICES.items():
+        if s[key] not in allowed:
+            raise ValueError(f"{key} must be one of {list(allowed)}, but got {s[key]!r}")
+    s["epochs"] = _check_int("epochs", s["epochs"], 1)
+    s["batch_size"] = _check_int("batch_size", s["batch_size"], 1)
+    s["seed"] = _check_int("seed", s["seed"], 0)
+    s["limit"] = _check_int("limit", s["limit"], 1, allow_none=True)
+    s["lr"] = DEFAULT_LR[s["optimizer"]] if s["lr"] is None else _check_float("lr", s["lr"], 0.0, True)
+    s["weight_decay"] = _check_float("weight_decay", s["weight_decay"], 0.0, False)
+    s["momentum"] = _check_float("momentum", s["momentum"], 0.0, False)
+    if s["data"] is not None:
+        s["data"] = str(s["data"])
+    return s
+
+
+def load_data(data, seed, limit):
+    """Train and test datasets; a source without a test split gives 10% of train, seeded.
+
+    Returns
+    -------
+    train, test : ArrayDataset
+    test_split : str
+        Where the test images come from, for the logs and ``metrics.json``.
+    """
+    if data is not None and not Path(data).exists():
+        raise FileNotFoundError(f"data directory {data} does not exist; expected {DATA_FORMATS_HELP}")
+    train, test = load_dataset(data)  # its errors name the file and the accepted formats
+    test_split = "test"
+    rng = np.random.default_rng([seed, 1])  # its own stream: unrelated to init and data order
+    if test is None:
+        if len(train) < 2:
+            raise ValueError(f"{data}: need at least 2 images to hold some out for testing, found {len(train)}")
+        order = rng.permutation(len(train))
+        held = max(1, len(train) // 10)
+        test, train = train[np.sort(order[:held])], train[np.sort(order[held:])]
+        test_split = f"held-out 10% of the training images ({held}), seed {seed}"
+    if limit is not None and limit < len(train):
+        train = train[np.sort(rng.permutation(len(train))[:limit])]
+    return train, test, test_split
+
+
+def channel_stats(dataset: ArrayDataset, chunk=8192):
+    """Per-channel mean and standard deviation of the images in [0, 1] units (float64 sums)."""
+    scale = 255.0 if dataset.images.dtype == np.uint8 else 1.0
+    c = dataset.image_shape[0]
+    s1, s2, n = np.zeros(c), np.zeros(c), 0
+    for i in range(0, len(dataset), chunk):
+        x = dataset.images[i : i + chunk].astype(np.float64) / scale  # (B, C, H, W)
+        s1 += x.sum(axis=(0, 2, 3))
+        s2 += (x * x).sum(axis=(0, 2, 3))
+        n += x.shape[0] * x.shape[2] * x.shape[3]
+    mean = s1 / n
+    std = np.sqrt(np.maximum(s2 / n - mean**2, 0.0))
+    return [float(m) for m in mean], [float(max(s, 1e-6)) for s in std]
+
+
+def _augmentation(name, image_size):
+    if name == "none":
+        return None
+    pad = max(1, min(image_size) // 8)  # 3 px for 28x28, 4 px for 32x32
+    parts = {"crop": [RandomCrop(pad)], "flip": [RandomFlip()], "crop+flip": [RandomCrop(pad), RandomFlip()]}
+    return Compose(parts[name])
+
+
+def make_loaders(train, test, settings, normalize):
+    """The shuffled, seeded training loader and the in-order test loader."""
+    augment = _augmentation(settings["augment"], train.image_shape[1:])
+    train_loader = DataLoader(train, settings["batch_size"], shuffle=True, seed=settings["seed"],
+                              augment=augment, normalize=normalize)
+    test_loader = DataLoader(test, 256, shuffle=False, seed=0, normalize=normalize)
+    return train_loader, test_loader
+
+
+def make_optimizer(model, settings):
+    params = model.parameters()
+    name, lr, wd = settings["optimizer"], settings["lr"], settings["weight_decay"]
+    if name == "sgd":
+        return optim.SGD(params, lr=lr, momentum=settings["momentum"], weight_decay=wd)
+    if name == "adam":
+        return optim.Adam(params, lr=lr, weight_decay=wd)
+    return optim.AdamW(params, lr=lr, weight_decay=wd)
+
+
+def make_scheduler(optimizer, settings):
+    """Stepped once per epoch; None for a constant rate."""
+    epochs = settings["epochs"]
+    if settings["schedule"] == "cosine":
+        return optim.CosineAnnealingLR(optimizer, T_max=epochs)
+    if settings["schedule"] == "step":
+        return optim.StepLR(optimizer, step_size=max(1, epochs // 3), gamma=0.1)
+    return None
