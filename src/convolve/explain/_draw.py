@@ -9,7 +9,7 @@ from matplotlib.figure import Figure
 
 from ._files import atomic_write
 
-__all__ = ["new_figure", "save_figure", "draw_kernel", "draw_map", "common_scale", "is_signed", "fmt_num",
+__all__ = ["new_figure", "save_figure", "draw_kernel", "draw_map", "common_scale", "display_scale", "is_signed", "fmt_num",
            "figure_rgb"]
 
 SIGNED_CMAP = "RdBu_r"  # blue < 0 < red, white = 0
@@ -41,6 +41,8 @@ def fmt_num(v: float, digits: int = 2) -> str:
     """Short signed number: '0.42', '-1.3', '12'."""
     if v == int(v) and abs(v) < 1000:
         return str(int(v))
+    if round(v, digits) == 0:
+        return "0"
     return f"{v:.{digits}f}".rstrip("0").rstrip(".") if abs(v) < 100 else f"{v:.0f}"
 
 
@@ -53,23 +55,41 @@ def common_scale(k: np.ndarray):
     return None
 
 
-def draw_kernel(ax, k: np.ndarray, title: str = "", fontsize: float | None = None, numbers: bool = True):
-    """A kernel as a heatmap centred at zero with its numbers written in the cells."""
+def display_scale(k: np.ndarray) -> tuple:
+    """(factor, label): show ``round(k * factor)`` as integers with the label ('x 1/16', 'x 0.01') in the
+    title, or (None, '') to show decimals."""
     k = np.asarray(k, dtype=np.float64)
-    top = float(np.abs(k).max()) or 1.0
-    im = ax.imshow(k, cmap=SIGNED_CMAP, vmin=-top, vmax=top)
     d = common_scale(k)
-    shown = np.round(k * d).astype(int) if d else k
+    if d is not None:
+        return d, (f"x 1/{d}" if d > 1 else "")
+    top = float(np.abs(k).max())
+    if 0 < top < 0.95:
+        n = int(np.floor(-np.log10(top))) + 2  # the largest shown number has two digits
+        return 10 ** n, f"x {10.0 ** -n:g}"
+    return None, ""
+
+
+def draw_kernel(ax, k: np.ndarray, title: str = "", fontsize: float | None = None, numbers: bool = True,
+                limit: float | None = None, scale=None):
+    """A kernel as a heatmap centred at zero with its numbers written in the cells.
+
+    `limit` fixes the colour scale (+-limit) and `scale` = (factor, label) the display of the numbers, so
+    several slices of one kernel can share both; by default each comes from `k` itself.
+    """
+    k = np.asarray(k, dtype=np.float64)
+    top = limit if limit is not None else (float(np.abs(k).max()) or 1.0)
+    im = ax.imshow(k, cmap=SIGNED_CMAP, vmin=-top, vmax=top)
+    factor, label = scale if scale is not None else display_scale(k)
     fs = fontsize or max(5.0, 11 - 1.2 * max(k.shape))
     if numbers:
-        for (r, c), v in np.ndenumerate(shown):
-            txt = str(v) if d else fmt_num(v)
-            dark = abs(k[r, c]) / top > 0.6
+        for (r, c), v in np.ndenumerate(k):
+            txt = str(int(np.round(v * factor)) + 0) if factor else fmt_num(v)
+            dark = abs(v) / top > 0.6
             ax.text(c, r, txt, ha="center", va="center", fontsize=fs, color="white" if dark else "black")
     ax.set_xticks([])
     ax.set_yticks([])
-    if d and d != 1:
-        title = f"{title}\n(x 1/{d})" if title else f"x 1/{d}"
+    if label and scale is None:
+        title = f"{title}\n({label})" if title else label
     if title:
         ax.set_title(title, fontsize=9)
     return im
@@ -91,7 +111,7 @@ def draw_map(ax, m: np.ndarray, title: str = "", signed=None, colorbar=True, fig
         ax.set_title(title, fontsize=9)
     if colorbar and fig is not None:
         cb = fig.colorbar(im, ax=ax, orientation="horizontal", fraction=0.046, pad=0.03)
-        cb.ax.tick_params(labelsize=7)
+        cb.ax.tick_params(labelsize=6)
         cb.set_ticks([-top, 0, top] if signed else [0, top])
         cb.set_ticklabels([fmt_num(-top), "0", fmt_num(top)] if signed else ["0", fmt_num(top)])
     return im

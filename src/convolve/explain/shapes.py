@@ -132,7 +132,8 @@ class Explanation:
             bad = next(s for s in self.steps if s.problem)
             return f"stopped at layer {bad.index}: {bad.layer.text.split('->')[0].strip()} is impossible (see above)"
         out = self.output_shape
-        line = (f"total: {len(self.steps)} layers, {format_shape(self.input_shape)} -> "
+        n = len(self.steps)
+        line = (f"total: {n} layer{'s' if n != 1 else ''}, {format_shape(self.input_shape)} -> "
                 f"{format_shape(out)}, {fmt_int(self.total_params)} parameters "
                 f"({fmt_bytes(self.total_params * self.itemsize)}), {fmt_int(self.total_flops)} FLOPs and "
                 f"{fmt_bytes(self.total_activations * self.itemsize)} of activations per image")
