@@ -24,9 +24,11 @@ def _float_input(input, name="input"):
 def _dim(dim, ndim: int, op: str) -> int:
     if not is_int(dim):
         raise TypeError(f"{op}: dim must be an int, but got {dim!r}")
-    if not -max(ndim, 1) <= dim < max(ndim, 1):
-        raise ValueError(f"{op}: dim must be in [{-max(ndim, 1)}, {max(ndim, 1) - 1}] for a {ndim}-D input, but got {dim}")
-    return int(dim) % max(ndim, 1)
+    if ndim == 0:
+        raise ValueError(f"{op} needs an input with at least 1 dimension, but got a 0-D input")
+    if not -ndim <= dim < ndim:
+        raise ValueError(f"{op}: dim must be in [{-ndim}, {ndim - 1}] for a {ndim}-D input, but got {dim}")
+    return int(dim) % ndim
 
 
 def relu(input):

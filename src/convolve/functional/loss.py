@@ -74,13 +74,29 @@ def _onehot_coeff(t, a_shape, ignore_index, w, dtype):
     return q, wy, valid
 
 
-def _reduce(per, denom, reduction, shape_per):
-    """Reduce per-element losses and return the per-element factor of the gradient."""
+def _record_class_loss(x, target, q, scores, denom, reduction, batched, dtype, row_grad):
+    """Record ``loss_i = -Σ_c q[i, c] · scores[i, c]`` reduced by `reduction` ('mean' divides by `denom`).
+
+    `x` is the input, `target` the target when it is a Tensor (it gets no gradient) or None.
+    ``row_grad()`` gives d loss_i / d input[i] (N, C, *); the backward scales it by the incoming
+    gradient, per element for 'none' and once for 'mean'/'sum'.
+    """
+    per = -np.einsum("nc...,nc...->n...", q, scores)  # (N, *d)
     if reduction == "none":
-        return per, None
-    if reduction == "sum":
-        return per.sum(), 1.0
-    return per.sum() / denom, 1.0 / denom
+        out, factor = (per if batched else per[0]), None
+    else:
+        out, factor = per.sum(), 1.0
+        if reduction == "mean":
+            out, factor = out / denom, 1.0 / denom
+
+    def backward(g):
+        scale = np.asarray(g if factor is None else g * factor, dtype)
+        if factor is None:
+            scale = (scale if batched else scale[None])[:, None]  # (N, 1, *d)
+        gx = row_grad() * scale
+        return (gx if batched else gx[0]), None
+
+    return record(np.asarray(out, dtype=dtype), (x, target), backward)
 
 
 def cross_entropy(input, target, weight=None, ignore_index: int = -100, reduction: str = "mean",
@@ -143,23 +159,9 @@ def cross_entropy(input, target, weight=None, ignore_index: int = -100, reductio
             q += smooth * valid[:, None]
         denom = wy.sum()
     logp = _log_softmax_array(a, 1)
-    per = -np.einsum("nc...,nc...->n...", q, logp)  # (N, *d)
-    out, factor = _reduce(per, denom, reduction, per.shape)
-    if reduction == "none" and not batched:
-        out = out[0]
-    out = np.asarray(out, dtype=dtype)
-
-    def backward(g):
-        # d loss_i / d x[i] = softmax_i · Σ_c q[i, c] - q[i]
-        gper = np.asarray(g, dtype) * factor if factor is not None else (g if batched else g[None])
-        gper = np.asarray(gper, dtype)
-        if gper.ndim:
-            gper = gper[:, None]
-        qsum = q.sum(axis=1, keepdims=True)
-        gx = (np.exp(logp) * qsum - q) * gper
-        return (gx if batched else gx[0]), None
-
-    return record(out, (x, target if isinstance(target, Tensor) else None), backward)
+    # d loss_i / d x[i] = softmax_i · Σ_c q[i, c] - q[i]
+    return _record_class_loss(x, target if isinstance(target, Tensor) else None, q, logp, denom, reduction,
+                              batched, dtype, lambda: np.exp(logp) * q.sum(axis=1, keepdims=True) - q)
 
 
 def nll_loss(input, target, weight=None, ignore_index: int = -100, reduction: str = "mean"):
@@ -187,21 +189,7 @@ def nll_loss(input, target, weight=None, ignore_index: int = -100, reduction: st
     w = _class_weight(weight, a.shape[1], dtype)
     t = _index_target(target, a, ignore_index, "nll_loss")
     q, wy, _ = _onehot_coeff(t, a.shape, ignore_index, w, dtype)
-    per = -np.einsum("nc...,nc...->n...", q, a)
-    out, factor = _reduce(per, wy.sum(), reduction, per.shape)
-    if reduction == "none" and not batched:
-        out = out[0]
-    out = np.asarray(out, dtype=dtype)
-
-    def backward(g):
-        gper = np.asarray(g, dtype) * factor if factor is not None else (g if batched else g[None])
-        gper = np.asarray(gper, dtype)
-        if gper.ndim:
-            gper = gper[:, None]
-        gx = -q * gper
-        return (gx if batched else gx[0]), None
-
-    return record(out, (x, None), backward)
+    return _record_class_loss(x, None, q, a, wy.sum(), reduction, batched, dtype, lambda: -q)
 
 
 def mse_loss(input, target, reduction: str = "mean"):
