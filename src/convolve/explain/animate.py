@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.patches import Rectangle
 from PIL import Image
 
@@ -161,9 +162,8 @@ def _render(s: Slide, title: str):
     ax_map = fig.add_subplot(grid[0:2, c])
     top = float(np.abs(s.output).max()) or 1.0
     signed = bool((s.output < 0).any())
-    cmap = SIGNED_CMAP if signed else "gray"
+    cmap = colormaps[SIGNED_CMAP if signed else "gray"].with_extremes(bad="#dddddd")  # NaN: not computed yet
     im = ax_map.imshow(s.map_at(0), cmap=cmap, vmin=-top if signed else 0, vmax=top)
-    im.cmap.set_bad("#dddddd")
     cb = fig.colorbar(im, ax=ax_map, orientation="horizontal", fraction=0.05, pad=0.04)
     cb.ax.tick_params(labelsize=7)
     ho, wo = s.output.shape
