@@ -72,16 +72,22 @@ class Adam(Optimizer):
                     else:
                         g = g + wd * p.data
                 m, v = st["exp_avg"], st["exp_avg_sq"]
-                m += (g - m) * (1 - b1)  # lerp, as PyTorch
+                tmp = g - m  # one scratch array, reused: no other temporaries in the hot loop
+                tmp *= 1 - b1
+                m += tmp  # lerp towards g, as PyTorch
+                np.multiply(g, 1 - b2, out=tmp)
+                tmp *= g
                 v *= b2
-                v += (1 - b2) * g * g
-                step_size = lr / (1 - b1**t)
-                c2 = math.sqrt(1 - b2**t)
+                v += tmp
                 if amsgrad:
                     np.maximum(st["max_exp_avg_sq"], v, out=st["max_exp_avg_sq"])
                     v = st["max_exp_avg_sq"]
-                denom = np.sqrt(v) / np.asarray(c2, p.dtype) + np.asarray(eps, p.dtype)
-                p.data -= np.asarray(step_size, p.dtype) * m / denom
+                np.sqrt(v, out=tmp)
+                tmp /= math.sqrt(1 - b2**t)
+                tmp += eps
+                np.divide(m, tmp, out=tmp)
+                tmp *= lr / (1 - b1**t)
+                p.data -= tmp
 
 
 class AdamW(Adam):
