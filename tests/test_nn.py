@@ -544,3 +544,15 @@ def test_attribute_registration_rules():
 
     with pytest.raises(AttributeError, match="call super"):
         Early()
+
+
+def test_torch_state_dict_loads_directly_and_models_deep_copy():
+    import copy
+
+    m = _small()
+    twin = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2), torch.nn.Flatten(), torch.nn.Linear(8, 3))
+    m.load_state_dict(dict(twin.named_parameters()), strict=False)  # Parameters that require grad
+    np.testing.assert_array_equal(m[3].weight.data, twin[3].weight.detach().numpy())
+    c = copy.deepcopy(m)
+    c[0].weight.data[...] = 0
+    assert m[0].weight.data.any() and repr(c) == repr(m)

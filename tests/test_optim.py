@@ -193,3 +193,11 @@ def test_load_state_dict_checks_before_changing():
     with pytest.raises(ValueError, match=r"has shape \(2,\), but the parameter has \(3,\)"):
         wrong.load_state_dict(opt.state_dict())
     assert wrong.state == {} and wrong.param_groups[0]["lr"] == 0.2
+
+
+def test_schedule_load_state_dict_checks_its_input():
+    opt, _, s, _ = _sched_pair("StepLR", dict(step_size=2))
+    with pytest.raises(TypeError, match="LRScheduler.state_dict"):
+        s.load_state_dict({"lr": 1})
+    with pytest.raises(ValueError, match="2 learning rates but the optimizer has 1"):
+        s.load_state_dict({**s.state_dict(), "base_lrs": [0.1, 0.2]})

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .autograd import as_array
+from .nn.module import to_numpy
 
 __all__ = ["save_state_dict", "load_state_dict_file", "SAFETENSORS_DTYPES"]
 
@@ -50,7 +50,7 @@ def _arrays(state_dict) -> "OrderedDict[str, np.ndarray]":
             raise TypeError(f"state_dict keys must be non-empty strings, but got {k!r}")
         if k == _META_KEY:
             raise ValueError(f"{_META_KEY!r} is reserved for metadata and cannot be a state_dict key")
-        a = np.asarray(as_array(v.detach().cpu().numpy() if hasattr(v, "detach") else v))
+        a = to_numpy(v)
         if a.dtype not in _CODE and a.dtype.newbyteorder("<") not in _CODE:
             raise TypeError(f"state_dict[{k!r}] has dtype {a.dtype}; supported: {sorted(str(d) for d in _CODE)}")
         out[k] = a

@@ -21,6 +21,15 @@ __all__ = ["Module", "IncompatibleKeys"]
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 
 
+def to_numpy(value) -> np.ndarray:
+    """A state value as a NumPy array: our Tensors, arrays, numbers, and (CPU) torch tensors."""
+    if isinstance(value, Tensor):
+        return value.data
+    if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch tensor, without importing torch
+        return value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
 def _indent(text: str, n: int) -> str:
     lines = text.split("\n")
     return "\n".join([lines[0]] + [" " * n + line for line in lines[1:]])
@@ -307,7 +316,7 @@ class Module:
             current = getattr(m, table)[name]
             current = current.data if isinstance(current, Tensor) else current
             try:
-                value = np.asarray(as_array(state_dict[key]))
+                value = to_numpy(state_dict[key])
             except Exception as exc:  # e.g. an object that is not array-like
                 problems.append(f"value for {key} is not an array ({type(state_dict[key]).__name__}: {exc})")
                 continue

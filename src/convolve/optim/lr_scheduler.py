@@ -50,6 +50,14 @@ class LRScheduler:
         return {k: v for k, v in self.__dict__.items() if k != "optimizer"}
 
     def load_state_dict(self, state_dict: dict) -> None:
+        """Restore what :meth:`state_dict` saved (from a scheduler of the same class)."""
+        if not isinstance(state_dict, dict) or not {"last_epoch", "base_lrs"} <= set(state_dict):
+            raise TypeError("state_dict must be a dict from LRScheduler.state_dict() (with last_epoch and base_lrs)")
+        if len(state_dict["base_lrs"]) != len(self.optimizer.param_groups):
+            raise ValueError(
+                f"state_dict has {len(state_dict['base_lrs'])} learning rates but the optimizer has "
+                f"{len(self.optimizer.param_groups)} parameter groups"
+            )
         self.__dict__.update(state_dict)
 
 
