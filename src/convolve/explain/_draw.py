@@ -107,6 +107,8 @@ def draw_map(ax, m: np.ndarray, title: str = "", signed=None, colorbar=True, fig
         im = ax.imshow(m, cmap=PLAIN_CMAP, vmin=0, vmax=top)
     ax.set_xticks([])
     ax.set_yticks([])
+    if finite.size and not finite.any():
+        title = f"{title} (all 0)"  # e.g. a ReLU that never fires for this input
     if title:
         ax.set_title(title, fontsize=9)
     if colorbar and fig is not None:

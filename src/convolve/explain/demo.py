@@ -80,6 +80,7 @@ def _learned(out: Path, checkpoint, train: bool, say) -> list:
         return []
     from .learned import feature_maps_figure, learned_filters_figure
 
+    quick = checkpoint is None
     if checkpoint is None:
         if not train:
             say("(learned filters skipped: give --checkpoint PATH, or leave out --no-train)")
@@ -107,6 +108,8 @@ def _learned(out: Path, checkpoint, train: bool, say) -> list:
     files = [out / "07_learned_filters.png", out / "08_learned_feature_maps.png"]
     epochs = getattr(ckpt, "epoch", None)
     trained = f"after {epochs} epoch{'s' if epochs != 1 else ''}" if epochs else "trained"
+    if quick:  # be honest about what a few seconds of training gives
+        trained += " on 1,000 images: still close to the random start; train longer and pass --checkpoint"
     learned_filters_figure(model, files[0], title=f"Learned first-layer filters of {Path(checkpoint).name} "
                                                   f"({cfg.get('model', 'model')}, {trained}), blue < 0 < red")
     feature_maps_figure(model, (img - mean) / std, files[1], image=img,

@@ -90,7 +90,7 @@ def feature_maps_figure(model, x, path, per_layer: int = 8, title: str = "", ima
             ax.axis("off")
             ax.text(0.5, 0.5, label, ha="center", va="center", fontsize=8, transform=ax.transAxes)
         for k in range(min(per_layer, o.shape[0])):
-            t = f"map {k}" if r or k else f"{label.splitlines()[0]}, map 0"
+            t = f"map {k}" if r or k else f"{label.replace(chr(10), ' ')}\nmap 0"
             draw_map(fig.add_subplot(grid[r, 1 + k]), o[k], t, colorbar=False)
     fig.suptitle((title or f"Feature maps of a test image, layer by layer (first {per_layer} of each)") +
                  f"\n{SCALE_NOTE}", fontsize=10)

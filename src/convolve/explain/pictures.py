@@ -125,7 +125,8 @@ def volume_figure(image, volume, path, names=None) -> None:
     cols = min(c, 4)
     rows = -(-c // cols)
     fig = new_figure(3.2 + 3.8 + 2.0 * cols, max(4.6, 2.3 * rows + 0.8))
-    grid = fig.add_gridspec(rows, 2 + cols, width_ratios=[1.4, 1.9] + [1] * cols, wspace=0.15, hspace=0.35)
+    grid = fig.add_gridspec(rows, 2 + cols, width_ratios=[1.4, 1.9] + [1] * cols, wspace=0.15, hspace=0.35,
+                            top=0.84, bottom=0.04, left=0.02, right=0.98)
     show_rgb(fig.add_subplot(grid[:, 0]), x, f"input {x.shape[1]}x{x.shape[2]}x{x.shape[0]}")
     _stack(fig.add_subplot(grid[:, 1]), v, f"output volume {h}x{w}x{c}\n= {c} feature maps stacked")
     for i in range(c):
