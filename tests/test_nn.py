@@ -556,3 +556,23 @@ def test_torch_state_dict_loads_directly_and_models_deep_copy():
     c = copy.deepcopy(m)
     c[0].weight.data[...] = 0
     assert m[0].weight.data.any() and repr(c) == repr(m)
+
+
+@pytest.mark.parametrize("max_norm, norm_type", [(0.5, 2.0), (100.0, 2.0), (0.3, 1.0), (0.2, float("inf"))])
+def test_clip_grad_norm_matches_torch(max_norm, norm_type):
+    grads = [_rand((3, 4), seed=1), _rand((5,), seed=2)]
+    ps = [nn.Parameter(np.zeros_like(g)) for g in grads]
+    tps = [torch.zeros(g.shape, dtype=torch.float64, requires_grad=True) for g in grads]
+    for p, tp, g in zip(ps, tps, grads):
+        p.grad, tp.grad = g.copy(), torch.tensor(g)
+    total = nn.utils.clip_grad_norm_(ps, max_norm, norm_type)
+    ttotal = torch.nn.utils.clip_grad_norm_(tps, max_norm, norm_type)
+    assert math.isclose(total, float(ttotal), rel_tol=1e-12)
+    for p, tp in zip(ps, tps):
+        np.testing.assert_allclose(p.grad, tp.grad.numpy(), rtol=1e-12)
+
+
+def test_nn_functional_is_convolve_functional():
+    import convolve.nn.functional as NF
+
+    assert NF.conv2d is F.conv2d and NF.cross_entropy is F.cross_entropy and NF.__all__ == F.__all__

@@ -5,7 +5,7 @@ and its ``forward`` is one call into `convolve.functional`. Seed initialisation 
 ``convolve.nn.init.seed(s)``.
 """
 
-from . import init as init
+from . import functional as functional, init as init, utils as utils
 from .activation import LeakyReLU as LeakyReLU, LogSoftmax as LogSoftmax, ReLU as ReLU, Sigmoid as Sigmoid
 from .activation import Softmax as Softmax, Tanh as Tanh
 from .batchnorm import BatchNorm1d as BatchNorm1d, BatchNorm2d as BatchNorm2d, BatchNorm3d as BatchNorm3d
@@ -25,7 +25,7 @@ from .pooling import MaxPool1d as MaxPool1d, MaxPool2d as MaxPool2d, MaxPool3d a
 from .residual import BasicBlock as BasicBlock
 
 __all__ = [
-    "init", "Module", "Parameter", "IncompatibleKeys", "Sequential", "ModuleList",
+    "init", "functional", "utils", "Module", "Parameter", "IncompatibleKeys", "Sequential", "ModuleList",
     "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d",
     "MaxPool1d", "MaxPool2d", "MaxPool3d", "AvgPool1d", "AvgPool2d", "AvgPool3d",
     "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool2d",
