@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 import convolve
 import convolve.functional as F
@@ -484,7 +485,9 @@ def test_shared_parameters_are_listed_once_and_buffers_can_be_private():
 def test_sequential_indexing():
     m = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 1))
     assert len(m) == 3 and isinstance(m[-1], nn.Linear) and isinstance(m[1:], nn.Sequential)
-    assert list(m[1:].state_dict()) == ["1.weight", "1.bias"]
+    assert list(m[2:].state_dict()) == ["2.weight", "2.bias"]  # slices keep names, as torch
+    tm = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.ReLU(), torch.nn.Linear(3, 1))
+    assert list(tm[2:].state_dict()) == ["2.weight", "2.bias"]
     assert [type(x).__name__ for x in m] == ["Linear", "ReLU", "Linear"]
     m.append(nn.Sigmoid())
     assert len(m) == 4 and m(np.ones((5, 2), np.float32)).shape == (5, 1)
@@ -576,3 +579,12 @@ def test_nn_functional_is_convolve_functional():
     import convolve.nn.functional as NF
 
     assert NF.conv2d is F.conv2d and NF.cross_entropy is F.cross_entropy and NF.__all__ == F.__all__
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(h=st.integers(1, 11), w=st.integers(1, 11), oh=st.integers(1, 12), ow=st.integers(1, 12),
+       seed=st.integers(0, 1000))
+def test_adaptive_pools_match_torch_for_any_sizes(h, w, oh, ow, seed):
+    x = _rand((2, 2, h, w), seed=seed)
+    compare("adaptive_avg_pool2d", {"input": x}, {"output_size": (oh, ow)})
+    compare("adaptive_max_pool2d", {"input": x}, {"output_size": (oh, ow)})

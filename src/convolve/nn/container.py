@@ -23,8 +23,9 @@ class _Indexed(Module):
 
     def __getitem__(self, idx):
         if isinstance(idx, slice):
-            return type(self)(*list(self._modules.values())[idx]) if type(self) is Sequential else \
-                type(self)(list(self._modules.values())[idx])
+            if isinstance(self, Sequential):  # keeps the children's names, as PyTorch
+                return Sequential(OrderedDict(list(self._modules.items())[idx]))
+            return type(self)(list(self._modules.values())[idx])
         return list(self._modules.values())[self._index(idx)]
 
     def __setitem__(self, idx, module):
@@ -48,13 +49,16 @@ class Sequential(_Indexed):
 
     Children are named "0", "1", ... (or by the keys of an OrderedDict passed as the only
     argument), so state_dict keys are ``"0.weight"``, ``"3.running_mean"`` and so on, as in PyTorch.
-    Supports ``len``, iteration, indexing (a slice gives a new Sequential) and ``append``.
+    Supports ``len``, iteration, indexing (a slice gives a new Sequential whose children keep their
+    names) and ``append``.
     """
 
     def __init__(self, *modules):
         super().__init__()
         if len(modules) == 1 and isinstance(modules[0], OrderedDict):
             for name, m in modules[0].items():
+                if not isinstance(m, Module):
+                    raise TypeError(f"Sequential takes Modules, but entry {name!r} is {type(m).__name__}")
                 self.add_module(name, m)
         else:
             for i, m in enumerate(modules):
