@@ -50,7 +50,7 @@ def forward(algo, x, w, bias, stride, dilation, groups, cap):
     outs = tuple(out_size(s, k, st, d) for s, k, st, d in zip(x.shape[2:], w.shape[2:], stride, dilation))
     nb, rows = _plan("forward", algo, x.shape, w.shape, stride, dilation, groups, x.itemsize, cap, outs[0])
     N = x.shape[0]
-    if nb >= N:
+    if rows is None and nb >= N:
         return algo.forward(x, w, bias, stride, dilation, groups)
     y = np.empty((N, w.shape[0]) + outs, dtype=x.dtype)
     for n0 in range(0, N, nb):
@@ -67,7 +67,7 @@ def grad_input(algo, gy, w, x_shape, stride, dilation, groups, cap):
     x_shape = tuple(x_shape)
     nb, rows = _plan("grad_input", algo, x_shape, w.shape, stride, dilation, groups, gy.itemsize, cap, gy.shape[2])
     N = x_shape[0]
-    if nb >= N:
+    if rows is None and nb >= N:
         return algo.grad_input(gy, w, x_shape, stride, dilation, groups)
     gx = np.zeros(x_shape, dtype=gy.dtype)
     for n0 in range(0, N, nb):
@@ -86,7 +86,7 @@ def grad_weight(algo, x, gy, w_shape, stride, dilation, groups, cap):
     w_shape = tuple(w_shape)
     nb, rows = _plan("grad_weight", algo, x.shape, w_shape, stride, dilation, groups, x.itemsize, cap, gy.shape[2])
     N = x.shape[0]
-    if nb >= N:
+    if rows is None and nb >= N:
         return algo.grad_weight(x, gy, w_shape, stride, dilation, groups)
     gw = np.zeros(w_shape, dtype=gy.dtype)
     for n0 in range(0, N, nb):

@@ -34,8 +34,8 @@ def workspace(op, x_shape, w_shape, stride, dilation, groups, itemsize):
     N, C, O, Cg = x_shape[0], x_shape[1], w_shape[0], w_shape[1]
     F = _sizes(x_shape[2:])
     nf = int(np.prod(F[:-1])) * (F[-1] // 2 + 1)
-    complex_items = 2 * (2 * N * C + 2 * O * Cg + 2 * N * O) * nf
-    return (complex_items + 2 * N * max(C, O) * int(np.prod(F))) * itemsize
+    complex_items = 2 * (2 * N * C + 2 * O * Cg + 3 * N * O) * nf  # spectra, their transposes, products
+    return (complex_items + (N * C + 2 * N * O) * int(np.prod(F))) * itemsize
 
 
 def _dilated(w, dilation):
@@ -93,7 +93,8 @@ def forward(x, w, bias, stride, dilation, groups):
     X = _rfft(x, F)  # (N, C, *Fh)
     Fh = X.shape[2:]
     Wf = _rfft(_dilated(w, dilation), F)  # (O, Cg, *Fh)
-    Y = np.matmul(_freq_major(X, groups), _kernel_major(Wf, groups, transpose=True).conj())  # (nf, G, N, Og)
+    Wc = _kernel_major(Wf, groups, transpose=True)
+    Y = np.matmul(_freq_major(X, groups), np.conjugate(Wc, out=Wc))  # (nf, G, N, Og)
     y = _irfft(_from_freq_major(Y, Fh), F)  # (N, O, *F)
     y = np.ascontiguousarray(y[(slice(None), slice(None)) + tuple(slice(0, (p - 1) * s + 1, s) for p, s in zip(outs, stride))])
     if bias is not None:
@@ -114,7 +115,8 @@ def grad_weight(x, gy, w_shape, stride, dilation, groups):
     F = _sizes(x.shape[2:])
     X = _rfft(x, F)  # (N, C, *Fh)
     GY = _rfft(_spread(gy, stride), F)  # (N, O, *Fh)
-    GW = np.matmul(np.conj(_freq_major(GY, groups, transpose=True)), _freq_major(X, groups))  # (nf, G, Og, Cg)
+    GYc = _freq_major(GY, groups, transpose=True)
+    GW = np.matmul(np.conjugate(GYc, out=GYc), _freq_major(X, groups))  # (nf, G, Og, Cg)
     GW = GW.transpose(1, 2, 3, 0).reshape(tuple(w_shape[:2]) + X.shape[2:])
     gw = _irfft(GW, F)  # (O, Cg, *F)
     K = w_shape[2:]

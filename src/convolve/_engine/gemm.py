@@ -41,12 +41,12 @@ def _batch_inner(N, P) -> bool:
 
 
 def workspace(op, x_shape, w_shape, stride, dilation, groups, itemsize):
-    """Bytes of temporaries (columns plus one output-sized copy) for one call."""
+    """Bytes of temporaries (columns plus output- and gradient-sized copies) for one call."""
     N, C, O = x_shape[0], x_shape[1], w_shape[0]
     P = int(np.prod(_outs(x_shape, w_shape, stride, dilation)))
     K = int(np.prod(w_shape[2:]))
     cols = N * C * P * (1 if _pointwise(w_shape) else K)
-    return (cols + 2 * N * O * P) * itemsize
+    return (cols + 3 * N * max(O, C) * P) * itemsize
 
 
 def im2col(x, kernel, stride, dilation, batch_inner=False):

@@ -1,0 +1,110 @@
+"""Configure the convolution engine: memory cap, measured autotuning, algorithm choice.
+
+The engine picks an algorithm per call (im2col GEMM, shift-GEMM, Winograd, FFT, depthwise) from a
+cost model; `set_autotune(True)` measures instead (like ``torch.backends.cudnn.benchmark``): the
+first call of each shape times the plausible algorithms and caches the fastest. Every call keeps its
+temporary memory under `get_memory_limit()` bytes by working in chunks. To force an algorithm for
+one call, pass ``algorithm=`` to the conv functions.
+
+Examples
+--------
+>>> import convolve.engine_config as ec
+>>> with ec.options(memory_limit=64 * 2**20):
+...     ec.get_memory_limit()
+67108864
+>>> ec.choose_algorithm((8, 128, 58, 58), (128, 1, 3, 3), groups=128)
+'depthwise'
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import numpy as np
+
+from ._engine import select
+from ._engine.config import DEFAULT_MEMORY_LIMIT, autotune_cache, settings
+from .functional._args import is_int
+
+__all__ = ["DEFAULT_MEMORY_LIMIT", "algorithms", "set_memory_limit", "get_memory_limit", "set_autotune",
+           "get_autotune", "clear_autotune_cache", "choose_algorithm", "options"]
+
+OPS = ("forward", "grad_input", "grad_weight")
+
+
+def algorithms() -> list:
+    """Names accepted by ``algorithm=`` (``'reference'`` is the slow oracle, never chosen automatically)."""
+    return list(select.ALGORITHMS)
+
+
+def set_memory_limit(nbytes: int) -> None:
+    """Cap the temporary memory of one convolution call, in bytes (default 256 MiB).
+
+    Calls that would need more run in chunks (over the batch, then over output rows); results are
+    the same. Outputs and inputs themselves are not counted.
+    """
+    if not is_int(nbytes):
+        raise TypeError(f"memory limit must be an int number of bytes, but got {nbytes!r}")
+    if nbytes <= 0:
+        raise ValueError(f"memory limit must be positive, but got {nbytes}")
+    settings["memory_limit"] = int(nbytes)
+
+
+def get_memory_limit() -> int:
+    """The current cap on one call's temporary memory, in bytes."""
+    return settings["memory_limit"]
+
+
+def set_autotune(enabled: bool) -> None:
+    """Turn measured algorithm choice on or off (off by default; the cost model chooses)."""
+    if not isinstance(enabled, (bool, np.bool_)):
+        raise TypeError(f"autotune must be True or False, but got {enabled!r}")
+    settings["autotune"] = bool(enabled)
+
+
+def get_autotune() -> bool:
+    return settings["autotune"]
+
+
+def clear_autotune_cache() -> None:
+    """Forget the measured choices (e.g. after the machine's load changed)."""
+    autotune_cache.clear()
+
+
+def choose_algorithm(input_shape, weight_shape, stride=1, dilation=1, groups=1, dtype="float32", op="forward") -> str:
+    """The algorithm the engine's cost model picks for a convolution (autotuning aside).
+
+    Parameters
+    ----------
+    input_shape : tuple
+        (N, C_in, *S), already padded, channels first.
+    weight_shape : tuple
+        (C_out, C_in/groups, *K).
+    stride, dilation : int or tuple
+    groups : int
+    dtype : 'float32' or 'float64'
+    op : 'forward', 'grad_input' or 'grad_weight'
+    """
+    if op not in OPS:
+        raise ValueError(f"op must be one of {list(OPS)}, but got {op!r}")
+    nd = len(weight_shape) - 2
+    if nd < 1 or len(input_shape) != nd + 2:
+        raise ValueError(f"input_shape {tuple(input_shape)} and weight_shape {tuple(weight_shape)} must both have "
+                         f"2 + spatial dims (1 to 3) entries")
+    st = (stride,) * nd if is_int(stride) else tuple(stride)
+    dl = (dilation,) * nd if is_int(dilation) else tuple(dilation)
+    return select.choose(op, tuple(input_shape), tuple(weight_shape), st, dl, groups, np.dtype(dtype)).name
+
+
+@contextmanager
+def options(memory_limit=None, autotune=None):
+    """Temporarily change settings; the previous ones come back on exit."""
+    saved = dict(settings)
+    try:
+        if memory_limit is not None:
+            set_memory_limit(memory_limit)
+        if autotune is not None:
+            set_autotune(autotune)
+        yield
+    finally:
+        settings.update(saved)

@@ -1,0 +1,252 @@
+"""Every engine algorithm against the reference oracle and PyTorch; choice, autotune and errors.
+
+Shapes are drawn per algorithm from what it accepts; forward and both gradients, float64 (to 1e-10)
+and float32 (to each algorithm's documented error), 1-D/2-D/3-D, groups, stride and dilation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import convolve
+import convolve.engine_config as ec
+import convolve.functional as F
+from convolve import _engine
+from convolve._engine import reference, winograd
+from convolve._engine.select import ALGORITHMS, AUTOMATIC
+
+# float32 error bound relative to the output scale, per algorithm (docs/speed.md)
+F32_TOL = {"gemm": 1e-5, "kn2row": 1e-5, "depthwise": 1e-5, "fft": 1e-5, "winograd2": 1e-5, "winograd4": 1e-4}
+
+
+@st.composite
+def problems(draw, algorithm):
+    """A random convolution (x, w, bias, stride, dilation, groups) that `algorithm` accepts."""
+    if algorithm.startswith("winograd"):
+        nd, kernel, stride, dilation = 2, (3, 3), (1, 1), (1, 1)
+    else:
+        nd = draw(st.integers(1, 3))
+        kernel = tuple(draw(st.integers(1, 3)) for _ in range(nd))
+        stride = tuple(draw(st.integers(1, 2)) for _ in range(nd))
+        dilation = tuple(draw(st.integers(1, 2)) for _ in range(nd))
+    if algorithm == "depthwise":
+        C = draw(st.integers(1, 4))
+        groups, Cg, O = C, 1, C * draw(st.integers(1, 2))
+    else:
+        groups = draw(st.sampled_from([1, 2]))
+        Cg, O = draw(st.integers(1, 3)), groups * draw(st.integers(1, 3))
+    N = draw(st.integers(1, 3))
+    spatial = tuple(d * (k - 1) + 1 + draw(st.integers(0, 6 if nd < 3 else 2)) for k, d in zip(kernel, dilation))
+    seed = draw(st.integers(0, 2**16))
+    r = np.random.default_rng(seed)
+    x = r.standard_normal((N, Cg * groups) + spatial)
+    w = r.standard_normal((O, Cg) + kernel)
+    b = r.standard_normal(O) if draw(st.booleans()) else None
+    return x, w, b, stride, dilation, groups
+
+
+def _check(name, x, w, b, stride, dilation, groups, dtype):
+    algo = ALGORITHMS[name]
+    args = (stride, dilation, groups)
+    y_ref = reference.forward(x, w, b, *args)
+    gy = np.random.default_rng(7).standard_normal(y_ref.shape)
+    gx_ref = reference.grad_input(gy, w, x.shape, *args)
+    gw_ref = reference.grad_weight(x, gy, w.shape, *args)
+    cast = (lambda a: None if a is None else a.astype(dtype))
+    got = (algo.forward(cast(x), cast(w), cast(b), *args),
+           algo.grad_input(cast(gy), cast(w), x.shape, *args),
+           algo.grad_weight(cast(x), cast(gy), w.shape, *args))
+    tol = 1e-10 if dtype == np.float64 else F32_TOL[name]
+    for what, ours, ref in zip(("forward", "grad_input", "grad_weight"), got, (y_ref, gx_ref, gw_ref)):
+        assert ours.dtype == dtype, f"{name} {what} dtype {ours.dtype}"
+        assert ours.shape == ref.shape, f"{name} {what} shape {ours.shape} != {ref.shape}"
+        scale = max(1.0, float(np.abs(ref).max()))
+        np.testing.assert_allclose(ours, ref, rtol=tol, atol=tol * scale, err_msg=f"{name} {what} {np.dtype(dtype).name}")
+
+
+def _algorithm_test(name):
+    @given(problem=problems(name), dtype=st.sampled_from([np.float64, np.float32]))
+    @settings(max_examples=25, deadline=None)
+    def test(problem, dtype):
+        _check(name, *problem, dtype)
+
+    test.__name__ = f"test_{name}_equals_the_reference"
+    return test
+
+
+for _name in AUTOMATIC:
+    globals()[f"test_{_name}_equals_the_reference"] = _algorithm_test(_name)
+
+
+# --- against PyTorch, through the public functions ---------------------------------------------------
+
+TORCH_CASES = [  # (algorithm, input shape, weight shape, stride, padding, dilation, groups)
+    ("gemm", (2, 4, 9, 8), (6, 2, 3, 2), 2, 1, 1, 2),
+    ("gemm", (2, 3, 11), (4, 3, 1), 2, 0, 1, 1),
+    ("kn2row", (2, 4, 9, 8), (6, 4, 3, 3), 1, 2, 2, 1),
+    ("kn2row", (1, 2, 5, 6, 7), (4, 1, 2, 2, 3), (1, 2, 1), 1, 1, 2),
+    ("winograd2", (2, 4, 9, 11), (6, 2, 3, 3), 1, 1, 1, 2),
+    ("winograd4", (2, 3, 13, 10), (5, 3, 3, 3), 1, 1, 1, 1),
+    ("fft", (2, 4, 40), (6, 2, 9), 3, 4, 2, 2),
+    ("fft", (1, 2, 12, 13), (3, 2, 7, 5), 1, (3, 2), 1, 1),
+    ("depthwise", (2, 4, 10, 9), (8, 1, 3, 3), 2, 1, 2, 4),
+]
+
+
+@pytest.mark.parametrize("case", TORCH_CASES, ids=lambda c: f"{c[0]}-{len(c[1]) - 2}d")
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_forced_algorithm_matches_torch(case, dtype):
+    name, xs, ws, stride, padding, dilation, groups = case
+    nd = len(xs) - 2
+    r = np.random.default_rng(3)
+    x, w, b = r.standard_normal(xs).astype(dtype), r.standard_normal(ws).astype(dtype), r.standard_normal(ws[0]).astype(dtype)
+    kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    ty = getattr(torch.nn.functional, f"conv{nd}d")(tx, tw, tb, **kw)
+    X, W, B = (convolve.Tensor(a, requires_grad=True) for a in (x, w, b))
+    y = getattr(F, f"conv{nd}d")(X, W, B, **kw, algorithm=name)
+    gy = r.standard_normal(y.shape).astype(dtype)
+    ty.backward(torch.tensor(gy))
+    y.backward(gy)
+    tol = 1e-10 if dtype == np.float64 else F32_TOL[name]
+    for ours, theirs in ((y.data, ty), (X.grad, tx.grad), (W.grad, tw.grad), (B.grad, tb.grad)):
+        theirs = theirs.detach().numpy()
+        np.testing.assert_allclose(ours, theirs, rtol=tol, atol=tol * max(1.0, np.abs(theirs).max()), err_msg=name)
+
+
+@pytest.mark.parametrize("name", ["gemm", "kn2row", "winograd4", "fft"])
+def test_forced_algorithm_runs_transposed_convolution_like_torch(name):
+    r = np.random.default_rng(4)
+    x, w = r.standard_normal((2, 4, 6, 7)), r.standard_normal((4, 3, 3, 3))
+    X, W = convolve.Tensor(x, requires_grad=True), convolve.Tensor(w, requires_grad=True)
+    y = F.conv_transpose2d(X, W, padding=1, algorithm=name)
+    tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+    ty = torch.nn.functional.conv_transpose2d(tx, tw, padding=1)
+    gy = r.standard_normal(y.shape)
+    y.backward(gy)
+    ty.backward(torch.tensor(gy))
+    for ours, theirs in ((y.data, ty), (X.grad, tx.grad), (W.grad, tw.grad)):
+        np.testing.assert_allclose(ours, theirs.detach().numpy(), rtol=1e-10, atol=1e-10)
+
+
+# --- Winograd: the slice code is the published transform, and its float32 error -----------------------
+
+@pytest.mark.parametrize("m", [2, 4])
+def test_winograd_slice_transforms_equal_the_matrices(m):
+    a = m + 2
+    r = np.random.default_rng(m)
+    d = r.standard_normal((a, 5))
+    out = [np.empty(5) for _ in range(a)]
+    algo = winograd.F2 if m == 2 else winograd.F4
+    algo._bt(list(d), out, np.empty(5), np.empty(5))
+    np.testing.assert_allclose(np.array(out), winograd.BT[m] @ d, atol=1e-12)
+    mm = r.standard_normal((a, 5))
+    o = [np.empty(5) for _ in range(m)]
+    algo._at(list(mm), o, np.empty((4, 5)))
+    np.testing.assert_allclose(np.array(o), winograd.AT[m] @ mm, atol=1e-12)
+    # and the three matrices compute a 1-D correlation exactly: Aᵀ[(G g) ⊙ (Bᵀ d)] = corr(d, g)
+    g = r.standard_normal(3)
+    dd = r.standard_normal(a)
+    direct = np.array([dd[i : i + 3] @ g for i in range(m)])
+    np.testing.assert_allclose(winograd.AT[m] @ ((winograd.GM[m] @ g) * (winograd.BT[m] @ dd)), direct, atol=1e-12)
+
+
+@pytest.mark.parametrize("name, bound", [("winograd2", 1e-5), ("winograd4", 1e-4)])
+def test_winograd_float32_error_on_a_realistic_layer(name, bound):
+    """The documented float32 error: max |error| / max |output| on a 64-channel layer, vs float64."""
+    r = np.random.default_rng(5)
+    x = r.standard_normal((2, 64, 18, 18))
+    w = r.standard_normal((32, 64, 3, 3)) / 24
+    exact = ALGORITHMS["gemm"].forward(x, w, None, (1, 1), (1, 1), 1)
+    y = ALGORITHMS[name].forward(x.astype(np.float32), w.astype(np.float32), None, (1, 1), (1, 1), 1)
+    err = np.abs(y - exact).max() / np.abs(exact).max()
+    assert err < bound, f"{name} float32 relative error {err:.2e}"
+    assert err > 1e-9  # it really ran in float32
+
+
+# --- automatic choice, autotune, errors ----------------------------------------------------------------
+
+@given(problem=problems("gemm"), op=st.sampled_from(["forward", "grad_input", "grad_weight"]))
+@settings(max_examples=30, deadline=None)
+def test_the_chosen_algorithm_supports_the_call(problem, op):
+    x, w, b, stride, dilation, groups = problem
+    algo = _engine.choose(op, x.shape, w.shape, stride, dilation, groups, x.dtype)
+    assert algo.name in AUTOMATIC
+    assert algo.supports(op, x.shape, w.shape, stride, dilation, groups) is None
+
+
+def test_cost_model_picks_the_specialised_algorithms():
+    assert ec.choose_algorithm((8, 128, 58, 58), (128, 1, 3, 3), groups=128) == "depthwise"
+    assert ec.choose_algorithm((16, 32, 16000), (32, 32, 31)) == "fft"
+    assert ec.choose_algorithm((8, 256, 56, 56), (64, 256, 1, 1)) in ("gemm", "kn2row")
+    assert ec.choose_algorithm((2, 3, 10, 10), (4, 3, 3, 3), stride=2) != "winograd4"
+
+
+def test_autotune_measures_once_and_caches_the_fastest():
+    r = np.random.default_rng(6)
+    x, w = r.standard_normal((2, 8, 12, 12)), r.standard_normal((8, 8, 3, 3))
+    ec.clear_autotune_cache()
+    with ec.options(autotune=True):
+        y = F.conv2d(x, w, padding=1)
+        (key, name), = _engine.config.autotune_cache.items()
+        assert key[0] == "forward" and name in AUTOMATIC
+        np.testing.assert_allclose(F.conv2d(x, w, padding=1), y, rtol=1e-12)
+    assert not ec.get_autotune()
+    np.testing.assert_allclose(y, F.conv2d(x, w, padding=1, algorithm="reference"), rtol=1e-10, atol=1e-10)
+    ec.clear_autotune_cache()
+
+
+def test_unknown_algorithm_names_the_choices():
+    x, w = np.zeros((1, 2, 5, 5)), np.zeros((2, 2, 3, 3))
+    with pytest.raises(ValueError, match=r"algorithm must be one of \['depthwise', 'fft', 'gemm', .*but got 'magic'"):
+        F.conv2d(x, w, algorithm="magic")
+
+
+@pytest.mark.parametrize("name, w_shape, kw, why", [
+    ("winograd4", (2, 2, 5, 5), {}, r"winograd4 supports only 2-D 3x3 kernels .* kernel \(5, 5\)"),
+    ("winograd2", (2, 2, 3, 3), {"stride": 2}, r"stride 1 .* stride \(2, 2\)"),
+    ("depthwise", (2, 2, 3, 3), {}, r"groups == in_channels .* groups=1, in_channels=2"),
+])
+def test_algorithm_that_cannot_run_the_shape_says_which_can(name, w_shape, kw, why):
+    x, w = np.zeros((1, 2, 7, 7)), np.zeros(w_shape)
+    with pytest.raises(ValueError, match=why) as info:
+        F.conv2d(x, w, **kw, algorithm=name)
+    assert "algorithms that can: ['gemm', 'kn2row'" in str(info.value)
+
+
+def test_engine_config_validates_its_arguments():
+    with pytest.raises(TypeError, match="memory limit must be an int number of bytes, but got '1GB'"):
+        ec.set_memory_limit("1GB")
+    with pytest.raises(ValueError, match="memory limit must be positive, but got 0"):
+        ec.set_memory_limit(0)
+    with pytest.raises(TypeError, match="autotune must be True or False, but got 1"):
+        ec.set_autotune(1)
+    with pytest.raises(ValueError, match="op must be one of"):
+        ec.choose_algorithm((1, 1, 5), (1, 1, 3), op="backward")
+    assert ec.get_memory_limit() == ec.DEFAULT_MEMORY_LIMIT
+    assert set(ec.algorithms()) == set(AUTOMATIC) | {"reference"}
+
+
+# --- chunked execution gives the same numbers ----------------------------------------------------------
+
+@pytest.mark.parametrize("name", AUTOMATIC)
+@pytest.mark.parametrize("limit", [20_000, 1])  # batch chunks; one output row at a time
+def test_chunked_calls_equal_whole_calls(name, limit):
+    r = np.random.default_rng(8)
+    groups = 4 if name == "depthwise" else 2
+    stride, dilation = ((1, 1), (1, 1)) if name.startswith("winograd") else ((2, 1), (1, 2))
+    x = r.standard_normal((3, 4, 13, 12))
+    w = r.standard_normal((4, 4 // groups, 3, 3))
+    b = r.standard_normal(4)
+    y = _engine.forward(x, w, b, stride, dilation, groups, name)
+    gy = r.standard_normal(y.shape)
+    gx = _engine.grad_input(gy, w, x.shape, stride, dilation, groups, name)
+    gw = _engine.grad_weight(x, gy, w.shape, stride, dilation, groups, name)
+    with ec.options(memory_limit=limit):
+        np.testing.assert_allclose(_engine.forward(x, w, b, stride, dilation, groups, name), y, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(_engine.grad_input(gy, w, x.shape, stride, dilation, groups, name), gx, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(_engine.grad_weight(x, gy, w.shape, stride, dilation, groups, name), gw, rtol=1e-10, atol=1e-12)

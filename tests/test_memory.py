@@ -1,0 +1,80 @@
+"""Bounded memory: no engine call allocates temporaries beyond the cap; it works in chunks instead.
+
+tracemalloc sees NumPy's allocations. The layers below would need ~48 MB of im2col columns at
+once; with the cap lowered to 4 MiB the peak traced memory above what existed before the call must
+stay under cap + the result's own size (+ a small allowance for bookkeeping).
+"""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import convolve.engine_config as ec
+import convolve.functional as F
+from convolve import _engine
+
+CAP = 4 * 2**20
+SLACK = 256 * 2**10
+
+
+def _peak_extra(fn):
+    """(result, peak bytes allocated during fn beyond those held before it)."""
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        before = tracemalloc.get_traced_memory()[0]
+        out = fn()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    return out, peak - before
+
+
+LAYERS = {  # (x shape, w shape): batch chunks, and a single sample that needs row chunks
+    "batch": ((4, 32, 64, 64), (32, 32, 5, 5)),
+    "rows": ((1, 32, 128, 128), (32, 32, 5, 5)),
+}
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+@pytest.mark.parametrize("algorithm", [None, "gemm", "kn2row", "fft"])
+def test_every_op_stays_under_the_memory_cap(layer, algorithm):
+    xs, ws = LAYERS[layer]
+    r = np.random.default_rng(0)
+    x = r.standard_normal(xs).astype(np.float32)
+    w = r.standard_normal(ws).astype(np.float32)
+    args = ((1, 1), (1, 1), 1)
+    naive = xs[0] * xs[1] * 25 * (xs[2] - 4) * (xs[3] - 4) * 4
+    assert naive > 10 * CAP  # the unchunked im2col really would not fit
+    y_full = _engine.forward(x, w, None, *args, algorithm)
+    gy = r.standard_normal(y_full.shape).astype(np.float32)
+    with ec.options(memory_limit=CAP):
+        y, extra = _peak_extra(lambda: _engine.forward(x, w, None, *args, algorithm))
+        assert extra <= CAP + y.nbytes + SLACK, f"forward used {extra / 2**20:.1f} MiB"
+        gx, extra = _peak_extra(lambda: _engine.grad_input(gy, w, xs, *args, algorithm))
+        assert extra <= CAP + gx.nbytes + SLACK, f"grad_input used {extra / 2**20:.1f} MiB"
+        gw, extra = _peak_extra(lambda: _engine.grad_weight(x, gy, ws, *args, algorithm))
+        assert extra <= CAP + gw.nbytes + SLACK, f"grad_weight used {extra / 2**20:.1f} MiB"
+    np.testing.assert_allclose(y, y_full, rtol=1e-4, atol=1e-3)
+
+
+def test_without_the_cap_the_same_call_does_allocate_the_columns():
+    """The measurement is real: uncapped, im2col's columns show up in the peak."""
+    r = np.random.default_rng(1)
+    x = r.standard_normal((4, 32, 64, 64)).astype(np.float32)
+    w = r.standard_normal((32, 32, 5, 5)).astype(np.float32)
+    with ec.options(memory_limit=2**40):
+        _, extra = _peak_extra(lambda: _engine.forward(x, w, None, (1, 1), (1, 1), 1, "gemm"))
+    assert extra > 10 * CAP
+
+
+def test_functional_conv_under_a_tiny_cap_matches_the_uncapped_result():
+    r = np.random.default_rng(2)
+    x = r.standard_normal((3, 8, 20, 20))
+    w = r.standard_normal((8, 8, 3, 3))
+    expected = F.conv2d(x, w, padding=1, stride=2)
+    with ec.options(memory_limit=1024):
+        np.testing.assert_allclose(F.conv2d(x, w, padding=1, stride=2), expected, rtol=1e-12, atol=1e-12)
