@@ -38,7 +38,7 @@ def test_parse_aliases_and_defaults():
     assert parse_layer("conv2d 8 k=3 s=2 padding=same").padding == "same"
     assert parse_layer("fc 10 bias=false").bias is False
     assert parse_layer("avgpool 3 stride=1 ceil=yes").ceil is True
-    assert parse_layer("dropout 0.25").p == 0.25
+    assert parse_layer("dropout 0.25").p == 0.25 and parse_layer("dropout p=0.1").p == 0.1
     assert parse_layer("bn").kind == "batchnorm"
 
 

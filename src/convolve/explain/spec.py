@@ -38,6 +38,7 @@ _KEYS = {
     "maxpool": {"stride", "padding", "dilation", "ceil", "kernel"},
     "avgpool": {"stride", "padding", "ceil", "kernel"},
     "linear": {"bias"},
+    "dropout": {"p"},
 }
 _ALIASES = {"s": "stride", "pad": "padding", "p": "padding", "dil": "dilation", "d": "dilation",
             "g": "groups", "k": "kernel", "ceil_mode": "ceil"}
@@ -185,7 +186,7 @@ def parse_layer(text: str, index: int | None = None) -> Layer:
     for tok, s, e in toks[1:]:
         if "=" in tok:
             key, _, val = tok.partition("=")
-            key = _ALIASES.get(key.lower(), key.lower())
+            key = key.lower() if kind == "dropout" else _ALIASES.get(key.lower(), key.lower())
             if key not in _KEYS.get(kind, set()):
                 allowed = sorted(_KEYS.get(kind, set()) - {"kernel"})
                 hint = f"{kind} takes {', '.join(allowed)}" if allowed else f"{kind} takes no options"
@@ -207,6 +208,8 @@ def parse_layer(text: str, index: int | None = None) -> Layer:
                 if val.lower() not in _BOOL:
                     raise SpecError(f"expected {key}=yes or {key}=no, but got {val!r}", text, vs, e, where)
                 v = _BOOL[val.lower()]
+            elif key == "p":
+                v = _probability(val, text, vs, e, where)
             else:  # kernel
                 v = _ints(val, 3 if kind == "conv" else 2, "a kernel size like 5x5", text, vs, where)
             _set(values, spans, key, v, (s, e), text, where)
@@ -250,13 +253,18 @@ def _positional(kind, positional, values, spans, text, where):
             v = _ints(tok, 3 if kind == "conv" else 2, "a kernel size like 5x5" + (" or 5x5x3" if kind == "conv" else ""),
                       text, s, where)
         else:
-            try:
-                v = float(tok)
-            except ValueError:
-                v = -1.0
-            if not 0 <= v < 1:
-                raise SpecError(f"expected a dropout probability in [0, 1), but got {tok!r}", text, s, e, where)
+            v = _probability(tok, text, s, e, where)
         values[key], spans[key] = v, (s, e)
+
+
+def _probability(tok, text, s, e, where) -> float:
+    try:
+        v = float(tok)
+    except ValueError:
+        v = -1.0
+    if not 0 <= v < 1:
+        raise SpecError(f"expected a dropout probability in [0, 1), but got {tok!r}", text, s, e, where)
+    return v
 
 
 def parse_layers(layers) -> list:
