@@ -73,6 +73,11 @@ def test_demo_refuses_bad_output(tmp_path):
         run_demo(tmp_path / "file", train=False, say=lambda s: None)
     with pytest.raises(FileNotFoundError, match="checkpoint .* does not exist"):
         run_demo(tmp_path / "d", checkpoint=tmp_path / "nope.npz", say=lambda s: None)
+    pytest.importorskip("convolve.training", reason="the training package reads checkpoints")
+    (tmp_path / "bad.npz").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError):
+        run_demo(tmp_path / "e", checkpoint=tmp_path / "bad.npz", say=lambda s: None)
+    assert list((tmp_path / "e").iterdir()) == []  # refused before any picture was drawn
 
 
 def test_demo_cli_wiring():

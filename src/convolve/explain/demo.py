@@ -70,8 +70,9 @@ class DemoResult:
     arrays: dict = field(default_factory=dict)
 
 
-def _learned(out: Path, checkpoint, train: bool, say) -> list:
-    """Learned filters and per-layer maps from a checkpoint, or from a short training run."""
+def _learned(out: Path, checkpoint, train: bool, say, loaded=None) -> list:
+    """Learned filters and per-layer maps from a checkpoint (`loaded`: its (model, checkpoint) when already
+    read), or from a short training run."""
     try:
         from ..training import load_model, train as train_run
         from ..data import load_default
@@ -93,7 +94,7 @@ def _learned(out: Path, checkpoint, train: bool, say) -> list:
             say("training LeNet for 1 epoch on 1,000 embedded Fashion-MNIST images (a few seconds) ...")
             train_run(out=run_dir, model="lenet", epochs=1, limit=1000, batch_size=64, progress=False,
                       log=lambda line: None)
-    model, ckpt = load_model(checkpoint)
+    model, ckpt = loaded if loaded is not None else load_model(checkpoint)
     cfg = ckpt.config
     _, test = load_default()
     size = tuple(cfg.get("image_size", test.images.shape[2:]))
@@ -122,8 +123,13 @@ def run_demo(out="convolve-demo", checkpoint=None, train: bool = True, say=print
     """Run the demo, writing every picture into `out`; `say` receives each printed line."""
     start = time.perf_counter()
     out = check_writable_dir(out)
-    if checkpoint is not None and not Path(checkpoint).exists():
-        raise FileNotFoundError(f"checkpoint {str(checkpoint)!r} does not exist")
+    loaded = None
+    if checkpoint is not None:  # read it before drawing anything: a bad checkpoint fails the demo up front
+        if not Path(checkpoint).exists():
+            raise FileNotFoundError(f"checkpoint {str(checkpoint)!r} does not exist")
+        from ..training import load_model
+
+        loaded = load_model(checkpoint)
     res = DemoResult(out=out.resolve())
     lines = []
 
@@ -183,19 +189,21 @@ def run_demo(out="convolve-demo", checkpoint=None, train: bool = True, say=print
     res.arrays["next_layer"] = next_layer_figure(v1, w2, b2, (26, 20), p, kernel_index=0, padding=2,
                                                 names=FIRST_NAMES)
     files.append((p, "layer 2: one 5x5x8 kernel reads the same window in all 8 maps; z = b + sum of 8 partial sums"))
-    for p in _learned(out, checkpoint, train, emit):
+    for p in _learned(out, checkpoint, train, emit, loaded):
         what = "learned first-layer filters" if "filters" in p.name else "feature maps of a test image, layer by layer"
         files.append((p, what))
 
     text = "\n".join(lines) + "\n"
     atomic_write(out / "explanation.txt", lambda tmp: Path(tmp).write_text(text))
     files.append((out / "explanation.txt", "the explanation above"))
-    res.files = [f for f, _ in files]
+    if checkpoint is None and (out / "quick-training" / "best.npz").exists():
+        files.append((out / "quick-training", "the short training run behind 07/08 (reused next time; delete to retrain)"))
+    res.files = [f for f, _ in files if f.is_file()]
     res.seconds = time.perf_counter() - start
     emit(f"Pictures written to {res.out}/ :")
     width = max(len(f.name) for f, _ in files)
     for f, what in files:
-        emit(f"  {f.name:<{width}}  {what}")
+        emit(f"  {f.name + ('/' if f.is_dir() else ''):<{width + 1}} {what}")
     emit(f"done in {res.seconds:.1f} s")
     res.text = "\n".join(lines)
     return res
