@@ -200,7 +200,8 @@ def _render(s: Slide, title: str):
         cell_text.set_position((j, i))
         cell_text.set_text(fmt_num(float(s.output[i, j]), 1))
         eq.set_text("\n".join(_equation(s, frame, names, wrap)))
-        head.set_text(f"{title}   position ({i}, {j}): frame {frame + 1} of {s.frames}")
+        bias = f", bias b = {fmt_num(s.bias)}" if c > 1 else ""  # one channel: shown under the kernel
+        head.set_text(f"{title}{bias}   position ({i}, {j}): frame {frame + 1} of {s.frames}")
         fig.canvas.restore_region(background)
         for a in dynamic:
             fig.draw_artist(a)
