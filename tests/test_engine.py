@@ -17,6 +17,7 @@ import convolve.engine_config as ec
 import convolve.functional as F
 from convolve import _engine
 from convolve._engine import reference, winograd
+from convolve._engine.chunks import smallest_piece
 from convolve._engine.select import ALGORITHMS, AUTOMATIC
 
 # float32 error bound relative to the output scale, per algorithm (docs/speed.md)
@@ -234,8 +235,8 @@ def test_engine_config_validates_its_arguments():
 # --- chunked execution gives the same numbers ----------------------------------------------------------
 
 @pytest.mark.parametrize("name", AUTOMATIC)
-@pytest.mark.parametrize("limit", [20_000, 1])  # batch chunks; one output row at a time
-def test_chunked_calls_equal_whole_calls(name, limit):
+@pytest.mark.parametrize("pieces", ["samples", "rows"])
+def test_chunked_calls_equal_whole_calls(name, pieces):
     r = np.random.default_rng(8)
     groups = 4 if name == "depthwise" else 2
     stride, dilation = ((1, 1), (1, 1)) if name.startswith("winograd") else ((2, 1), (1, 2))
@@ -246,6 +247,12 @@ def test_chunked_calls_equal_whole_calls(name, limit):
     gy = r.standard_normal(y.shape)
     gx = _engine.grad_input(gy, w, x.shape, stride, dilation, groups, name)
     gw = _engine.grad_weight(x, gy, w.shape, stride, dilation, groups, name)
+    algo, ops = ALGORITHMS[name], ("forward", "grad_input", "grad_weight")
+    args = (x.shape, w.shape, stride, dilation, groups)
+    if pieces == "samples":  # room for one sample at a time
+        limit = max(algo.workspace(op, (1,) + x.shape[1:], *args[1:], 8) for op in ops)
+    else:  # room for one output row of one sample
+        limit = max(smallest_piece(op, algo, *args, 8) for op in ops)
     with ec.options(memory_limit=limit):
         np.testing.assert_allclose(_engine.forward(x, w, b, stride, dilation, groups, name), y, rtol=1e-10, atol=1e-12)
         np.testing.assert_allclose(_engine.grad_input(gy, w, x.shape, stride, dilation, groups, name), gx, rtol=1e-10, atol=1e-12)

@@ -39,8 +39,8 @@ LAYERS = {  # (x shape, w shape): batch chunks, and a single sample that needs r
 }
 
 
-@pytest.mark.parametrize("layer", LAYERS)
-@pytest.mark.parametrize("algorithm", [None, "gemm", "kn2row", "fft"])
+@pytest.mark.parametrize("layer, algorithm", [(layer, a) for layer in LAYERS for a in (None, "gemm", "kn2row")]
+                         + [("batch", "fft")])
 def test_every_op_stays_under_the_memory_cap(layer, algorithm):
     xs, ws = LAYERS[layer]
     r = np.random.default_rng(0)
@@ -76,5 +76,16 @@ def test_functional_conv_under_a_tiny_cap_matches_the_uncapped_result():
     x = r.standard_normal((3, 8, 20, 20))
     w = r.standard_normal((8, 8, 3, 3))
     expected = F.conv2d(x, w, padding=1, stride=2)
-    with ec.options(memory_limit=1024):
+    with ec.options(memory_limit=16 * 2**10):  # a tenth of what the whole call needs
         np.testing.assert_allclose(F.conv2d(x, w, padding=1, stride=2), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_a_forced_algorithm_that_cannot_fit_the_cap_says_so():
+    """FFT's kernel spectra do not shrink with the chunk: under a tiny cap it refuses, the engine's
+    own choice moves to an algorithm that fits."""
+    x = np.zeros((1, 32, 40, 40), dtype=np.float32)
+    w = np.zeros((32, 32, 5, 5), dtype=np.float32)
+    with ec.options(memory_limit=2**20):
+        with pytest.raises(ValueError, match=r"algorithm 'fft' needs at least .* MiB .* above the memory limit of 1.0 MiB"):
+            _engine.forward(x, w, None, (1, 1), (1, 1), 1, "fft")
+        assert _engine.choose("forward", x.shape, w.shape, (1, 1), (1, 1), 1, x.dtype).name != "fft"

@@ -13,12 +13,18 @@ import numpy as np
 
 from .windows import out_size
 
-__all__ = ["forward", "grad_input", "grad_weight"]
+__all__ = ["smallest_piece", "forward", "grad_input", "grad_weight"]
 
 
 def _rows_in(rows, stride, dilation, kernel):
     """Input rows that `rows` output rows read along the first spatial axis."""
     return (rows - 1) * stride + dilation * (kernel - 1) + 1
+
+
+def smallest_piece(op, algo, x_shape, w_shape, stride, dilation, groups, itemsize):
+    """Bytes of temporaries for one output row of one sample: the least any chunking can need."""
+    sub = (1, x_shape[1], min(x_shape[2], _rows_in(1, stride[0], dilation[0], w_shape[2]))) + tuple(x_shape[3:])
+    return algo.workspace(op, sub, w_shape, stride, dilation, groups, itemsize)
 
 
 def _plan(op, algo, x_shape, w_shape, stride, dilation, groups, itemsize, cap, out_rows):
@@ -37,6 +43,15 @@ def _plan(op, algo, x_shape, w_shape, stride, dilation, groups, itemsize, cap, o
         if algo.workspace(op, sub, w_shape, stride, dilation, groups, itemsize) <= cap:
             break
         rows = max(1, rows // 2)
+    if rows == 1:
+        least = smallest_piece(op, algo, x_shape, w_shape, stride, dilation, groups, itemsize)
+        if least > cap:
+            raise ValueError(
+                f"algorithm {algo.name!r} needs at least {least / 2**20:.1f} MiB of temporaries for this "
+                f"convolution (input {tuple(x_shape)}, weight {tuple(w_shape)}), above the memory limit of "
+                f"{cap / 2**20:.1f} MiB; raise the limit (convolve.engine_config.set_memory_limit) or let the "
+                f"engine choose the algorithm"
+            )
     return 1, rows
 
 

@@ -16,7 +16,8 @@ import time
 import numpy as np
 
 from . import depthwise, fft, gemm, kn2row, reference, winograd
-from .config import autotune_cache
+from .chunks import smallest_piece
+from .config import autotune_cache, settings
 from .windows import out_size
 
 __all__ = ["ALGORITHMS", "AUTOMATIC", "supporting", "estimate", "choose", "tune"]
@@ -44,6 +45,13 @@ def _gemm_time(flops, itemsize, m, n, k, count):
 def supporting(op, x_shape, w_shape, stride, dilation, groups):
     """Names of the automatic algorithms that support this convolution."""
     return [n for n in AUTOMATIC if ALGORITHMS[n].supports(op, x_shape, w_shape, stride, dilation, groups) is None]
+
+
+def _fitting(names, op, x_shape, w_shape, stride, dilation, groups, itemsize):
+    """Those whose smallest chunk fits the memory limit (gemm's always does in practice)."""
+    cap = settings["memory_limit"]
+    fit = [n for n in names if smallest_piece(op, ALGORITHMS[n], x_shape, w_shape, stride, dilation, groups, itemsize) <= cap]
+    return fit or ["gemm"]
 
 
 def estimate(name, op, x_shape, w_shape, stride, dilation, groups, itemsize):
@@ -122,7 +130,8 @@ def choose(op, x_shape, w_shape, stride, dilation, groups, dtype, algorithm=None
     if algorithm is not None:
         return _by_name(algorithm, op, x_shape, w_shape, stride, dilation, groups)
     itemsize = np.dtype(dtype).itemsize
-    names = supporting(op, x_shape, w_shape, stride, dilation, groups)
+    names = _fitting(supporting(op, x_shape, w_shape, stride, dilation, groups), op, x_shape, w_shape, stride,
+                     dilation, groups, itemsize)
     return ALGORITHMS[min(names, key=lambda n: estimate(n, op, x_shape, w_shape, stride, dilation, groups, itemsize))]
 
 
@@ -133,7 +142,8 @@ def tune(op, x_shape, w_shape, stride, dilation, groups, dtype, run):
     if key in autotune_cache:
         return run(ALGORITHMS[autotune_cache[key]])
     itemsize = np.dtype(dtype).itemsize
-    names = supporting(op, x_shape, w_shape, stride, dilation, groups)
+    names = _fitting(supporting(op, x_shape, w_shape, stride, dilation, groups), op, x_shape, w_shape, stride,
+                     dilation, groups, itemsize)
     costs = {n: estimate(n, op, x_shape, w_shape, stride, dilation, groups, itemsize) for n in names}
     best_guess = min(costs.values())
     best, best_time, result = None, math.inf, None
