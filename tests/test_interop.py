@@ -153,6 +153,7 @@ def _corrupt_files(tmp_path):
         "huge_header": struct.pack("<Q", 1 << 40) + good[8:],
         "bad_json": good[:8] + b"#" + good[9:],
         "bad_dtype": good.replace(b'"F64"', b'"X64"'),
+        "no_shape": good.replace(b'"shape"', b'"shapf"'),
     }
     for name, data in cases.items():
         (tmp_path / f"{name}.safetensors").write_bytes(data)
@@ -164,7 +165,8 @@ def _corrupt_files(tmp_path):
     ("tiny", "only 5 bytes long"),
     ("huge_header", "header length .* exceeds the file size"),
     ("bad_json", "bad JSON header"),
-    ("bad_dtype", "unsupported dtype"),
+    ("bad_dtype", "has dtype 'X64', which is unsupported"),
+    ("no_shape", "needs dtype, shape and data_offsets"),
 ])
 def test_corrupt_safetensors_errors_name_the_file(tmp_path, name, match):
     _corrupt_files(tmp_path)

@@ -139,16 +139,21 @@ def _load_safetensors(path: Path):
     metadata = header.pop(_META_KEY, None) or {}
     body = memoryview(data)[8 + n :]
     out = OrderedDict()
-    for k, info in sorted(header.items(), key=lambda kv: kv[1].get("data_offsets", [0])[0] if isinstance(kv[1], dict) else 0):
+    for k, info in header.items():  # JSON keeps the file's key order
+        if not isinstance(info, dict) or not {"dtype", "shape", "data_offsets"} <= set(info):
+            raise ValueError(f"{str(path)!r}: entry {k!r} needs dtype, shape and data_offsets, but got {info!r}")
+        if info["dtype"] not in SAFETENSORS_DTYPES:
+            raise ValueError(
+                f"{str(path)!r}: entry {k!r} has dtype {info['dtype']!r}, which is unsupported here "
+                f"(supported: {', '.join(SAFETENSORS_DTYPES)})"
+            )
+        dtype = np.dtype(SAFETENSORS_DTYPES[info["dtype"]])
         try:
-            dtype = np.dtype(SAFETENSORS_DTYPES[info["dtype"]])
-            shape = tuple(int(s) for s in info["shape"])
-            begin, end = (int(o) for o in info["data_offsets"])
-        except KeyError as exc:
-            raise ValueError(f"{str(path)!r}: entry {k!r} has an unsupported dtype or misses field {exc}") from None
+            shape = tuple(int(v) for v in info["shape"])
+            begin, end = (int(v) for v in info["data_offsets"])
         except (TypeError, ValueError):
             raise ValueError(f"{str(path)!r}: entry {k!r} has a malformed shape or data_offsets") from None
-        if any(s < 0 for s in shape):
+        if any(v < 0 for v in shape):
             raise ValueError(f"{str(path)!r}: entry {k!r} has a negative dimension in shape {shape}")
         expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
         if not 0 <= begin <= end <= len(body) or end - begin != expected:
@@ -157,9 +162,7 @@ def _load_safetensors(path: Path):
                 f"data_offsets [{begin}, {end}] do not fit the {len(body)}-byte data section (truncated file?)"
             )
         out[k] = np.frombuffer(body[begin:end], dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
-    # keep the file's key order for keys written in order; restore header order for equal offsets
-    order = [k for k in header if k in out]
-    return OrderedDict((k, out[k]) for k in order), metadata
+    return out, metadata
 
 
 def _load_npz(path: Path):
