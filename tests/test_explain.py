@@ -343,3 +343,15 @@ def test_cli_explain_errors(capsys):
     assert "conv 8 5y5 pad=2\n" in err and "\n           ^^^\n" in err
     assert main(["explain", "64x64x3", "conv 8 5x5 -> 64x64x8", "--expect", "64x64x8"]) == 2
     assert "already states its output" in capsys.readouterr().err
+
+
+def test_cli_model_summary(capsys):
+    pytest.importorskip("convolve.training", reason="--model summarises the training presets")
+    assert main(["explain", "28x28x1", "--model", "lenet"]) == 0
+    out = capsys.readouterr().out
+    assert "0 (Conv2d)" in out and "28x28x32" in out and "input 28x28x1 -> output 10" in out
+    from convolve.training import lenet
+    assert f"parameters: {sum(p.data.size for p in lenet().parameters()):,}" in out
+    assert main(["explain", "28x28x1", "--model", "vgg"]) == 2
+    assert "--model must be one of" in capsys.readouterr().err
+    assert main(["explain", "28x28x1", "relu", "--model", "lenet"]) == 2

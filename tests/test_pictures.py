@@ -288,3 +288,20 @@ def test_volume_and_kernel_figures(tmp_path):
     kernels_figure(w, tmp_path / "k.png")
     for name in ("v.png", "k.png"):
         assert Image.open(tmp_path / name).format == "PNG"
+
+
+def test_cli_apply_16bit_and_rgba(tmp_path, capsys):
+    deep = (np.tile(np.arange(12), (6, 1)) * 5000).astype(np.uint16)  # rises to the right, beyond 8 bits
+    Image.fromarray(deep).save(tmp_path / "d16.png")
+    assert main(["apply", str(tmp_path / "d16.png"), "--kernel", "sobel_x", "--out", str(tmp_path / "d.npy")]) == 0
+    assert np.allclose(np.load(tmp_path / "d.npy"), 8 * 5000 / 65535, atol=1e-5)  # (1+2+1) * 2 steps
+    rgba = np.zeros((6, 6, 4), np.uint8)
+    rgba[..., 1], rgba[..., 3] = 200, 255
+    Image.fromarray(rgba).save(tmp_path / "a.png")
+    k = np.zeros((3, 3, 3))
+    k[1, 1, 1] = 1.0  # picks the green channel
+    np.save(tmp_path / "green.npy", k)
+    assert main(["apply", str(tmp_path / "a.png"), "--kernel", str(tmp_path / "green.npy"), "--out",
+                 str(tmp_path / "g.npy")]) == 0
+    assert np.allclose(np.load(tmp_path / "g.npy"), 200 / 255)
+    assert "3 colour channels (alpha left out)" in capsys.readouterr().out

@@ -203,6 +203,8 @@ def test_evaluate_checkpoint_matches_the_stored_accuracy(trained_run, tiny_idx):
     result = evaluate_checkpoint(trained_run / "best.npz", tiny_idx)
     stored = json.loads((trained_run / "metrics.json").read_text())["best_accuracy"]
     assert result["accuracy"] == stored and result["images"] == 64
+    # without data it evaluates on what the run was trained on
+    assert evaluate_checkpoint(trained_run / "best.npz")["accuracy"] == stored
 
 
 def test_predict_files_agree_with_the_model_on_the_same_pixels(trained_run, tmp_path):

@@ -37,6 +37,8 @@ def _run_explain(args) -> int:
     from .shapes import explain
     from .spec import parse_layers, parse_shape
 
+    if args.model is not None:
+        return _run_summary(args)
     layers = parse_layers(args.layers)
     if args.expect is not None:
         want = parse_shape(args.expect, "--expect")
@@ -48,6 +50,30 @@ def _run_explain(args) -> int:
     e = explain(args.input, layers, dtype=args.dtype)
     print(e.table() if args.table else e.details())
     return 0 if e.ok else 1
+
+
+def _run_summary(args) -> int:
+    """``--model``: the table of a training preset or a checkpoint's model, from one real forward pass."""
+    from .spec import parse_shape
+    from .summarize import summary
+
+    if args.layers or args.expect:
+        raise ValueError("--model summarises a whole model; give either --model or LAYER specs, not both")
+    shape = parse_shape(args.input, "input")
+    if len(shape) != 3:
+        raise ValueError(f"--model needs an image input like 28x28x1, but got {args.input!r}")
+    try:
+        from ..training import PRESETS, load_model
+    except ImportError as exc:
+        raise ValueError(f"--model needs the training package ({exc})") from None
+    if args.model.lower().endswith(".npz"):
+        model, _ = load_model(args.model)
+    elif args.model in PRESETS:
+        model = PRESETS[args.model](in_channels=shape[0], num_classes=10, image_size=shape[1:])
+    else:
+        raise ValueError(f"--model must be one of {sorted(PRESETS)} or a checkpoint .npz, but got {args.model!r}")
+    print(summary(model, shape))
+    return 0
 
 
 def _run_demo(args) -> int:
@@ -93,6 +119,8 @@ def add_commands(subparsers):
     p.add_argument("layers", nargs="*", metavar="LAYER", help='layer specs, e.g. "conv 8 5x5 pad=2" "maxpool 2"')
     p.add_argument("--expect", metavar="SHAPE", help="the output you expect from the last layer, e.g. 64x64x8")
     p.add_argument("--table", action="store_true", help="one line per layer instead of the full explanation")
+    p.add_argument("--model", metavar="PRESET|CKPT",
+                   help="instead of LAYERs: summarise a training preset (lenet, resnet) or a checkpoint's model")
     p.add_argument("--dtype", default="float32", choices=["float16", "float32", "float64"],
                    help="element type for the memory figures (default float32)")
     p.set_defaults(func=_run_explain)
