@@ -1,8 +1,23 @@
 """Layers and models: `Module`, `Parameter`, containers and PyTorch-compatible layers.
 
 Every layer is thin: it owns its parameters (PyTorch's shapes, names and default initialisation)
-and its ``forward`` is one call into `convolve.functional`. Seed initialisation and dropout with
-``convolve.nn.init.seed(s)``.
+and its ``forward`` is one call into `convolve.functional`, so ``state_dict()`` keys, shapes and
+numbers interchange with PyTorch's for the same architecture.
+
+Repeatable runs: ``convolve.nn.init.seed(s)`` resets the one NumPy Generator that every default
+initialisation and every dropout mask draws from (``get_rng_state``/``set_rng_state`` save and
+restore it for resuming); any init function, ``reset_parameters`` and ``Dropout`` also take an
+explicit ``generator=``.
+
+Examples
+--------
+>>> import numpy as np, convolve, convolve.nn as nn
+>>> _ = nn.init.seed(0)
+>>> model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 5 * 5, 2))
+>>> model(np.zeros((1, 1, 5, 5), np.float32)).shape
+(1, 2)
+>>> list(model.state_dict())
+['0.weight', '0.bias', '3.weight', '3.bias']
 """
 
 from . import functional as functional, init as init, utils as utils
