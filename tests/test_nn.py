@@ -516,6 +516,7 @@ def test_sequential_indexing():
     (lambda: nn.Linear(3, 2)(np.zeros((2, 4), np.float32)), ValueError, "in_features=3"),
     (lambda: F.softmax(np.zeros((2, 3)), 2), ValueError, r"dim must be in \[-2, 1\]"),
     (lambda: F.batch_norm(np.zeros((2, 3)), None, None), ValueError, "eval mode .* needs running_mean"),
+    (lambda: F.batch_norm(np.zeros((2, 3)), None, None, training=True, momentum=None), ValueError, "momentum must be"),
     (lambda: F.adaptive_avg_pool2d(np.zeros((1, 1, 4, 4)), (2, 2, 2)), TypeError, "output_size must be an int or a tuple of 2"),
     (lambda: F.relu(np.zeros(3, np.int64)), TypeError, "input must be a float"),
 ])

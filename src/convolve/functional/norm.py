@@ -118,6 +118,8 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         raise ValueError("batch_norm in eval mode (training=False) needs running_mean and running_var")
     if not isinstance(eps, numbers.Real) or eps < 0:
         raise ValueError(f"eps must be a non-negative number, but got {eps!r}")
+    if not isinstance(momentum, numbers.Real) or not 0 <= momentum <= 1:
+        raise ValueError(f"momentum must be a number in [0, 1], but got {momentum!r}")
     axes = (0,) + tuple(range(2, a.ndim))
     count = a.size // C
     shape = (1, C) + (1,) * (a.ndim - 2)
