@@ -126,6 +126,13 @@ def test_same_padding_with_stride_is_asymmetric():
     assert "floor((64 + 1+2 - 1*(5-1) - 1) / 2) + 1 = 32" in s.formula[0]
 
 
+def test_ceil_mode_formula_states_pytorch_rule():
+    s = explain("(1,5,5)", ["maxpool 2 stride=2 pad=1 ceil=yes"]).steps[0]
+    assert s.out_shape == (1, 3, 3) == F.max_pool2d(np.zeros((1, 5, 5)), 2, 2, 1, ceil_mode=True).shape
+    assert s.formula == ["H = W = ceil((5 + 2*1 - 1*(2-1) - 1) / 2) + 1 = 4, minus the last window, which would "
+                         "start in the padding: 3"]
+
+
 def test_non_square_formula_has_two_lines():
     s = explain("(1,20,30)", ["conv 2 3x5 stride=1x2"]).steps[0]
     assert s.out_shape == (2, 18, 13) and len(s.formula) == 2
@@ -256,6 +263,9 @@ def test_random_stacks_match_engine_and_modules():
                 x = m(x)
                 assert x.shape[1:] == step.out_shape, (shape, layers, step.layer.text)
                 assert sum(p.data.size for p in m.parameters()) == step.params, (shape, layers, step.layer.text)
+                if step.layer.kind in ("conv", "maxpool", "avgpool"):  # the printed formula ends in the real size
+                    ends = [int(line.rsplit(" ", 1)[1]) for line in step.formula]
+                    assert ends in ([x.shape[2]], [x.shape[2], x.shape[3]]), (step.formula, x.shape)
         assert sum(p.data.size for p in model.parameters()) == e.total_params
         checked += 1
 

@@ -179,7 +179,7 @@ def _rf_text(s: Step) -> str:
     return f"each output value sees {s.rf[0]}x{s.rf[1]} input pixels{jump}"
 
 
-def _hw(a, b, text_a: str, text_b: str) -> list:
+def _hw(text_a: str, text_b: str) -> list:
     """One formula line when H and W work out identically, two otherwise."""
     if text_a.split(":", 1)[1] == text_b.split(":", 1)[1]:
         return ["H = W =" + text_a.split(":", 1)[1]]
@@ -189,7 +189,12 @@ def _hw(a, b, text_a: str, text_b: str) -> list:
 def _size_text(dim, n, k, s, d, pb, pe, out, ceil=False) -> str:
     pad = f"2*{pb}" if pb == pe else f"{pb}+{pe}"
     rnd = "ceil" if ceil else "floor"
-    return f"{dim}: {rnd}(({n} + {pad} - {d}*({k}-1) - 1) / {s}) + 1 = {out}"
+    span = n + pb + pe - d * (k - 1) - 1
+    naive = (-(-span // s) if ceil else span // s) + 1
+    text = f"{dim}: {rnd}(({n} + {pad} - {d}*({k}-1) - 1) / {s}) + 1 = {naive}"
+    if naive != out:  # PyTorch's ceil_mode rule: no window may start in the right padding
+        text += f", minus the last window, which would start in the padding: {out}"
+    return text
 
 
 # --- the solver behind spec checking -----------------------------------------------------------------
@@ -359,8 +364,7 @@ def _window(step: Step, rf, jump) -> bool:
             o = _pool_size(n, k[dim], s[dim], d[dim], pb, layer.ceil, layer.kind)
         outs.append(o)
         lines.append(_size_text(name, n, k[dim], s[dim], d[dim], pb, pe, o, layer.ceil and layer.kind != "conv"))
-    step.formula = _hw(outs[0], outs[1], *lines) if (h, k[0], s[0], d[0], pairs[0]) == (w, k[1], s[1], d[1], pairs[1]) \
-        else lines
+    step.formula = _hw(*lines)
     step.rf = tuple(r + (kk - 1) * dd * j for r, kk, dd, j in zip(rf, k, d, jump))
     step.jump = tuple(j * ss for j, ss in zip(jump, s))
     step.out_shape = (c, outs[0], outs[1])
