@@ -110,3 +110,12 @@ def test_learned_filters_and_maps_are_the_models(tmp_path):
         learned_filters_figure(nn.Sequential(nn.Linear(2, 2)), tmp_path / "x.png")
     with pytest.raises(ValueError, match="must have sub-modules"):
         layer_outputs(nn.Linear(2, 2), x)
+
+
+def test_failed_quick_training_is_reported_not_fatal(tmp_path):
+    pytest.importorskip("convolve.training", reason="the quick run uses the training package")
+    (tmp_path / "quick-training").mkdir()
+    (tmp_path / "quick-training" / "best.npz").write_bytes(b"damaged")
+    said = []
+    assert demo_mod._learned(tmp_path, None, True, said.append) == []
+    assert "learned filters skipped: the quick training run failed" in said[-1]
