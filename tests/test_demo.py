@@ -18,7 +18,7 @@ EXPECTED = ["01_kernel_bank.png", "02_slide_1channel.gif", "03_slide_3channel.gi
 def demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
     lines = []
-    return run_demo(out / "convolve-demo", train=False, say=lines.append), lines
+    return run_demo(out / "convolve-demo", train=False, say=lines.append, kernels=["[[1,0,-1],[2,0,-2],[1,0,-1]]"]), lines
 
 
 def test_demo_writes_every_picture(demo):
@@ -40,6 +40,8 @@ def test_demo_volumes_are_the_engines(demo):
     assert np.array_equal(res.arrays["input"], x) and np.array_equal(res.arrays["volume1"], v1)
     assert res.arrays["volume1"].shape == (8, 64, 64)  # 64x64x3, 8 kernels 5x5x3, padding 2 -> 64x64x8
     assert np.array_equal(res.arrays["volume2"], F.conv2d(v1[None], w2, b2, padding=2)[0])
+    user = res.arrays["bank"]["yours 1"]  # the user's literal kernel, computed on the grey photo
+    assert np.allclose(user, -res.arrays["bank"]["sobel_x"])
     nl = res.arrays["next_layer"]
     assert nl.z == pytest.approx(res.arrays["volume2"][0, 26, 20])
 
@@ -73,6 +75,9 @@ def test_demo_refuses_bad_output(tmp_path):
         run_demo(tmp_path / "file", train=False, say=lambda s: None)
     with pytest.raises(FileNotFoundError, match="checkpoint .* does not exist"):
         run_demo(tmp_path / "d", checkpoint=tmp_path / "nope.npz", say=lambda s: None)
+    with pytest.raises(ValueError, match="needs a 2-D"):
+        run_demo(tmp_path / "k", kernels=["[[[1]]]"], say=lambda s: None)
+    assert not (tmp_path / "k").exists()
     pytest.importorskip("convolve.training", reason="the training package reads checkpoints")
     (tmp_path / "bad.npz").write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError):

@@ -79,7 +79,7 @@ def _run_summary(args) -> int:
 def _run_demo(args) -> int:
     from .demo import run_demo
 
-    run_demo(args.out, checkpoint=args.checkpoint, train=not args.no_train)
+    run_demo(args.out, checkpoint=args.checkpoint, train=not args.no_train, kernels=args.kernel or ())
     return 0
 
 
@@ -134,6 +134,9 @@ def add_commands(subparsers):
     p.add_argument("--checkpoint", help="a trained checkpoint (.npz from convolve train) for the learned filters")
     p.add_argument("--no-train", action="store_true",
                    help="without --checkpoint, skip the few-second training run behind the learned-filter pictures")
+    p.add_argument("--kernel", action="append", metavar="K",
+                   help="add your own 2-D kernel to the kernel-bank picture: a .npy file or a literal like "
+                        "'[[1,0,-1],[2,0,-2],[1,0,-1]]' (repeatable)")
     p.set_defaults(func=_run_demo)
 
     p = subparsers.add_parser(

@@ -16,7 +16,7 @@ from .. import functional as F
 from ._files import atomic_write, check_writable_dir
 from .animate import slide, sliding_gif
 from .images import LUMA, resize, sample_image, to_grey
-from .kernels import bank, get_kernel
+from .kernels import BANK, bank, get_kernel, load_kernel
 from .pictures import kernel_bank_figure, kernels_figure, next_layer_figure, volume_figure
 from .shapes import explain
 
@@ -125,9 +125,21 @@ def _learned(out: Path, checkpoint, train: bool, say, loaded=None) -> list:
     return files
 
 
-def run_demo(out="convolve-demo", checkpoint=None, train: bool = True, say=print) -> DemoResult:
-    """Run the demo, writing every picture into `out`; `say` receives each printed line."""
+def run_demo(out="convolve-demo", checkpoint=None, train: bool = True, say=print, kernels=()) -> DemoResult:
+    """Run the demo, writing every picture into `out`; `say` receives each printed line.
+
+    `kernels` are extra 2-D kernels for the kernel-bank picture: names, .npy paths or literals.
+    """
     start = time.perf_counter()
+    user = {}
+    for i, spec in enumerate(kernels, start=1):  # read them before any work
+        k = load_kernel(spec)
+        if k.ndim != 2:
+            raise ValueError(f"kernel {spec!r} has shape {k.shape}; the kernel-bank picture reads the grey photo, "
+                             f"so it needs a 2-D (kH, kW) kernel")
+        name = str(spec) if str(spec).replace("-", "_").lower() in BANK else (
+            Path(str(spec)).stem if str(spec).lower().endswith(".npy") else f"yours {i}")
+        user[name] = k
     out = check_writable_dir(out)
     loaded = None
     if checkpoint is not None:  # read it before drawing anything: a bad checkpoint fails the demo up front
@@ -169,7 +181,7 @@ def run_demo(out="convolve-demo", checkpoint=None, train: bool = True, say=print
 
     files = []
     p = out / "01_kernel_bank.png"
-    res.arrays["bank"] = kernel_bank_figure(x, bank(), p)
+    res.arrays["bank"] = kernel_bank_figure(x, {**bank(), **user}, p)
     files.append((p, "the kernel bank (identity, blurs, sharpen, laplacian, edge, Sobel x/y) and the maps each "
                      "makes of the photo"))
     # an 8x8 patch around the cat's left eye keeps every number in the animation legible
