@@ -78,7 +78,8 @@ def kernels_figure(weight, path, names=None, channel_names=("R", "G", "B")) -> N
     w = np.asarray(weight, dtype=np.float64)
     o, c, kh, kw = w.shape
     fig = new_figure(1.45 * o + 0.8, 1.45 * c + 1.1)
-    grid = fig.add_gridspec(c, o, hspace=0.35, wspace=0.12)
+    grid = fig.add_gridspec(c, o, hspace=0.35, wspace=0.12, top=1 - 1.0 / (1.45 * c + 1.1), bottom=0.03,
+                            left=0.04, right=0.99)
     for j in range(o):
         scale = display_scale(w[j])  # one colour scale and one number scale per kernel, across its slices
         limit = float(np.abs(w[j]).max()) or 1.0
