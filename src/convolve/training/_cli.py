@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from ._setup import CHOICES, DATA_FORMATS_HELP, DEFAULT_LR, DEFAULTS
 
@@ -45,7 +46,9 @@ def add_commands(subparsers):
     e = subparsers.add_parser("evaluate", help="test accuracy of a checkpoint", formatter_class=fmt,
                               description="Loss and accuracy of a checkpoint on a dataset's test split.")
     e.add_argument("checkpoint", help="a .npz written by convolve train (best.npz or last.npz)")
-    e.add_argument("--data", default=None, metavar="DIR", help=_DATA_HELP)
+    e.add_argument("--data", default=None, metavar="DIR",
+                   help="dataset directory (formats as for train; 'default': the embedded subset). "
+                        "Default: the data the checkpoint was trained on")
     e.add_argument("--batch-size", type=int, default=256)
     e.set_defaults(func=_evaluate)
 
@@ -63,10 +66,15 @@ def add_commands(subparsers):
 def _train(args):
     from ._run import train
 
-    train(args.data, args.out, model=args.model, epochs=args.epochs, batch_size=args.batch_size,
-          lr=args.lr, optimizer=args.optimizer, weight_decay=args.weight_decay, momentum=args.momentum,
-          schedule=args.schedule, augment=args.augment, seed=args.seed, limit=args.limit,
-          resume=args.resume, progress=False if args.no_progress else None)
+    try:
+        run = train(args.data, args.out, model=args.model, epochs=args.epochs, batch_size=args.batch_size,
+                    lr=args.lr, optimizer=args.optimizer, weight_decay=args.weight_decay,
+                    momentum=args.momentum, schedule=args.schedule, augment=args.augment, seed=args.seed,
+                    limit=args.limit, resume=args.resume, progress=False if args.no_progress else None)
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished epochs are kept in the run directory's last.npz; continue "
+              "with convolve train --resume --out DIR", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -50,7 +50,15 @@ def _normalize(config):
 def evaluate_checkpoint(path, data=None, batch_size=256):
     """Test loss and accuracy of a checkpoint on a dataset's test split.
 
-    A source without a test split is split as in training (10% held out with the run's seed).
+    Parameters
+    ----------
+    path : str or Path
+        A checkpoint written by :func:`train`.
+    data : str or Path, optional
+        Dataset directory; default: the one the checkpoint was trained on (``"default"``: the
+        embedded subset). A source without a test split is split as in training (10% held out
+        with the run's seed).
+    batch_size : int
 
     Returns
     -------
@@ -58,8 +66,10 @@ def evaluate_checkpoint(path, data=None, batch_size=256):
         ``loss``, ``accuracy`` (fraction), ``correct``, ``images``, ``dataset``, ``checkpoint``.
     """
     model, ckpt = load_model(path)
-    seed = ckpt.extra.get("settings", {}).get("seed", 0)
-    _, test, _ = load_data(data, seed, None)
+    settings = ckpt.extra.get("settings", {})
+    if data is None:
+        data = settings.get("data")  # the data it was trained on; "default" names the embedded set
+    _, test, _ = load_data(None if data == "default" else data, settings.get("seed", 0), None)
     c, h, w = test.image_shape
     want = (ckpt.config["in_channels"], *ckpt.config["image_size"])
     if (c, h, w) != want or test.num_classes != ckpt.config["num_classes"]:
