@@ -100,3 +100,11 @@ def test_unfold_and_fold_match_torch_and_are_adjoint(nd, padding, dilation, stri
     c = np.random.default_rng(5).standard_normal(cols.shape)
     folded = F.fold(c, shape[2:], **kw)
     np.testing.assert_allclose(np.sum(cols * c), np.sum(x * folded), rtol=1e-10)
+
+
+def test_max_pool_picks_the_same_element_as_torch_with_several_nans_and_ties():
+    x = np.array([[[[np.nan, 1.0, np.nan, 0.0, 5.0, np.nan, 2.0, 2.0, 1.0]]]])
+    ours = F.max_pool2d(x, (1, 3), return_indices=True)
+    theirs = torch.nn.functional.max_pool2d(torch.tensor(x), (1, 3), return_indices=True)
+    np.testing.assert_array_equal(ours[0], theirs[0].numpy())
+    np.testing.assert_array_equal(ours[1], theirs[1].numpy())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._engine.windows import fold_windows, windows
+from .._engine.windows import tap_slices
 from ..autograd import as_array, record
 from ._args import (
     as_input,
@@ -62,11 +62,19 @@ def _prepare(nd, op, input, kernel_size, stride, padding, dilation, ceil_mode, d
 
 
 def _padded(a, padding, extra, fill):
-    nd = len(padding)
-    out = np.full(a.shape[:2] + tuple(n + 2 * p + e for n, p, e in zip(a.shape[2:], padding, extra)), fill, a.dtype)
+    """`a` with `padding` on both sides and `extra` at the end of each spatial dim (no copy if none)."""
     interior = (slice(None), slice(None)) + tuple(slice(p, p + n) for p, n in zip(padding, a.shape[2:]))
+    if not any(padding) and not any(extra):
+        return a, interior
+    out = np.full(a.shape[:2] + tuple(n + 2 * p + e for n, p, e in zip(a.shape[2:], padding, extra)), fill, a.dtype)
     out[interior] = a
     return out, interior
+
+
+def _taps(kernel, stride, dilation, outs):
+    """(tap number, the slice of the padded input that this kernel tap reads at every output)."""
+    for i, tap in enumerate(np.ndindex(*kernel)):
+        yield i, (Ellipsis,) + tap_slices(tap, stride, dilation, outs)
 
 
 def _max_pool(nd, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, data_format):
@@ -76,16 +84,28 @@ def _max_pool(nd, input, kernel_size, stride, padding, dilation, ceil_mode, retu
     )
     a = as_array(h)
     xp, interior = _padded(a, padding, extra, -np.inf)
-    win = windows(xp, kernel, stride, dilation)  # (N, C, *O, *K)
-    flat = win.reshape(win.shape[: 2 + nd] + (-1,))
-    arg = flat.argmax(axis=-1)  # first maximum in window order; NaN counts as the maximum, as in PyTorch
-    y = np.take_along_axis(flat, arg[..., None], axis=-1)[..., 0]
+    # One pass per kernel tap over output-sized views: no copy of the windows. Like PyTorch, the
+    # first maximum in window order wins and a NaN beats everything (the last NaN, as PyTorch).
+    has_nan = bool(np.isnan(a).any())
+    count = int(np.prod(kernel))
+    arg = np.zeros(a.shape[:2] + outs, dtype=np.int16 if count < 2**15 else np.int64)
+    y = None
+    for i, taps in _taps(kernel, stride, dilation, outs):
+        v = xp[taps]
+        if y is None:
+            y = v.copy()
+            continue
+        better = v > y
+        if has_nan:
+            better |= np.isnan(v)
+        np.copyto(y, v, where=better)
+        np.copyto(arg, i, where=better)
 
     def backward(g):
-        hit = (arg[..., None] == np.arange(flat.shape[-1])) * g[..., None]  # (N, C, *O, prod K)
-        cols = hit.reshape(win.shape)
-        cols = cols.transpose((0, 1) + tuple(range(2 + nd, 2 + 2 * nd)) + tuple(range(2, 2 + nd)))
-        return (fold_windows(cols, xp.shape[2:], stride, dilation)[interior],)
+        gx = np.zeros(xp.shape, dtype=g.dtype)
+        for i, taps in _taps(kernel, stride, dilation, outs):
+            gx[taps] += np.where(arg == i, g, 0)
+        return (gx[interior],)
 
     out = _from_channels_first(record(y, (h,), backward), nd, batched, cl, dtype)
     if not return_indices:
@@ -121,15 +141,18 @@ def _avg_pool(nd, input, kernel_size, stride, padding, ceil_mode, count_include_
     )
     a = as_array(h)
     xp, interior = _padded(a, padding, extra, 0)
-    win = windows(xp, kernel, stride, dilation)
-    div = _divisor(a.shape[2:], kernel, stride, padding, outs, count_include_pad, divisor_override)
-    div = np.asarray(div, dtype=a.dtype)
-    y = win.sum(axis=tuple(range(2 + nd, 2 + 2 * nd))) / div
+    div = np.asarray(_divisor(a.shape[2:], kernel, stride, padding, outs, count_include_pad, divisor_override), a.dtype)
+    y = np.zeros(a.shape[:2] + outs, dtype=a.dtype)
+    for _, taps in _taps(kernel, stride, dilation, outs):
+        y += xp[taps]
+    y /= div
 
     def backward(g):
-        share = (g / div).reshape(g.shape[:2] + (1,) * nd + g.shape[2:])
-        cols = np.broadcast_to(share, g.shape[:2] + tuple(kernel) + g.shape[2:])  # (N, C, *K, *O)
-        return (fold_windows(cols, xp.shape[2:], stride, dilation)[interior],)
+        share = g / div
+        gx = np.zeros(xp.shape, dtype=g.dtype)
+        for _, taps in _taps(kernel, stride, dilation, outs):
+            gx[taps] += share
+        return (gx[interior],)
 
     return _from_channels_first(record(y, (h,), backward), nd, batched, cl, dtype)
 
