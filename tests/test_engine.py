@@ -83,6 +83,30 @@ for _name in AUTOMATIC:
     globals()[f"test_{_name}_equals_the_reference"] = _algorithm_test(_name)
 
 
+@given(problem=problems("gemm"), dtype=st.sampled_from([np.float64, np.float32]))
+@settings(max_examples=25, deadline=None)
+def test_gemm_blocked_path_equals_the_reference(problem, dtype):
+    """With tiny blocks the large-layer path (a few output rows of one sample at a time) runs."""
+    from convolve._engine import gemm
+
+    saved, gemm.BLOCK_BYTES = gemm.BLOCK_BYTES, 64
+    try:
+        _check("gemm", *problem, dtype)
+    finally:
+        gemm.BLOCK_BYTES = saved
+
+
+@pytest.mark.parametrize("name", ["winograd2", "winograd4"])
+def test_winograd_blocked_path_equals_the_reference(name):
+    """With tiny blocks every tile row of every sample is its own block."""
+    saved, winograd.BLOCK_BYTES = winograd.BLOCK_BYTES, 64
+    try:
+        r = np.random.default_rng(9)
+        _check(name, r.standard_normal((3, 4, 13, 11)), r.standard_normal((6, 2, 3, 3)), None, (1, 1), (1, 1), 2, np.float64)
+    finally:
+        winograd.BLOCK_BYTES = saved
+
+
 # --- against PyTorch, through the public functions ---------------------------------------------------
 
 TORCH_CASES = [  # (algorithm, input shape, weight shape, stride, padding, dilation, groups)

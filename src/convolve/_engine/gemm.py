@@ -6,6 +6,9 @@ Two layouts, picked by the output size P = prod(output spatial):
 - batch-inner, cols (C·K, N·P): one GEMM ``W @ cols`` with a long inner dimension, the better
   matrix shape when P is small (deep layers); the (O, N, P) result is transposed once.
 
+Large layers run blocked: one sample and a few output rows at a time, so that a block's columns
+(`BLOCK_BYTES`) are still in cache when the GEMM reads them and im2col costs no memory traffic.
+
 Groups are one more batch axis of the matmul (no Python loop over groups). 1x1 kernels need no
 columns: the (strided) input already is the column matrix. The gradients use the same columns
 (the derivation is in `convolve._engine`).
@@ -21,6 +24,7 @@ __all__ = ["name", "supports", "workspace", "im2col", "forward", "grad_input", "
 
 name = "gemm"
 BATCH_INNER_BELOW = 1024  # output positions per sample under which one GEMM over N·P wins
+BLOCK_BYTES = 8 * 2**20  # columns per block in the blocked path (measured best of 0.25-8 MiB here)
 
 
 def supports(op, x_shape, w_shape, stride, dilation, groups):
@@ -49,17 +53,21 @@ def workspace(op, x_shape, w_shape, stride, dilation, groups, itemsize):
     return (cols + 3 * N * max(O, C) * P) * itemsize
 
 
-def im2col(x, kernel, stride, dilation, batch_inner=False):
+def im2col(x, kernel, stride, dilation, batch_inner=False, buffer=None):
     """Copy the windows of x into columns, one strided slice copy per kernel tap.
 
     Shape
     -----
     x : (N, C, *S) -> cols (N, C, *K, *O), or with `batch_inner` (C, *K, N, *O); and O.
+    `buffer`, a flat array at least that large, is used instead of a new allocation.
     """
     N, C = x.shape[:2]
     outs = tuple(out_size(s, k, st, d) for s, k, st, d in zip(x.shape[2:], kernel, stride, dilation))
     shape = (C,) + tuple(kernel) + (N,) + outs if batch_inner else (N, C) + tuple(kernel) + outs
-    cols = np.empty(shape, dtype=x.dtype)
+    if buffer is None:
+        cols = np.empty(shape, dtype=x.dtype)
+    else:
+        cols = buffer[: int(np.prod(shape))].reshape(shape)
     for k in np.ndindex(*kernel):
         src = x[(slice(None), slice(None)) + tap_slices(k, stride, dilation, outs)]  # (N, C, *O)
         if batch_inner:
@@ -85,11 +93,44 @@ def _channels_major(a, groups):
     return a.reshape(N, groups, O // groups, -1).transpose(1, 2, 0, 3).reshape(groups, O // groups, -1)
 
 
+def _row_blocks(x_shape, w_shape, stride, dilation):
+    """None if the whole call's columns fit one block, else (rows per block, output rows, positions per row)."""
+    outs = _outs(x_shape, w_shape, stride, dilation)
+    N, C = x_shape[:2]
+    per_row = C * int(np.prod(w_shape[2:])) * int(np.prod(outs[1:])) * 8
+    if _pointwise(w_shape) or N * per_row * outs[0] <= BLOCK_BYTES or _batch_inner(N, int(np.prod(outs))):
+        return None
+    return max(1, BLOCK_BYTES // per_row), outs[0], int(np.prod(outs[1:]))
+
+
+def _blocks(x, w_shape, stride, dilation, plan):
+    """(sample, output row slice as flat positions, columns of that block) for the blocked path."""
+    rows, out_rows, per_row = plan
+    kernel = w_shape[2:]
+    s0, d0, k0 = stride[0], dilation[0], kernel[0]
+    buf = np.empty(x.shape[1] * int(np.prod(kernel)) * rows * per_row, dtype=x.dtype)
+    for n in range(x.shape[0]):
+        for r0 in range(0, out_rows, rows):
+            r1 = min(out_rows, r0 + rows)
+            xs = x[n : n + 1, :, r0 * s0 : (r1 - 1) * s0 + d0 * (k0 - 1) + 1]
+            cols, _ = im2col(xs, kernel, stride, dilation, buffer=buf)
+            yield n, slice(r0 * per_row, r1 * per_row), cols
+
+
 def forward(x, w, bias, stride, dilation, groups):
     N, O, G = x.shape[0], w.shape[0], groups
     outs = _outs(x.shape, w.shape, stride, dilation)
     P = int(np.prod(outs))
     wm = w.reshape(G, O // G, -1)  # (G, Og, Cg·K)
+    plan = _row_blocks(x.shape, w.shape, stride, dilation)
+    if plan is not None:
+        y = np.empty((N, G, O // G, P), dtype=x.dtype)
+        for n, pos, cols in _blocks(x, w.shape, stride, dilation, plan):
+            np.matmul(wm, cols.reshape(G, wm.shape[2], -1), out=y[n, :, :, pos])
+        y = y.reshape((N, O) + outs)
+        if bias is not None:
+            y += bias.reshape((1, -1) + (1,) * len(outs))
+        return y
     inner = _batch_inner(N, P)
     cols, _ = _columns(x, w.shape[2:], stride, dilation, inner)
     if inner:
@@ -109,6 +150,21 @@ def grad_input(gy, w, x_shape, stride, dilation, groups):
     outs, kernel = gy.shape[2:], tuple(w.shape[2:])
     P = int(np.prod(outs))
     wt = w.reshape(G, O // G, -1).transpose(0, 2, 1)  # (G, Cg·K, Og)
+    plan = _row_blocks(x_shape, w.shape, stride, dilation)
+    if plan is not None:  # per block: columns = Wᵀ gy, folded straight into the rows they came from
+        rows, out_rows, per_row = plan
+        gx = np.zeros(x_shape, dtype=gy.dtype)
+        gym = gy.reshape(N, G, O // G, P)
+        cols = np.empty((G, wt.shape[1], rows * per_row), dtype=gy.dtype)
+        s0, d0, k0 = stride[0], dilation[0], kernel[0]
+        for n in range(N):
+            for r0 in range(0, out_rows, rows):
+                r1 = min(out_rows, r0 + rows)
+                c = cols[:, :, : (r1 - r0) * per_row]
+                np.matmul(wt, gym[n, :, :, r0 * per_row : r1 * per_row], out=c)
+                target = gx[n, :, r0 * s0 : (r1 - 1) * s0 + d0 * (k0 - 1) + 1]
+                fold_windows(c.reshape((C,) + kernel + (r1 - r0,) + outs[1:]), target.shape[1:], stride, dilation, out=target)
+        return gx
     if _batch_inner(N, P):
         cols = np.matmul(wt, _channels_major(gy, G))  # (G, Cg·K, N·P)
         cols = np.moveaxis(cols.reshape((C,) + kernel + (N,) + outs), 1 + nd, 0)  # (N, C, *K, *O) view
@@ -125,8 +181,19 @@ def grad_input(gy, w, x_shape, stride, dilation, groups):
 
 
 def grad_weight(x, gy, w_shape, stride, dilation, groups):
-    """One GEMM per group over all (batch, position) pairs: dW = gy (Og, N·P) @ cols (N·P, Cg·K)."""
+    """One GEMM per group over all (batch, position) pairs: dW = gy (Og, N·P) @ cols (N·P, Cg·K)
+    (blocked: the same sum, block by block)."""
     G = groups
+    plan = _row_blocks(x.shape, w_shape, stride, dilation)
+    if plan is not None:
+        N, O = gy.shape[:2]
+        gym = gy.reshape(N, G, O // G, -1)
+        gw = np.zeros((G, O // G, int(np.prod(w_shape[1:]))), dtype=gy.dtype)
+        tmp = np.empty_like(gw)
+        for n, pos, cols in _blocks(x, w_shape, stride, dilation, plan):
+            np.matmul(gym[n, :, :, pos], cols.reshape(G, gw.shape[2], -1).transpose(0, 2, 1), out=tmp)
+            gw += tmp
+        return gw.reshape(w_shape)
     cols, outs = _columns(x, w_shape[2:], stride, dilation, batch_inner=True)  # (C, *K, N, *O)
     cols = cols.reshape(G, -1, x.shape[0] * int(np.prod(outs)))
     gw = np.matmul(_channels_major(gy, G), cols.transpose(0, 2, 1))  # (G, Og, Cg·K)

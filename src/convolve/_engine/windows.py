@@ -43,18 +43,20 @@ def windows(x: np.ndarray, kernel, stride, dilation) -> np.ndarray:
     return as_strided(x, shape, strides, writeable=False)
 
 
-def fold_windows(cols: np.ndarray, spatial, stride, dilation) -> np.ndarray:
+def fold_windows(cols: np.ndarray, spatial, stride, dilation, out=None) -> np.ndarray:
     """Adjoint of `windows`: add every window value back at the input position it was read from.
 
     Shape
     -----
     cols : (..., *K, *O)  ->  (..., *spatial). One strided slice-add per kernel offset, no scatter.
+    With `out` (of that shape) the sums are added into it and it is returned.
     """
     nd = len(spatial)
     kernel = cols.shape[cols.ndim - 2 * nd : cols.ndim - nd]
     outs = cols.shape[cols.ndim - nd :]
     lead = cols.shape[: cols.ndim - 2 * nd]
-    out = np.zeros(lead + tuple(spatial), dtype=cols.dtype)
+    if out is None:
+        out = np.zeros(lead + tuple(spatial), dtype=cols.dtype)
     for k in np.ndindex(*kernel):
         out[(Ellipsis,) + tap_slices(k, stride, dilation, outs)] += cols[(Ellipsis,) + k + (slice(None),) * nd]
     return out

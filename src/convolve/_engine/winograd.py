@@ -23,6 +23,8 @@ import numpy as np
 
 __all__ = ["Winograd", "F2", "F4"]
 
+BLOCK_BYTES = 4 * 2**20  # transformed input + product tiles per block, kept near cache size
+
 # Transform matrices (Lavin & Gray, 2015). The slice code below implements exactly these; the tests
 # check it against them.
 BT = {
@@ -135,28 +137,32 @@ class Winograd:
 
     def workspace(self, op, x_shape, w_shape, stride, dilation, groups, itemsize):
         N, C, H, W = x_shape
-        O = w_shape[0]
+        O, Cg = w_shape[:2]
         if op == "grad_input":
-            C, O, H, W = O, C, H + 2, W + 2
+            C, O, H, W = O, C, H + 4, W + 4
         TH, TW = self._tiles(H, W)
-        m, a, T = self.m, self.a, N * TH * TW
-        padded = N * C * (TH * m + 2) * (TW * m + 2)
-        rows = a * N * C * TH * (TW * m + 2)
-        return (padded + rows + a * a * (C + 2 * O) * T + m * a * O * T + 3 * N * O * TH * TW * m * m) * itemsize
+        m, a = self.m, self.a
+        padded = N * C * (TH * m + 2) * (TW * m + 2) + N * O * TH * TW * m * m  # tile-aligned copies
+        return (padded + a * a * O * Cg) * itemsize + 3 * BLOCK_BYTES
 
     # --- transforms --------------------------------------------------------------------------------
 
-    def _input_tiles(self, x, pad=0):
-        """V (a, a, C, N·TH·TW): Bᵀ d B for every input tile (tiles overlap by 2), x zero-padded by `pad`."""
-        m, a = self.m, self.a
+    def _padded(self, x, pad):
+        """x zero-padded by `pad` and out to whole tiles: (N, C, TH·m + 2, TW·m + 2); a copy only if needed."""
         N, C, H, W = x.shape
-        H, W = H + 2 * pad, W + 2 * pad
-        TH, TW = self._tiles(H, W)
-        Hp, Wp = TH * m + 2, TW * m + 2
-        if (Hp, Wp) != x.shape[2:]:
-            xp = np.zeros((N, C, Hp, Wp), dtype=x.dtype)
-            xp[:, :, pad : pad + x.shape[2], pad : pad + x.shape[3]] = x
-            x = xp
+        TH, TW = self._tiles(H + 2 * pad, W + 2 * pad)
+        Hp, Wp = TH * self.m + 2, TW * self.m + 2
+        if (Hp, Wp) == (H, W):
+            return x, TH, TW
+        xp = np.zeros((N, C, Hp, Wp), dtype=x.dtype)
+        xp[:, :, pad : pad + H, pad : pad + W] = x
+        return xp, TH, TW
+
+    def _input_tiles(self, x):
+        """V (a, a, C, N·TH·TW): Bᵀ d B for every input tile of a tile-aligned x (tiles overlap by 2)."""
+        m, a = self.m, self.a
+        N, C, Hp, Wp = x.shape
+        TH, TW = (Hp - 2) // m, (Wp - 2) // m
         rows = np.empty((a, C, N, TH, Wp), dtype=x.dtype)  # Bᵀ over the rows of every tile
         t = np.empty((2, N, C, TH, Wp), dtype=x.dtype)
         self._bt([x[:, :, j : j + m * (TH - 1) + 1 : m] for j in range(a)],
@@ -165,33 +171,47 @@ class Winograd:
         t = np.empty((2, C, N, TH, TW), dtype=x.dtype)
         for i in range(a):  # ... then over the columns
             self._bt([rows[i, ..., j : j + m * (TW - 1) + 1 : m] for j in range(a)], list(V[i]), t[0], t[1])
-        return V.reshape(a, a, C, N * TH * TW), TH, TW
+        return V.reshape(a, a, C, N * TH * TW)
 
     def _kernel(self, w):
-        """U = G g Gᵀ, (a, a, O, Cg); computed in float64 (weights are small) then cast."""
-        G = GM[self.m]
-        return np.einsum("ik,ockl,jl->ijoc", G, w.astype(np.float64), G).astype(w.dtype)
+        """U = G g Gᵀ, (a, a, O, Cg), as two small BLAS products."""
+        G = GM[self.m].astype(w.dtype)
+        U = np.tensordot(np.tensordot(w, G, axes=([3], [1])), G, axes=([2], [1]))  # (O, Cg, a_j, a_i)
+        return np.ascontiguousarray(U.transpose(3, 2, 0, 1))
 
-    def _output(self, M, N, O, TH, TW):
-        """Y (N, O, TH·m, TW·m) from M (a, a, O, N, TH, TW): Aᵀ M A for every tile."""
+    def _output(self, M, Y):
+        """Aᵀ M A for every tile: M (a, a, O, N, TH, TW) -> written into Y (N, O, TH·m, TW·m)."""
         m, a = self.m, self.a
+        _, _, O, N, TH, TW = M.shape
         Z = np.empty((m, a, O, N, TH, TW), dtype=M.dtype)
         t = np.empty((4, a, O, N, TH, TW), dtype=M.dtype)
         self._at(list(M), list(Z), t)
-        Y = np.empty((N, O, TH, m, TW, m), dtype=M.dtype)
+        Y6 = Y.reshape(N, O, TH, m, TW, m)  # a view (splitting axes never copies)
         t = t[:, 0]
         for j in range(m):
-            self._at(list(Z[j]), [Y[:, :, :, j, :, l].swapaxes(0, 1) for l in range(m)], t)
-        return Y.reshape(N, O, TH * m, TW * m)
+            self._at(list(Z[j]), [Y6[:, :, :, j, :, l].swapaxes(0, 1) for l in range(m)], t)
+
+    def _blocks(self, N, C, O, TH, TW, itemsize):
+        """(sample slice, tile-row slice) blocks whose transformed tiles stay about BLOCK_BYTES."""
+        per_row = self.a * self.a * (C + O) * TW * itemsize
+        rows = max(1, BLOCK_BYTES // per_row)
+        nb = max(1, min(N, rows // TH)) if rows >= TH else 1
+        rows = min(rows, TH)
+        return [(slice(n0, n0 + nb), slice(t0, min(TH, t0 + rows))) for n0 in range(0, N, nb) for t0 in range(0, TH, rows)]
 
     def _conv(self, x, w, groups, pad=0):
         """Stride-1 3x3 correlation of x (zero-padded by `pad`) with w: (N, O, H + 2 pad - 2, W + 2 pad - 2)."""
+        m, a, G = self.m, self.a, groups
         N, C, H, W = x.shape
-        O, a, G = w.shape[0], self.a, groups
-        V, TH, TW = self._input_tiles(x, pad)
+        O = w.shape[0]
+        x, TH, TW = self._padded(x, pad)
         U = self._kernel(w).reshape(a, a, G, O // G, C // G)
-        M = np.matmul(U, V.reshape(a, a, G, C // G, -1))  # (a, a, G, Og, T): the batched GEMMs
-        Y = self._output(M.reshape(a, a, O, N, TH, TW), N, O, TH, TW)
+        Y = np.empty((N, O, TH * m, TW * m), dtype=x.dtype)
+        for ns, ts in self._blocks(N, C, O, TH, TW, x.itemsize):
+            V = self._input_tiles(x[ns, :, ts.start * m : ts.stop * m + 2])
+            M = np.matmul(U, V.reshape(a, a, G, C // G, -1))  # (a, a, G, Og, tiles): the batched GEMMs
+            nb = len(range(N)[ns])
+            self._output(M.reshape(a, a, O, nb, ts.stop - ts.start, TW), Y[ns, :, ts.start * m : ts.stop * m])
         OH, OW = H + 2 * pad - 2, W + 2 * pad - 2
         return Y if Y.shape[2:] == (OH, OW) else np.ascontiguousarray(Y[:, :, :OH, :OW])
 
@@ -222,29 +242,33 @@ class Winograd:
         return gx
 
     def grad_weight(self, x, gy, w_shape, stride, dilation, groups):
+        """dU[ξ] = Σ_tiles (A gY Aᵀ)[ξ] @ V[ξ]ᵀ, block by block; then dg = Gᵀ dU G."""
         self._check("grad_weight", x.shape, w_shape, stride, dilation, groups)
         m, a, G = self.m, self.a, groups
         N, C = x.shape[:2]
         O = w_shape[0]
         OH, OW = gy.shape[2:]
-        x = x[:, :, : OH + 2, : OW + 2]
-        V, TH, TW = self._input_tiles(x)  # (a, a, C, T)
-        g = np.zeros((N, O, TH * m, TW * m), dtype=gy.dtype)
-        g[:, :, :OH, :OW] = gy
+        x, TH, TW = self._padded(x[:, :, : OH + 2, : OW + 2], 0)
+        g = gy
+        if (TH * m, TW * m) != (OH, OW):
+            g = np.zeros((N, O, TH * m, TW * m), dtype=gy.dtype)
+            g[:, :, :OH, :OW] = gy
         A = AT[m].T  # (a, m)
-        rows = np.empty((a, O, N, TH, TW * m), dtype=gy.dtype)
-        s = np.empty((O, N, TH, TW * m), dtype=gy.dtype)
-        _lincomb(A, [g[:, :, j::m].swapaxes(0, 1) for j in range(m)], list(rows), s)
-        Mg = np.empty((a, a, O, N, TH, TW), dtype=gy.dtype)
-        s = s[..., :TW]
-        for i in range(a):
-            _lincomb(A, [rows[i, ..., j::m] for j in range(m)], list(Mg[i]), s)
-        Mg = Mg.reshape(a, a, G, O // G, N * TH * TW)
-        dU = np.matmul(Mg, V.reshape(a, a, G, C // G, -1).swapaxes(3, 4))  # (a, a, G, Og, Cg)
-        Gm = GM[m]
-        gw = np.einsum("ik,ijoc,jl->ockl", Gm, dU.reshape(a, a, O, C // G).astype(np.float64), Gm)
-        return gw.astype(gy.dtype).reshape(w_shape)
-
+        dU = np.zeros((a, a, G, O // G, C // G), dtype=gy.dtype)
+        for ns, ts in self._blocks(N, C, O, TH, TW, x.itemsize):
+            V = self._input_tiles(x[ns, :, ts.start * m : ts.stop * m + 2])
+            gb = g[ns, :, ts.start * m : ts.stop * m]  # (nb, O, th·m, TW·m)
+            nb, th = gb.shape[0], ts.stop - ts.start
+            rows = np.empty((a, O, nb, th, TW * m), dtype=gy.dtype)
+            s = np.empty((O, nb, th, TW * m), dtype=gy.dtype)
+            _lincomb(A, [gb[:, :, j::m].swapaxes(0, 1) for j in range(m)], list(rows), s)
+            Mg = np.empty((a, a, O, nb, th, TW), dtype=gy.dtype)
+            for i in range(a):
+                _lincomb(A, [rows[i, ..., j::m] for j in range(m)], list(Mg[i]), s[..., :TW])
+            dU += np.matmul(Mg.reshape(a, a, G, O // G, -1), V.reshape(a, a, G, C // G, -1).swapaxes(3, 4))
+        Gm = GM[m].astype(gy.dtype)
+        gw = np.tensordot(np.tensordot(dU.reshape(a, a, O, C // G), Gm, axes=([0], [0])), Gm, axes=([0], [0]))
+        return np.ascontiguousarray(gw).reshape(w_shape)
 
 F2 = Winograd(2)
 F4 = Winograd(4)
