@@ -177,6 +177,9 @@ def test_checkpoint_round_trip_without_pickle(tmp_path):
     np.testing.assert_array_equal(c.optimizer_state["state"][0]["exp_avg"], np.ones(3))
     assert (c.classes, c.epoch, c.extra) == (["a", "b"], 2, {"note": "x"})
     assert [p.name for p in tmp_path.iterdir()] == ["c.npz"]  # no temporary left behind
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "c.npz").stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's 0600
 
 
 def test_failed_checkpoint_write_leaves_nothing(tmp_path, monkeypatch):
@@ -306,6 +309,13 @@ def test_predict_errors_name_the_file(trained_run, tmp_path):
         predict_files(trained_run / "best.npz", [tmp_path / "gone.png"])
     with pytest.raises(ValueError, match="top must be a positive int"):
         predict_files(trained_run / "best.npz", [bad], top=0)
+
+
+def test_progress_bar_shows_loss_and_speed(tmp_path, tiny_idx, capsys):
+    train(data=tiny_idx, out=tmp_path / "r", epochs=1, limit=64, batch_size=32, progress=True, log=print)
+    captured = capsys.readouterr()
+    assert "epoch 1/1" in captured.err and "img/s" in captured.err and "loss " in captured.err
+    assert "epoch 1/1  train loss" in captured.out
 
 
 def test_progress_bar_off_without_a_terminal_or_in_ci(monkeypatch):
