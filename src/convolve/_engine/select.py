@@ -25,9 +25,11 @@ __all__ = ["ALGORITHMS", "AUTOMATIC", "supporting", "estimate", "choose", "tune"
 ALGORITHMS = {a.name: a for a in (reference, gemm, kn2row, winograd.F2, winograd.F4, fft, depthwise)}
 AUTOMATIC = tuple(n for n in ALGORITHMS if n != "reference")  # the reference is for tests only
 
-GEMM_RATE = {4: 110e9, 8: 55e9}  # flop/s of a large GEMM, 2 threads
-MEM_RATE = 5e9  # bytes/s read + written by one NumPy elementwise pass out of cache
-CACHE_RATE = 20e9  # the same within cache (depthwise blocks)
+GEMM_RATE = {4: 150e9, 8: 75e9}  # flop/s of a large GEMM with 2 BLAS threads (85e9 float32 on one)
+MEM_RATE = 5e9  # bytes/s read + written by one NumPy elementwise pass out of cache (single-threaded)
+CACHE_RATE = 20e9  # the same within cache (blocked im2col, depthwise blocks)
+WINOGRAD_BYTE = {2: 0.25e-9, 4: 0.45e-9}  # seconds per byte of transformed tiles (V and M), both transforms
+KERNEL_BYTE = 2e-9  # seconds per byte of the transformed kernel U (thin products + transpose)
 FFT_RATE = 4e9  # 2.5·n·log2(n) "flops" per second of a real FFT
 CALL = 4e-6  # seconds of overhead per NumPy call
 BLAS_CALL = 1e-6  # per matrix inside one batched matmul
@@ -66,9 +68,14 @@ def estimate(name, op, x_shape, w_shape, stride, dilation, groups, itemsize):
     flops = 2 * N * O * Cg * K * P
     b = itemsize
     if name == "gemm":
+        plan = gemm._row_blocks(x_shape, w_shape, stride, dilation)
         inner = op == "grad_weight" or gemm._batch_inner(N, P)
+        if plan is not None:  # blocked: columns written and read in cache
+            blocks = N * -(-plan[1] // plan[0])
+            t = _gemm_time(flops, b, Og, min(P, plan[0] * plan[2]), Cg * K, G * blocks)
+            return t + 2 * N * C * K * P * b / CACHE_RATE + blocks * (K + 3) * CALL
         t = _gemm_time(flops, b, Og, N * P if inner else P, Cg * K, G * (1 if inner else N))
-        cols = 0 if (K == 1 and op == "forward" and not inner) else N * C * K * P * b
+        cols = 0 if (K == 1 and op != "grad_weight" and not inner) else N * C * K * P * b
         t += (3 if op == "grad_input" else 2) * cols / MEM_RATE + K * CALL
         return t + (2 * N * O * P * b / MEM_RATE if inner else 0)
     if name == "kn2row":
@@ -78,24 +85,22 @@ def estimate(name, op, x_shape, w_shape, stride, dilation, groups, itemsize):
         else:
             L, copies = P, 2 * K * N * C * P * b
         t = _gemm_time(2 * N * O * Cg * K * L, b, Og, L, Cg, K * N * G)
-        adds = {"forward": N * O * L, "grad_input": N * C * L, "grad_weight": 0}[op]
-        return t + (3 * K * adds * b + copies) / MEM_RATE + 2 * K * CALL
+        adds = {"forward": K * N * O * L, "grad_input": K * N * C * L, "grad_weight": N * O * L}[op]
+        return t + (3 * adds * b + copies) / MEM_RATE + 2 * K * CALL
     if name.startswith("winograd"):
-        m = ALGORITHMS[name].m
-        a = m + 2
+        algo = ALGORITHMS[name]
+        m, a = algo.m, algo.m + 2
         S = x_shape[2:]
         if op == "grad_input":
-            C, O, Cg, Og, S = O, C, Og, Cg, tuple(s + 2 for s in S)
-        TH, TW = (-(-(s - 2) // m) for s in S)
+            C, O, Cg, Og, S = O, C, Og, Cg, tuple(s + 4 for s in S)
+        TH, TW = algo._tiles(*S)
+        blocks = algo._blocks(N, C, O, TH, TW, b)
         T = N * TH * TW
-        t = _gemm_time(2 * a * a * O * Cg * T, b, Og, T, Cg, a * a * G)
-        ops_in, ops_out = (17, 13) if m == 4 else (4, 4)
-        t += 3 * b * ops_in * (N * C * TH * (TW * m + 2) + a * C * T) / MEM_RATE
-        if op == "grad_weight":
-            t += 3 * b * 2 * ops_in * (O * N * TH * TW * m + a * O * T) / MEM_RATE
-        else:
-            t += 3 * b * ops_out * (a * O * T + m * O * T) / MEM_RATE
-        return t + a * (ops_in + ops_out) * CALL
+        Tb = T // len(blocks)
+        t = _gemm_time(2 * a * a * O * Cg * T, b, Og, Tb, Cg, a * a * G * len(blocks))
+        t += WINOGRAD_BYTE[m] * a * a * (C + O) * T * b * (1.5 if op == "grad_weight" else 1)
+        t += KERNEL_BYTE * a * a * O * Cg * b
+        return t + len(blocks) * (8 * a + 40) * CALL
     if name == "fft":
         F = fft._sizes(x_shape[2:])
         nF = math.prod(F)
