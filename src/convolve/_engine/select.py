@@ -30,9 +30,10 @@ MEM_RATE = 5e9  # bytes/s read + written by one NumPy elementwise pass out of ca
 CACHE_RATE = 20e9  # the same within cache (blocked im2col, depthwise blocks)
 WINOGRAD_BYTE = {2: 0.25e-9, 4: 0.45e-9}  # seconds per byte of transformed tiles (V and M), both transforms
 KERNEL_BYTE = 2e-9  # seconds per byte of the transformed kernel U (thin products + transpose)
-FFT_RATE = 4e9  # 2.5·n·log2(n) "flops" per second of a real FFT
+FFT_RATE = 8e9  # 2.5·n·log2(n) "flops" per second of a real FFT (2 workers)
 CALL = 4e-6  # seconds of overhead per NumPy call
 BLAS_CALL = 1e-6  # per matrix inside one batched matmul
+KN2ROW_PENALTY = 1.5  # its K·N separate GEMMs each wait for the BLAS threads; on a busy machine that costs most
 
 
 def _eff(*dims):
@@ -86,7 +87,7 @@ def estimate(name, op, x_shape, w_shape, stride, dilation, groups, itemsize):
             L, copies = P, 2 * K * N * C * P * b
         t = _gemm_time(2 * N * O * Cg * K * L, b, Og, L, Cg, K * N * G)
         adds = {"forward": K * N * O * L, "grad_input": K * N * C * L, "grad_weight": N * O * L}[op]
-        return t + (3 * adds * b + copies) / MEM_RATE + 2 * K * CALL
+        return KN2ROW_PENALTY * (t + (3 * adds * b + copies) / MEM_RATE + 2 * K * CALL)
     if name.startswith("winograd"):
         algo = ALGORITHMS[name]
         m, a = algo.m, algo.m + 2
