@@ -38,6 +38,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 import convolve.functional as F
 from convolve import _engine
+from convolve._engine.config import settings
 from convolve._engine.select import choose
 
 THREADS = 2
@@ -156,7 +157,7 @@ def geomean(v):
     return math.exp(sum(math.log(a) for a in v) / len(v))
 
 
-def machine():
+def machine(threads):
     blas = [{k: i.get(k) for k in ("internal_api", "version", "architecture", "num_threads", "threading_layer")}
             for i in threadpool_info()]
     cpu = platform.processor() or platform.machine()
@@ -164,7 +165,7 @@ def machine():
         cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    return dict(cpu=cpu, cores=os.cpu_count(), threads=THREADS, numpy=np.__version__, torch=torch.__version__,
+    return dict(cpu=cpu, cores=os.cpu_count(), threads=threads, numpy=np.__version__, torch=torch.__version__,
                 python=platform.python_version(), blas=blas, torch_config=torch.__config__.parallel_info().split("\n")[:6],
                 OPENBLAS_CORETYPE=os.environ.get("OPENBLAS_CORETYPE"), OPENBLAS_L2_SIZE=os.environ.get("OPENBLAS_L2_SIZE"),
                 OMP_WAIT_POLICY=os.environ.get("OMP_WAIT_POLICY"), OPENBLAS_THREAD_TIMEOUT=os.environ.get("OPENBLAS_THREAD_TIMEOUT"),
@@ -202,13 +203,16 @@ def main(argv=None):
     ap.add_argument("--dtypes", default="float32,float64")
     ap.add_argument("--layers", default="", help="comma-separated substrings of layer names (default: all)")
     ap.add_argument("--budget", type=float, default=0.4, help="seconds per timing loop (sets repetitions)")
+    ap.add_argument("--threads", type=int, default=THREADS, help="threads for both libraries (BLAS, FFT, PyTorch)")
     ap.add_argument("--out", default=str(HERE / "results" / "bench_conv"))
     args = ap.parse_args(argv)
-    torch.set_num_threads(THREADS)
+    threads = args.threads
+    torch.set_num_threads(threads)
+    settings["fft_workers"] = threads
     wanted = [s for s in args.layers.split(",") if s]
     suite = [s for s in SUITE if not wanted or any(w in s[0] for w in wanted)]
-    with threadpool_limits(THREADS):
-        res = dict(machine=machine(), gemm_rate=gemm_rate(), layers=[])
+    with threadpool_limits(threads):
+        res = dict(machine=machine(threads), gemm_rate=gemm_rate(), layers=[])
         for dt in args.dtypes.split(","):
             for spec in suite:
                 r = bench_layer(spec, np.dtype(dt).type, args.budget)

@@ -35,8 +35,9 @@ def _plan(op, algo, x_shape, w_shape, stride, dilation, groups, itemsize, cap, o
         return N, None
     one = (1,) + tuple(x_shape[1:])
     per = algo.workspace(op, one, w_shape, stride, dilation, groups, itemsize)
-    if per <= cap:
-        return max(1, int(cap // per)), None
+    if per <= cap:  # part of `per` is fixed (kernel spectra, transformed kernels): count it once
+        fixed = max(0, per - (ws - per) / (N - 1)) if N > 1 else 0
+        return max(1, int((cap - fixed) // max(1, per - fixed))), None
     rows = max(1, int(out_rows * cap // per))
     while rows > 1:
         sub = (1, x_shape[1], _rows_in(rows, stride[0], dilation[0], w_shape[2])) + tuple(x_shape[3:])
