@@ -208,7 +208,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     threads = args.threads
     torch.set_num_threads(threads)
-    settings["fft_workers"] = threads
+    settings["threads"] = threads
     wanted = [s for s in args.layers.split(",") if s]
     suite = [s for s in SUITE if not wanted or any(w in s[0] for w in wanted)]
     with threadpool_limits(threads):

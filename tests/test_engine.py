@@ -96,15 +96,19 @@ def test_gemm_blocked_path_equals_the_reference(problem, dtype):
         gemm.BLOCK_BYTES = saved
 
 
-@pytest.mark.parametrize("name", ["winograd2", "winograd4"])
-def test_winograd_blocked_path_equals_the_reference(name):
-    """With tiny blocks every tile row of every sample is its own block."""
-    saved, winograd.BLOCK_BYTES = winograd.BLOCK_BYTES, 64
-    try:
-        r = np.random.default_rng(9)
-        _check(name, r.standard_normal((3, 4, 13, 11)), r.standard_normal((6, 2, 3, 3)), None, (1, 1), (1, 1), 2, np.float64)
-    finally:
-        winograd.BLOCK_BYTES = saved
+@pytest.mark.parametrize("threads", [1, 3])
+@pytest.mark.parametrize("name", ["winograd2", "winograd4", "depthwise"])
+def test_blocked_paths_on_threads_equal_the_reference(name, threads, monkeypatch):
+    """With tiny blocks every tile row (depthwise: every channel) is its own block, run on threads."""
+    from convolve._engine import depthwise
+
+    monkeypatch.setattr(winograd, "BLOCK_BYTES", 64)
+    monkeypatch.setattr(depthwise, "BLOCK_BYTES", 64)
+    r = np.random.default_rng(9)
+    groups = 4 if name == "depthwise" else 2
+    w = r.standard_normal((8, 4 // groups, 3, 3))
+    with ec.options(threads=threads):
+        _check(name, r.standard_normal((3, 4, 13, 11)), w, None, (1, 1), (1, 1), groups, np.float64)
 
 
 # --- against PyTorch, through the public functions ---------------------------------------------------
@@ -206,7 +210,8 @@ def test_the_chosen_algorithm_supports_the_call(problem, op):
 
 def test_cost_model_picks_the_specialised_algorithms():
     assert ec.choose_algorithm((8, 128, 58, 58), (128, 1, 3, 3), groups=128) == "depthwise"
-    assert ec.choose_algorithm((16, 32, 16000), (32, 32, 31)) == "fft"
+    assert ec.choose_algorithm((4, 16, 128, 128), (16, 16, 15, 15)) == "fft"
+    assert ec.choose_algorithm((16, 32, 16000), (32, 32, 31), dtype="float64") == "fft"
     assert ec.choose_algorithm((8, 256, 56, 56), (64, 256, 1, 1)) in ("gemm", "kn2row")
     assert ec.choose_algorithm((2, 3, 10, 10), (4, 3, 3, 3), stride=2) != "winograd4"
 
@@ -250,6 +255,8 @@ def test_engine_config_validates_its_arguments():
         ec.set_memory_limit(0)
     with pytest.raises(TypeError, match="autotune must be True or False, but got 1"):
         ec.set_autotune(1)
+    with pytest.raises(ValueError, match="threads must be positive, but got 0"):
+        ec.set_threads(0)
     with pytest.raises(ValueError, match="op must be one of"):
         ec.choose_algorithm((1, 1, 5), (1, 1, 3), op="backward")
     assert ec.get_memory_limit() == ec.DEFAULT_MEMORY_LIMIT

@@ -27,7 +27,7 @@ from ._engine.config import DEFAULT_MEMORY_LIMIT, autotune_cache, settings
 from .functional._args import is_int
 
 __all__ = ["DEFAULT_MEMORY_LIMIT", "algorithms", "set_memory_limit", "get_memory_limit", "set_autotune",
-           "get_autotune", "clear_autotune_cache", "choose_algorithm", "options"]
+           "get_autotune", "clear_autotune_cache", "set_threads", "get_threads", "choose_algorithm", "options"]
 
 OPS = ("forward", "grad_input", "grad_weight")
 
@@ -71,6 +71,20 @@ def clear_autotune_cache() -> None:
     autotune_cache.clear()
 
 
+def set_threads(n: int) -> None:
+    """Threads for FFTs and for blocked elementwise work (Winograd transforms, depthwise taps);
+    default: the number of CPUs. BLAS threads are set by the BLAS (e.g. threadpoolctl)."""
+    if not is_int(n):
+        raise TypeError(f"threads must be an int, but got {n!r}")
+    if n <= 0:
+        raise ValueError(f"threads must be positive, but got {n}")
+    settings["threads"] = int(n)
+
+
+def get_threads() -> int:
+    return settings["threads"]
+
+
 def choose_algorithm(input_shape, weight_shape, stride=1, dilation=1, groups=1, dtype="float32", op="forward") -> str:
     """The algorithm the engine's cost model picks for a convolution (autotuning aside).
 
@@ -97,7 +111,7 @@ def choose_algorithm(input_shape, weight_shape, stride=1, dilation=1, groups=1, 
 
 
 @contextmanager
-def options(memory_limit=None, autotune=None):
+def options(memory_limit=None, autotune=None, threads=None):
     """Temporarily change settings; the previous ones come back on exit."""
     saved = dict(settings)
     try:
@@ -105,6 +119,8 @@ def options(memory_limit=None, autotune=None):
             set_memory_limit(memory_limit)
         if autotune is not None:
             set_autotune(autotune)
+        if threads is not None:
+            set_threads(threads)
         yield
     finally:
         settings.update(saved)

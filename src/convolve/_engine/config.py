@@ -15,7 +15,7 @@ DEFAULT_MEMORY_LIMIT = 256 * 2**20  # bytes of temporaries one engine call may a
 settings = {
     "memory_limit": DEFAULT_MEMORY_LIMIT,
     "autotune": False,
-    "fft_workers": os.cpu_count() or 1,
+    "threads": os.cpu_count() or 1,  # FFT workers and threads for blocked elementwise work
 }
 
 # (op, x_shape, w_shape, stride, dilation, groups, dtype) -> fastest algorithm name, when autotuning

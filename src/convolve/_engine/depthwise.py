@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .config import settings
+from .parallel import map_blocks, sum_blocks
 from .windows import out_size, tap_slices
 
 __all__ = ["name", "supports", "workspace", "forward", "grad_input", "grad_weight"]
@@ -33,7 +35,8 @@ def _check(x_shape, w_shape, groups):
 
 
 def workspace(op, x_shape, w_shape, stride, dilation, groups, itemsize):
-    return 2 * BLOCK_BYTES
+    """Scratch of one block per thread (and per-thread weight-gradient sums)."""
+    return (settings["threads"] + 1) * 2 * BLOCK_BYTES + settings["threads"] * int(np.prod(w_shape)) * itemsize
 
 
 def _blocks(N, C, plane_bytes):
@@ -58,11 +61,11 @@ def forward(x, w, bias, stride, dilation, groups):
     y = np.empty((N, C, M) + outs, dtype=x.dtype)
     wv = w.reshape((C, M) + w.shape[2:])
     ones = (1,) * nd
-    (nb, cb), blocks = _blocks(N, C, M * int(np.prod(outs)) * x.itemsize)
-    tmp = np.empty((nb, cb, M) + outs, dtype=x.dtype)
-    for ns, cs in blocks:
+
+    def block(b):
+        ns, cs = b
         xb, yb = x[ns, cs], y[ns, cs]
-        t = tmp[: yb.shape[0], : yb.shape[1]]
+        t = np.empty_like(yb)
         for i, (k, sl) in enumerate(taps):
             wk = wv[(cs, slice(None)) + k].reshape((1,) + wv[cs].shape[:2] + ones)
             xt = xb[sl][:, :, None]  # (n, c, 1, *O)
@@ -71,6 +74,8 @@ def forward(x, w, bias, stride, dilation, groups):
             else:
                 np.multiply(xt, wk, out=t)
                 yb += t
+
+    map_blocks(block, _blocks(N, C, M * int(np.prod(outs)) * x.itemsize)[1])
     y = y.reshape((N, O) + outs)
     if bias is not None:
         y += bias.reshape((1, -1) + ones)
@@ -88,11 +93,11 @@ def grad_input(gy, w, x_shape, stride, dilation, groups):
     gyv = gy.reshape((N, C, M) + outs)
     wv = w.reshape((C, M) + w.shape[2:])
     ones = (1,) * nd
-    (nb, cb), blocks = _blocks(N, C, M * int(np.prod(outs)) * gy.itemsize)
-    tmp = np.empty((nb, cb) + outs, dtype=gy.dtype)
-    for ns, cs in blocks:
+
+    def block(b):
+        ns, cs = b
         gb, xb = gyv[ns, cs], gx[ns, cs]
-        t = tmp[: gb.shape[0], : gb.shape[1]]
+        t = np.empty(gb.shape[:2] + outs, dtype=gy.dtype)
         for k, sl in taps:
             wk = wv[(cs, slice(None)) + k].reshape((1,) + wv[cs].shape[:2] + ones)
             if M == 1:
@@ -100,6 +105,8 @@ def grad_input(gy, w, x_shape, stride, dilation, groups):
             else:
                 np.einsum(f"ncm{sp},cm->nc{sp}", gb, wv[(cs, slice(None)) + k], out=t)
             xb[sl] += t
+
+    map_blocks(block, _blocks(N, C, M * int(np.prod(outs)) * gy.itemsize)[1])
     return gx
 
 
@@ -110,10 +117,14 @@ def grad_weight(x, gy, w_shape, stride, dilation, groups):
     M = O // C
     outs, taps = _geometry(x.shape, w_shape, stride, dilation)
     gyv = gy.reshape((N, C, M) + outs)
-    gw = np.zeros((C, M, len(taps)), dtype=gy.dtype)
     sp = "xyz"[: x.ndim - 2]
-    for ns, cs in _blocks(N, C, M * int(np.prod(outs)) * gy.itemsize)[1]:
+
+    def block(b):  # this block's share of the sum over batch and positions
+        ns, cs = b
         gb, xb = gyv[ns, cs], x[ns, cs]
+        gw = np.zeros((C, M, len(taps)), dtype=gy.dtype)
         for i, (k, sl) in enumerate(taps):
-            gw[cs, :, i] += np.einsum(f"nc{sp},ncm{sp}->cm", xb[sl], gb)
-    return gw.reshape(w_shape)
+            gw[cs, :, i] = np.einsum(f"nc{sp},ncm{sp}->cm", xb[sl], gb)
+        return gw
+
+    return sum_blocks(block, _blocks(N, C, M * int(np.prod(outs)) * gy.itemsize)[1]).reshape(w_shape)

@@ -58,12 +58,12 @@ def _spread(gy, stride):
 
 def _rfft(a, F):
     axes = tuple(range(2, a.ndim))
-    return scipy.fft.rfftn(a, F, axes=axes, workers=settings["fft_workers"])
+    return scipy.fft.rfftn(a, F, axes=axes, workers=settings["threads"])
 
 
 def _irfft(A, F):
     axes = tuple(range(2, A.ndim))
-    return scipy.fft.irfftn(A, F, axes=axes, workers=settings["fft_workers"])
+    return scipy.fft.irfftn(A, F, axes=axes, workers=settings["threads"])
 
 
 def _freq_major(A, groups, transpose=False):

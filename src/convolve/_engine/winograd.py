@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .parallel import map_blocks, sum_blocks
+
 __all__ = ["Winograd", "F2", "F4"]
 
 BLOCK_BYTES = 4 * 2**20  # transformed input + product tiles per block, kept near cache size
@@ -207,11 +209,15 @@ class Winograd:
         x, TH, TW = self._padded(x, pad)
         U = self._kernel(w).reshape(a, a, G, O // G, C // G)
         Y = np.empty((N, O, TH * m, TW * m), dtype=x.dtype)
-        for ns, ts in self._blocks(N, C, O, TH, TW, x.itemsize):
+
+        def block(b):
+            ns, ts = b
             V = self._input_tiles(x[ns, :, ts.start * m : ts.stop * m + 2])
             M = np.matmul(U, V.reshape(a, a, G, C // G, -1))  # (a, a, G, Og, tiles): the batched GEMMs
             nb = len(range(N)[ns])
             self._output(M.reshape(a, a, O, nb, ts.stop - ts.start, TW), Y[ns, :, ts.start * m : ts.stop * m])
+
+        map_blocks(block, self._blocks(N, C, O, TH, TW, x.itemsize))
         OH, OW = H + 2 * pad - 2, W + 2 * pad - 2
         return Y if Y.shape[2:] == (OH, OW) else np.ascontiguousarray(Y[:, :, :OH, :OW])
 
@@ -254,8 +260,9 @@ class Winograd:
             g = np.zeros((N, O, TH * m, TW * m), dtype=gy.dtype)
             g[:, :, :OH, :OW] = gy
         A = AT[m].T  # (a, m)
-        dU = np.zeros((a, a, G, O // G, C // G), dtype=gy.dtype)
-        for ns, ts in self._blocks(N, C, O, TH, TW, x.itemsize):
+
+        def block(b):
+            ns, ts = b
             V = self._input_tiles(x[ns, :, ts.start * m : ts.stop * m + 2])
             gb = g[ns, :, ts.start * m : ts.stop * m]  # (nb, O, th·m, TW·m)
             nb, th = gb.shape[0], ts.stop - ts.start
@@ -265,7 +272,9 @@ class Winograd:
             Mg = np.empty((a, a, O, nb, th, TW), dtype=gy.dtype)
             for i in range(a):
                 _lincomb(A, [rows[i, ..., j::m] for j in range(m)], list(Mg[i]), s[..., :TW])
-            dU += np.matmul(Mg.reshape(a, a, G, O // G, -1), V.reshape(a, a, G, C // G, -1).swapaxes(3, 4))
+            return np.matmul(Mg.reshape(a, a, G, O // G, -1), V.reshape(a, a, G, C // G, -1).swapaxes(3, 4))
+
+        dU = sum_blocks(block, self._blocks(N, C, O, TH, TW, x.itemsize))
         Gm = GM[m].astype(gy.dtype)
         gw = np.tensordot(np.tensordot(dU.reshape(a, a, O, C // G), Gm, axes=([0], [0])), Gm, axes=([0], [0]))
         return np.ascontiguousarray(gw).reshape(w_shape)
