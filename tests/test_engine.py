@@ -104,6 +104,7 @@ def test_blocked_paths_on_threads_equal_the_reference(name, threads, monkeypatch
 
     monkeypatch.setattr(winograd, "BLOCK_BYTES", 64)
     monkeypatch.setattr(depthwise, "BLOCK_BYTES", 64)
+    monkeypatch.setattr(winograd, "BLOCK_THREADS", None)  # also the threaded path (settings["threads"])
     r = np.random.default_rng(9)
     groups = 4 if name == "depthwise" else 2
     w = r.standard_normal((8, 4 // groups, 3, 3))

@@ -26,7 +26,7 @@ ALGORITHMS = {a.name: a for a in (reference, gemm, kn2row, winograd.F2, winograd
 AUTOMATIC = tuple(n for n in ALGORITHMS if n != "reference")  # the reference is for tests only
 
 GEMM_RATE = {4: 250e9, 8: 125e9}  # flop/s of a large GEMM with 2 BLAS threads (NumPy 2048³: ~300e9 float32)
-MEM_RATE = 5e9  # bytes/s read + written by one NumPy elementwise pass out of cache (single-threaded)
+MEM_RATE = 8e9  # bytes/s read + written by one NumPy copy or elementwise pass out of cache (single-threaded)
 CACHE_RATE = 20e9  # the same within cache (blocked im2col, depthwise blocks)
 WINOGRAD_BYTE = {2: 0.37e-9, 4: 0.65e-9}  # seconds per byte of transformed tiles (V and M), both transforms
 KERNEL_BYTE = 2e-9  # seconds per byte of the transformed kernel U (thin products + transpose)

@@ -26,6 +26,7 @@ from .parallel import map_blocks, sum_blocks
 __all__ = ["Winograd", "F2", "F4"]
 
 BLOCK_BYTES = 4 * 2**20  # transformed input + product tiles per block, kept near cache size
+BLOCK_THREADS = 1  # blocks call BLAS, which already uses every core (see `parallel`)
 
 # Transform matrices (Lavin & Gray, 2015). The slice code below implements exactly these; the tests
 # check it against them.
@@ -217,7 +218,7 @@ class Winograd:
             nb = len(range(N)[ns])
             self._output(M.reshape(a, a, O, nb, ts.stop - ts.start, TW), Y[ns, :, ts.start * m : ts.stop * m])
 
-        map_blocks(block, self._blocks(N, C, O, TH, TW, x.itemsize))
+        map_blocks(block, self._blocks(N, C, O, TH, TW, x.itemsize), threads=BLOCK_THREADS)
         OH, OW = H + 2 * pad - 2, W + 2 * pad - 2
         return Y if Y.shape[2:] == (OH, OW) else np.ascontiguousarray(Y[:, :, :OH, :OW])
 
@@ -274,7 +275,7 @@ class Winograd:
                 _lincomb(A, [rows[i, ..., j::m] for j in range(m)], list(Mg[i]), s[..., :TW])
             return np.matmul(Mg.reshape(a, a, G, O // G, -1), V.reshape(a, a, G, C // G, -1).swapaxes(3, 4))
 
-        dU = sum_blocks(block, self._blocks(N, C, O, TH, TW, x.itemsize))
+        dU = sum_blocks(block, self._blocks(N, C, O, TH, TW, x.itemsize), threads=BLOCK_THREADS)
         Gm = GM[m].astype(gy.dtype)
         gw = np.tensordot(np.tensordot(dU.reshape(a, a, O, C // G), Gm, axes=([0], [0])), Gm, axes=([0], [0]))
         return np.ascontiguousarray(gw).reshape(w_shape)
