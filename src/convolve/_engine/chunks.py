@@ -13,7 +13,7 @@ import numpy as np
 
 from .windows import out_size
 
-__all__ = ["smallest_piece", "forward", "grad_input", "grad_weight"]
+__all__ = ["smallest_piece", "plan", "forward", "grad_input", "grad_weight"]
 
 
 def _rows_in(rows, stride, dilation, kernel):
@@ -27,7 +27,7 @@ def smallest_piece(op, algo, x_shape, w_shape, stride, dilation, groups, itemsiz
     return algo.workspace(op, sub, w_shape, stride, dilation, groups, itemsize)
 
 
-def _plan(op, algo, x_shape, w_shape, stride, dilation, groups, itemsize, cap, out_rows):
+def plan(op, algo, x_shape, w_shape, stride, dilation, groups, itemsize, cap, out_rows):
     """(batch chunk, row chunk): None for the row chunk when whole samples fit."""
     ws = algo.workspace(op, x_shape, w_shape, stride, dilation, groups, itemsize)
     N = x_shape[0]
@@ -64,7 +64,7 @@ def _row_blocks(out_rows, rows, stride, dilation, kernel):
 
 def forward(algo, x, w, bias, stride, dilation, groups, cap):
     outs = tuple(out_size(s, k, st, d) for s, k, st, d in zip(x.shape[2:], w.shape[2:], stride, dilation))
-    nb, rows = _plan("forward", algo, x.shape, w.shape, stride, dilation, groups, x.itemsize, cap, outs[0])
+    nb, rows = plan("forward", algo, x.shape, w.shape, stride, dilation, groups, x.itemsize, cap, outs[0])
     N = x.shape[0]
     if rows is None and nb >= N:
         return algo.forward(x, w, bias, stride, dilation, groups)
@@ -81,7 +81,7 @@ def forward(algo, x, w, bias, stride, dilation, groups, cap):
 
 def grad_input(algo, gy, w, x_shape, stride, dilation, groups, cap):
     x_shape = tuple(x_shape)
-    nb, rows = _plan("grad_input", algo, x_shape, w.shape, stride, dilation, groups, gy.itemsize, cap, gy.shape[2])
+    nb, rows = plan("grad_input", algo, x_shape, w.shape, stride, dilation, groups, gy.itemsize, cap, gy.shape[2])
     N = x_shape[0]
     if rows is None and nb >= N:
         return algo.grad_input(gy, w, x_shape, stride, dilation, groups)
@@ -100,7 +100,7 @@ def grad_input(algo, gy, w, x_shape, stride, dilation, groups, cap):
 
 def grad_weight(algo, x, gy, w_shape, stride, dilation, groups, cap):
     w_shape = tuple(w_shape)
-    nb, rows = _plan("grad_weight", algo, x.shape, w_shape, stride, dilation, groups, x.itemsize, cap, gy.shape[2])
+    nb, rows = plan("grad_weight", algo, x.shape, w_shape, stride, dilation, groups, x.itemsize, cap, gy.shape[2])
     N = x.shape[0]
     if rows is None and nb >= N:
         return algo.grad_weight(x, gy, w_shape, stride, dilation, groups)

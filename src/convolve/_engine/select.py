@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 from . import depthwise, fft, gemm, kn2row, reference, winograd
-from .chunks import smallest_piece
+from .chunks import plan, smallest_piece
 from .config import autotune_cache, settings
 from .windows import out_size
 
@@ -43,6 +43,16 @@ def _eff(*dims):
 
 def _gemm_time(flops, itemsize, m, n, k, count):
     return flops / (GEMM_RATE[itemsize] * _eff(m, n, k)) + count * BLAS_CALL
+
+
+def _pieces(op, algo, x_shape, w_shape, stride, dilation, groups, itemsize):
+    """How many pieces the memory cap splits this call into."""
+    outs0 = out_size(x_shape[2], w_shape[2], stride[0], dilation[0])
+    try:
+        nb, rows = plan(op, algo, x_shape, w_shape, stride, dilation, groups, itemsize, settings["memory_limit"], outs0)
+    except ValueError:  # cannot fit at all
+        return math.inf
+    return -(-x_shape[0] // nb) * (1 if rows is None else -(-outs0 // rows))
 
 
 def supporting(op, x_shape, w_shape, stride, dilation, groups):
@@ -108,9 +118,10 @@ def estimate(name, op, x_shape, w_shape, stride, dilation, groups, itemsize):
         nf = nF // F[-1] * (F[-1] // 2 + 1)
         a_, b_ = (N * C, O * Cg) if op != "grad_weight" else (N * C, N * O)
         c_ = {"forward": N * O, "grad_input": N * C, "grad_weight": O * Cg}[op]
-        transforms = (a_ + b_ + c_) * 2.5 * nF * math.log2(max(nF, 2)) / FFT_RATE
+        per_array = 2.5 * nF * math.log2(max(nF, 2)) / FFT_RATE + 2 * 2 * b * nf * 2 / MEM_RATE
         mm = 8 * N * Og * Cg * G * nf / (GEMM_RATE[b] * _eff(N, Og, Cg)) + nf * G * BLAS_CALL
-        return transforms + mm + 2 * 2 * b * (a_ + b_ + c_) * nf * 2 / MEM_RATE
+        # the kernel's spectra are recomputed for every piece when the memory cap splits the call
+        return (a_ + b_ + c_) * per_array + mm + (_pieces(op, fft, x_shape, w_shape, stride, dilation, groups, b) - 1) * b_ * per_array
     if name == "depthwise":
         _, blocks = depthwise._blocks(N, C, (O // C) * P * b)
         return 3 * K * N * O * P * b / CACHE_RATE + len(blocks) * K * 2 * CALL
