@@ -121,7 +121,8 @@ def estimate(name, op, x_shape, w_shape, stride, dilation, groups, itemsize):
         per_array = 2.5 * nF * math.log2(max(nF, 2)) / FFT_RATE + 2 * 2 * b * nf * 2 / MEM_RATE
         mm = 8 * N * Og * Cg * G * nf / (GEMM_RATE[b] * _eff(N, Og, Cg)) + nf * G * BLAS_CALL
         # the kernel's spectra are recomputed for every piece when the memory cap splits the call
-        return (a_ + b_ + c_) * per_array + mm + (_pieces(op, fft, x_shape, w_shape, stride, dilation, groups, b) - 1) * b_ * per_array
+        pieces = _pieces(op, fft, x_shape, w_shape, stride, dilation, groups, b)
+        return (a_ + b_ + c_) * per_array + mm + (pieces - 1) * b_ * per_array + 15 * CALL  # 3 FFTs, 5 copies, ...
     if name == "depthwise":
         _, blocks = depthwise._blocks(N, C, (O // C) * P * b)
         return 3 * K * N * O * P * b / CACHE_RATE + len(blocks) * K * 2 * CALL
