@@ -37,17 +37,21 @@ def algorithms() -> list:
     return list(select.ALGORITHMS)
 
 
+def _positive_int(name, value, expected):
+    if not is_int(value):
+        raise TypeError(f"{name} must be {expected}, but got {value!r}")
+    if value <= 0:
+        raise ValueError(f"{name} must be positive, but got {value}")
+    return int(value)
+
+
 def set_memory_limit(nbytes: int) -> None:
     """Cap the temporary memory of one convolution call, in bytes (default 256 MiB).
 
     Calls that would need more run in chunks (over the batch, then over output rows); results are
     the same. Outputs and inputs themselves are not counted.
     """
-    if not is_int(nbytes):
-        raise TypeError(f"memory limit must be an int number of bytes, but got {nbytes!r}")
-    if nbytes <= 0:
-        raise ValueError(f"memory limit must be positive, but got {nbytes}")
-    settings["memory_limit"] = int(nbytes)
+    settings["memory_limit"] = _positive_int("memory limit", nbytes, "an int number of bytes")
 
 
 def get_memory_limit() -> int:
@@ -74,11 +78,7 @@ def clear_autotune_cache() -> None:
 def set_threads(n: int) -> None:
     """Threads for FFTs and for blocked elementwise work (Winograd transforms, depthwise taps);
     default: the number of CPUs. BLAS threads are set by the BLAS (e.g. threadpoolctl)."""
-    if not is_int(n):
-        raise TypeError(f"threads must be an int, but got {n!r}")
-    if n <= 0:
-        raise ValueError(f"threads must be positive, but got {n}")
-    settings["threads"] = int(n)
+    settings["threads"] = _positive_int("threads", n, "an int")
 
 
 def get_threads() -> int:
