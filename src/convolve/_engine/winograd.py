@@ -12,9 +12,10 @@ Gradients: grad input is the same convolution of the zero-padded output gradient
 transposed kernel; grad weight is the adjoint of the product, ``dU[ξ] = (A gY Aᵀ)[ξ] @ V[ξ]ᵀ``
 summed over tiles, then ``dg = Gᵀ dU G``.
 
-Accuracy: the transforms' constants (1/6, 1/24, 8) amplify rounding. Relative to the output scale the
-float32 error of F(2x2, 3x3) is ~1e-6 and of F(4x4, 3x3) ~1e-5 (tested bounds: 1e-5 and 1e-4);
-float64 stays near 1e-14.
+Accuracy: the transforms' constants (1/6, 1/24, 8) amplify rounding. Measured on a 64-channel
+layer (max |error| / max |output| against float64): float32 F(2x2, 3x3) 3e-7 (like im2col),
+F(4x4, 3x3) 4e-6, forward and both gradients; the tests bound them by 1e-5 and 1e-4. float64 stays
+near 1e-14.
 """
 
 from __future__ import annotations
