@@ -108,3 +108,23 @@ def test_max_pool_picks_the_same_element_as_torch_with_several_nans_and_ties():
     theirs = torch.nn.functional.max_pool2d(torch.tensor(x), (1, 3), return_indices=True)
     np.testing.assert_array_equal(ours[0], theirs[0].numpy())
     np.testing.assert_array_equal(ours[1], theirs[1].numpy())
+
+
+@pytest.mark.parametrize("nd, kernel, spatial", [(1, (2,), (9,)), (2, (2, 2), (8, 7)), (2, (3, 2), (7, 9)),
+                                                 (3, (2, 2, 2), (4, 5, 4)), (2, (1, 3), (5, 6))])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_non_overlapping_max_pool_ties_pick_the_first_like_torch(nd, kernel, spatial, dtype):
+    # stride == kernel takes the tiled path; after a ReLU most windows hold tied zeros, and sizes
+    # not divisible by the kernel drop the remainder (floor mode)
+    rng = np.random.default_rng(sum(spatial))
+    x = np.maximum(rng.integers(-3, 3, (2, 3) + spatial), 0).astype(dtype)
+    compare(f"max_pool{nd}d", dict(input=x), dict(kernel_size=kernel))
+
+
+def test_max_pool_infinite_gradient_reaches_only_the_picked_element():
+    x = np.array([[[[1.0, 3.0], [2.0, 0.0]]]])
+    X = convolve.Tensor(x, requires_grad=True)
+    F.max_pool2d(X, 2).backward(np.full((1, 1, 1, 1), np.inf))
+    tx = torch.tensor(x, requires_grad=True)
+    torch.nn.functional.max_pool2d(tx, 2).backward(torch.full((1, 1, 1, 1), np.inf, dtype=torch.float64))
+    np.testing.assert_array_equal(X.grad, tx.grad.numpy())

@@ -83,10 +83,13 @@ def _max_pool(nd, input, kernel_size, stride, padding, dilation, ceil_mode, retu
         max_pad=lambda k, eff: k // 2,
     )
     a = as_array(h)
+    has_nan = bool(np.isnan(a).any())
+    if stride == kernel and not any(padding) and set(dilation) == {1} and not return_indices and not has_nan:
+        y, backward = _max_pool_tiles(a, kernel, outs)
+        return _from_channels_first(record(y, (h,), backward), nd, batched, cl, dtype)
     xp, interior = _padded(a, padding, extra, -np.inf)
     # One pass per kernel tap over output-sized views: no copy of the windows. Like PyTorch, the
     # first maximum in window order wins and a NaN beats everything (the last NaN, as PyTorch).
-    has_nan = bool(np.isnan(a).any())
     count = int(np.prod(kernel))
     arg = np.zeros(a.shape[:2] + outs, dtype=np.int16 if count < 2**15 else np.int64)
     y = None
@@ -118,6 +121,46 @@ def _max_pool(nd, input, kernel_size, stride, padding, dilation, ceil_mode, retu
         index = index * a.shape[2 + i] + pos
     index = _from_channels_first(index, nd, batched, cl, np.dtype(np.int64))
     return out, index
+
+
+def _max_pool_tiles(a, kernel, outs):
+    """Max pooling over non-overlapping windows (stride == kernel, no padding or dilation, no NaN).
+
+    The input is viewed as tiles (N, C, O1, K1, O2, K2, ...) without a copy. The window axes are
+    reduced last one first, each keeping the first maximum: that yields the first maximum in window
+    (row-major) order, as PyTorch picks. The backward undoes the levels in reverse, routing the
+    gradient to the pick of each level: a few whole-array passes instead of one per tap.
+    """
+    nd = len(kernel)
+    crop = a[(Ellipsis,) + tuple(slice(0, o * k) for o, k in zip(outs, kernel))]  # floor mode drops the rest
+    y = crop.reshape(a.shape[:2] + tuple(v for ok in zip(outs, kernel) for v in ok))
+    levels = []  # (axis, k, pick) in reduction order
+    for axis in reversed([3 + 2 * i for i in range(nd)]):
+        k = y.shape[axis]
+        tap = lambda j: y[(slice(None),) * axis + (j,)]  # noqa: E731 - a view, not a copy
+        best = tap(0).copy()
+        pick = np.zeros(best.shape, np.int8 if k < 128 else np.int64)
+        for j in range(1, k):
+            v = tap(j)
+            better = v > best
+            np.maximum(best, v, out=best)
+            pick += better * (j - pick)  # arithmetic: much faster than copyto(where=) or np.where
+        levels.append((axis, k, pick))
+        y = best
+
+    def backward(g):
+        # multiplying by the pick is one fast pass; a non-finite gradient must not leak to unpicked places
+        route = (lambda g, m: g * m) if np.isfinite(g).all() else (lambda g, m: np.where(m, g, 0).astype(g.dtype))
+        for axis, k, pick in reversed(levels):
+            g = np.stack([route(g, pick == j) for j in range(k)], axis=axis)
+        gx = g.reshape(crop.shape)
+        if gx.shape != a.shape:
+            full = np.zeros(a.shape, g.dtype)
+            full[tuple(slice(0, n) for n in gx.shape)] = gx
+            gx = full
+        return (gx,)
+
+    return y, backward
 
 
 def _divisor(spatial, kernel, stride, padding, outs, count_include_pad, divisor_override):
