@@ -116,8 +116,9 @@ def estimate(name, op, x_shape, w_shape, stride, dilation, groups, itemsize):
         F = fft._sizes(x_shape[2:])
         nF = math.prod(F)
         nf = nF // F[-1] * (F[-1] // 2 + 1)
-        a_, b_ = (N * C, O * Cg) if op != "grad_weight" else (N * C, N * O)
-        c_ = {"forward": N * O, "grad_input": N * C, "grad_weight": O * Cg}[op]
+        # arrays transformed in (a_: the batch operand, b_: the other) and out (c_)
+        a_, b_, c_ = {"forward": (N * C, O * Cg, N * O), "grad_input": (N * O, O * Cg, N * C),
+                      "grad_weight": (N * C, N * O, O * Cg)}[op]
         per_array = 2.5 * nF * math.log2(max(nF, 2)) / FFT_RATE + 2 * 2 * b * nf * 2 / MEM_RATE
         mm = 8 * N * Og * Cg * G * nf / (GEMM_RATE[b] * _eff(N, Og, Cg)) + nf * G * BLAS_CALL
         # the kernel's spectra are recomputed for every piece when the memory cap splits the call
