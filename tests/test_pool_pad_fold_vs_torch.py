@@ -128,3 +128,8 @@ def test_max_pool_infinite_gradient_reaches_only_the_picked_element():
     tx = torch.tensor(x, requires_grad=True)
     torch.nn.functional.max_pool2d(tx, 2).backward(torch.full((1, 1, 1, 1), np.inf, dtype=torch.float64))
     np.testing.assert_array_equal(X.grad, tx.grad.numpy())
+
+
+def test_non_overlapping_max_pool_with_ceil_mode_keeps_the_partial_window():
+    x = random_inputs(dict(input=(1, 2, 3, 5)))["input"]
+    compare("max_pool2d", dict(input=x), dict(kernel_size=2, ceil_mode=True))

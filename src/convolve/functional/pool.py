@@ -84,7 +84,8 @@ def _max_pool(nd, input, kernel_size, stride, padding, dilation, ceil_mode, retu
     )
     a = as_array(h)
     has_nan = bool(np.isnan(a).any())
-    if stride == kernel and not any(padding) and set(dilation) == {1} and not return_indices and not has_nan:
+    tiled = stride == kernel and not any(padding) and set(dilation) == {1} and not any(extra)  # ceil_mode may add
+    if tiled and not return_indices and not has_nan:
         y, backward = _max_pool_tiles(a, kernel, outs)
         return _from_channels_first(record(y, (h,), backward), nd, batched, cl, dtype)
     xp, interior = _padded(a, padding, extra, -np.inf)
@@ -150,9 +151,16 @@ def _max_pool_tiles(a, kernel, outs):
 
     def backward(g):
         # multiplying by the pick is one fast pass; a non-finite gradient must not leak to unpicked places
-        route = (lambda g, m: g * m) if np.isfinite(g).all() else (lambda g, m: np.where(m, g, 0).astype(g.dtype))
+        finite = bool(np.isfinite(g).all())
         for axis, k, pick in reversed(levels):
-            g = np.stack([route(g, pick == j) for j in range(k)], axis=axis)
+            out = np.empty(g.shape[:axis] + (k,) + g.shape[axis:], g.dtype)
+            for j in range(k):
+                slot = out[(slice(None),) * axis + (j,)]
+                if finite:
+                    np.multiply(g, pick == j, out=slot)
+                else:
+                    slot[...] = np.where(pick == j, g, 0)
+            g = out
         gx = g.reshape(crop.shape)
         if gx.shape != a.shape:
             full = np.zeros(a.shape, g.dtype)
