@@ -9,7 +9,6 @@ from convolve.cli import main
 from convolve.explain import (BANK, apply_kernel, bank_maps, get_kernel, kernel_bank_figure, kernels_figure,
                               load_image, load_kernel, next_layer, next_layer_figure, sample_image, save_map, slide,
                               sliding_gif, volume_figure)
-from convolve.explain._files import atomic_write
 
 
 def _step_image(h=10, w=16, at=8):
@@ -248,16 +247,6 @@ def test_gif_into_missing_folder_leaves_nothing(tmp_path):
     s = slide(np.ones((4, 4)), np.ones((2, 2)))
     with pytest.raises(FileNotFoundError, match="does not exist"):
         sliding_gif(s, tmp_path / "missing" / "a.gif")
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_atomic_write_cleans_up(tmp_path):
-    def fail(tmp):
-        open(tmp, "w").write("half")
-        raise RuntimeError("disk full")
-
-    with pytest.raises(RuntimeError, match="disk full"):
-        atomic_write(tmp_path / "x.png", fail)
     assert list(tmp_path.iterdir()) == []
 
 

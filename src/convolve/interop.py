@@ -12,15 +12,14 @@ bytes of every tensor, offsets relative to the end of the header.
 from __future__ import annotations
 
 import json
-import os
 import struct
-import tempfile
 import zipfile
 from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 
+from ._io import atomic_write
 from .nn.module import to_numpy
 
 __all__ = ["save_state_dict", "load_state_dict_file", "SAFETENSORS_DTYPES"]
@@ -102,24 +101,13 @@ def save_state_dict(state_dict, path, metadata=None) -> Path:
     fmt = _format(path)
     arrays = _arrays(state_dict)
     metadata = _check_metadata(metadata)
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"directory {str(path.parent)!r} does not exist (for {str(path)!r})")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            if fmt == "safetensors":
-                for chunk in _safetensors_bytes(arrays, metadata):
-                    f.write(chunk)
-            else:
-                extra = {_META_KEY: np.array(json.dumps(metadata))} if metadata else {}
-                np.savez(f, **arrays, **extra)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_write(path) as f:
+        if fmt == "safetensors":
+            for chunk in _safetensors_bytes(arrays, metadata):
+                f.write(chunk)
+        else:
+            extra = {_META_KEY: np.array(json.dumps(metadata))} if metadata else {}
+            np.savez(f, **arrays, **extra)
     return path
 
 

@@ -87,7 +87,6 @@ def _from_freq_major(Z, Fh):
 
 
 def forward(x, w, bias, stride, dilation, groups):
-    N, O = x.shape[0], w.shape[0]
     F = _sizes(x.shape[2:])
     outs = tuple(out_size(s, k, st, d) for s, k, st, d in zip(x.shape[2:], w.shape[2:], stride, dilation))
     X = _rfft(x, F)  # (N, C, *Fh)

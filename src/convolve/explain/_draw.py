@@ -7,7 +7,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from ._files import atomic_write
+from .._io import atomic_write
 
 __all__ = ["new_figure", "save_figure", "draw_kernel", "draw_map", "common_scale", "display_scale", "is_signed", "fmt_num",
            "figure_rgb"]
@@ -24,7 +24,8 @@ def new_figure(width: float, height: float, dpi: int = 100) -> Figure:
 
 
 def save_figure(fig: Figure, path) -> None:
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", facecolor="white"))
+    with atomic_write(path) as f:
+        fig.savefig(f, format="png", facecolor="white")
 
 
 def figure_rgb(fig: Figure) -> np.ndarray:

@@ -21,7 +21,7 @@ from .. import functional as F
 from .._engine.windows import windows
 from ..functional._args import nonnegative, positive
 from ._draw import SIGNED_CMAP, draw_kernel, fmt_num, new_figure
-from ._files import atomic_write
+from .._io import atomic_write
 
 __all__ = ["Slide", "slide", "sliding_gif"]
 
@@ -219,6 +219,6 @@ def sliding_gif(s: Slide, path, title: str = "", ms_per_frame: int = 400, hold_m
     frames = [Image.fromarray(update(f)).quantize(colors=255, method=Image.Quantize.FASTOCTREE)
               for f in range(s.frames)]
     durations = [ms_per_frame] * (s.frames - 1) + [hold_ms]
-    atomic_write(path, lambda tmp: frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:],
-                                                  duration=durations, loop=0))
+    with atomic_write(path) as f:
+        frames[0].save(f, format="GIF", save_all=True, append_images=frames[1:], duration=durations, loop=0)
     return s

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import functional as F
-from ._files import atomic_write, check_writable_dir
+from .._io import atomic_write, check_writable_dir
 from .animate import slide, sliding_gif
 from .images import LUMA, resize, sample_image, to_grey
 from .kernels import BANK, bank, get_kernel, load_kernel
@@ -212,7 +212,8 @@ def run_demo(out="convolve-demo", checkpoint=None, train: bool = True, say=print
         files.append((p, what))
 
     text = "\n".join(lines) + "\n"
-    atomic_write(out / "explanation.txt", lambda tmp: Path(tmp).write_text(text))
+    with atomic_write(out / "explanation.txt", "w") as f:
+        f.write(text)
     files.append((out / "explanation.txt", "the explanation above"))
     if checkpoint is None and (out / "quick-training" / "best.npz").exists():
         files.append((out / "quick-training", "the short training run behind 07/08 (reused next time; delete to retrain)"))

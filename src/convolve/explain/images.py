@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ._files import atomic_write
+from .._io import atomic_write
 
 __all__ = ["load_image", "sample_image", "to_grey", "resize", "save_map", "map_to_rgb", "LUMA"]
 
@@ -135,9 +135,13 @@ def save_map(m: np.ndarray, path, signed=None) -> Path:
     """Write a feature map: .npy keeps the numbers; .png/.jpg/... one pixel per value via `map_to_rgb`."""
     path = Path(path)
     if path.suffix.lower() == ".npy":
-        return atomic_write(path, lambda tmp: np.save(tmp, np.asarray(m)))
+        with atomic_write(path) as f:
+            np.save(f, np.asarray(m))
+        return path
     fmt = Image.registered_extensions().get(path.suffix.lower())
     if fmt is None:
         raise ValueError(f"out must end in .png, .jpg, .tif, ... or .npy, but got {str(path)!r}")
     rgb = map_to_rgb(m, signed)
-    return atomic_write(path, lambda tmp: Image.fromarray(rgb).save(tmp, format=fmt))
+    with atomic_write(path) as f:
+        Image.fromarray(rgb).save(f, format=fmt)
+    return path

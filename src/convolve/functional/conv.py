@@ -113,7 +113,7 @@ def _conv(nd, input, weight, bias, stride, padding, dilation, groups, padding_mo
     )
     if padding_mode not in PADDING_MODES:
         raise ValueError(f"padding_mode must be one of {list(PADDING_MODES)}, but got {padding_mode!r}")
-    N, C, spatial = shape[0], shape[1], shape[2:]
+    C, spatial = shape[1], shape[2:]
     O, Cg, kernel = as_array(w).shape[0], as_array(w).shape[1], as_array(w).shape[2:]
     if C != Cg * groups:
         raise ValueError(

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..autograd import as_array
-from ._files import atomic_write
+from .._io import atomic_write
 
 __all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint", "load_weights"]
 

@@ -67,10 +67,10 @@ def _train(args):
     from ._run import train
 
     try:
-        run = train(args.data, args.out, model=args.model, epochs=args.epochs, batch_size=args.batch_size,
-                    lr=args.lr, optimizer=args.optimizer, weight_decay=args.weight_decay,
-                    momentum=args.momentum, schedule=args.schedule, augment=args.augment, seed=args.seed,
-                    limit=args.limit, resume=args.resume, progress=False if args.no_progress else None)
+        train(args.data, args.out, model=args.model, epochs=args.epochs, batch_size=args.batch_size,
+                lr=args.lr, optimizer=args.optimizer, weight_decay=args.weight_decay,
+                momentum=args.momentum, schedule=args.schedule, augment=args.augment, seed=args.seed,
+                limit=args.limit, resume=args.resume, progress=False if args.no_progress else None)
     except KeyboardInterrupt:
         print("\ninterrupted: finished epochs are kept in the run directory's last.npz; continue "
               "with convolve train --resume --out DIR", file=sys.stderr)

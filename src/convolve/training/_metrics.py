@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ._files import atomic_write
+from .._io import atomic_write
 
 __all__ = ["EpochRecord", "write_metrics", "plot_history", "format_epoch"]
 
