@@ -107,6 +107,13 @@ def test_idx_dir_round_trip(tmp_path, gz, sep):
     assert detect_format(tmp_path) == "idx"
 
 
+@pytest.mark.parametrize("folder, first", [("fashion-mnist", "T-shirt/top"), ("kmnist", "o"), ("mnist", "0")])
+def test_idx_class_names_follow_the_folder_name(tmp_path, folder, first):
+    make_idx_dir(tmp_path / folder)
+    train, test = load_dataset(tmp_path / folder)
+    assert train.classes[0] == first and test.classes == train.classes and len(train.classes) == 10
+
+
 def test_idx_dir_without_test_split(tmp_path):
     make_idx_dir(tmp_path)
     for p in tmp_path.glob("t10k-*"):

@@ -16,7 +16,7 @@ from ._dataset import ArrayDataset
 from ._default import FASHION_MNIST_CLASSES, load_default
 from ._detect import detect_format, load_dataset
 from ._folder import IMAGE_EXTENSIONS, load_image_folder
-from ._idx import find_idx_files, load_idx_dir, read_idx, write_idx
+from ._idx import KMNIST_CLASSES, find_idx_files, load_idx_dir, read_idx, write_idx
 from ._loader import DataLoader
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "random_crop",
     "horizontal_flip",
     "FASHION_MNIST_CLASSES",
+    "KMNIST_CLASSES",
     "CIFAR10_CLASSES",
     "IMAGE_EXTENSIONS",
 ]

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from ._cifar import TEST_BATCH, TRAIN_BATCHES, load_cifar10
-from ._default import load_default
+from ._default import FASHION_MNIST_CLASSES, load_default
 from ._folder import load_image_folder
-from ._idx import find_idx_files, load_idx_dir
+from ._idx import KMNIST_CLASSES, find_idx_files, load_idx_dir
 
 __all__ = ["load_dataset", "detect_format"]
 
@@ -67,6 +67,18 @@ def _cifar_dir(path):
     return None
 
 
+def _idx_class_names(path):
+    """MNIST, Fashion-MNIST and KMNIST share file names; the folder name tells them apart
+    or its parent (``/usr/share/datasets/fashion-mnist``, ``kmnist/raw``); else the labels are
+    named "0" ... "9"."""
+    name = "/".join(Path(path).resolve().parts[-2:]).lower()
+    if "fashion" in name:
+        return FASHION_MNIST_CLASSES
+    if "kmnist" in name:
+        return KMNIST_CLASSES
+    return None
+
+
 def load_dataset(path=None, mode="L", size=None):
     """Load a dataset from wherever ``path`` points, whatever its format.
 
@@ -99,7 +111,7 @@ def load_dataset(path=None, mode="L", size=None):
         return load_default()
     path = Path(path)
     if kind == "idx":
-        return load_idx_dir(path)
+        return load_idx_dir(path, classes=_idx_class_names(path))
     if kind == "cifar10":
         return load_cifar10(_cifar_dir(path))
     if kind == "image-folder-split":

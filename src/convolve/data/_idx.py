@@ -20,7 +20,10 @@ import numpy as np
 
 from ._dataset import ArrayDataset
 
-__all__ = ["read_idx", "write_idx", "load_idx_dir", "find_idx_files"]
+__all__ = ["read_idx", "write_idx", "load_idx_dir", "find_idx_files", "KMNIST_CLASSES"]
+
+# Kuzushiji-MNIST's ten cursive hiragana, romanised
+KMNIST_CLASSES = ["o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"]
 
 _CODE_TO_DTYPE = {
     0x08: np.dtype(">u1"),
