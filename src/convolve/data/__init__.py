@@ -15,7 +15,7 @@ from ._cifar import CIFAR10_CLASSES, load_cifar10
 from ._dataset import ArrayDataset
 from ._default import FASHION_MNIST_CLASSES, load_default
 from ._detect import detect_format, load_dataset
-from ._folder import IMAGE_EXTENSIONS, load_image_folder
+from ._folder import IMAGE_EXTENSIONS, load_image_folder, read_image
 from ._idx import KMNIST_CLASSES, find_idx_files, load_idx_dir, read_idx, write_idx
 from ._loader import DataLoader
 
@@ -31,6 +31,7 @@ __all__ = [
     "write_idx",
     "load_cifar10",
     "load_image_folder",
+    "read_image",
     "RandomCrop",
     "RandomFlip",
     "Compose",

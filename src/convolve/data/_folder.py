@@ -16,7 +16,7 @@ from PIL import Image, UnidentifiedImageError
 
 from ._dataset import ArrayDataset
 
-__all__ = ["load_image_folder", "IMAGE_EXTENSIONS"]
+__all__ = ["load_image_folder", "IMAGE_EXTENSIONS", "read_image"]
 
 IMAGE_EXTENSIONS = frozenset(
     {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
@@ -43,8 +43,11 @@ def _image_files(folder):
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
-def _open(path, mode, size):
-    """One image as a ``(H, W)`` or ``(H, W, 3)`` uint8 array."""
+def read_image(path, mode="L", size=None):
+    """One image file as a uint8 array: ``(H, W)`` for mode "L", ``(H, W, 3)`` for "RGB".
+
+    `size` (H, W) resizes it (bilinear). A file Pillow cannot open gives a ValueError naming it.
+    """
     try:
         with Image.open(path) as im:
             im = im.convert(mode)
@@ -114,7 +117,7 @@ def load_image_folder(path, mode="L", size=None, classes=None):
             raise ValueError(f"{folder}: class folder has no images (looked for {exts})")
         label = classes.index(folder.name)
         for file in files:
-            array = _open(file, mode, size)
+            array = read_image(file, mode, size)
             if images and array.shape != images[0][1].shape:
                 raise ValueError(
                     f"{file}: image is {array.shape[1]}x{array.shape[0]} (W x H) but "

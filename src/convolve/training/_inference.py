@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data import DataLoader
-from ..data._folder import _open as _open_image  # the loaders' own Pillow reader
+from ..data import read_image  # the loaders' own Pillow reader
 from ._checkpoint import load_weights, load_checkpoint
 from ._loop import evaluate, predict_proba
 from ._models import build_model
@@ -101,7 +101,7 @@ def load_images(files, config, invert=False):
     for file in files:
         if not Path(file).is_file():
             raise FileNotFoundError(f"{file}: no such image file")
-        a = _open_image(Path(file), mode, size).astype(np.float32) / np.float32(255.0)  # (H, W[, 3])
+        a = read_image(Path(file), mode, size).astype(np.float32) / np.float32(255.0)  # (H, W[, 3])
         a = a[None] if a.ndim == 2 else a.transpose(2, 0, 1)  # (C, H, W)
         arrays.append(1.0 - a if invert else a)
     x = np.stack(arrays)
