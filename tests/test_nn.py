@@ -589,3 +589,12 @@ def test_adaptive_pools_match_torch_for_any_sizes(h, w, oh, ow, seed):
     x = _rand((2, 2, h, w), seed=seed)
     compare("adaptive_avg_pool2d", {"input": x}, {"output_size": (oh, ow)})
     compare("adaptive_max_pool2d", {"input": x}, {"output_size": (oh, ow)})
+
+
+def test_relu_infinite_gradient_stops_at_negative_inputs_like_torch():
+    x = np.array([-1.0, 0.0, 2.0])
+    X = convolve.Tensor(x, requires_grad=True)
+    F.relu(X).backward(np.array([np.inf, np.nan, np.inf]))
+    tx = torch.tensor(x, requires_grad=True)
+    torch.relu(tx).backward(torch.tensor([np.inf, np.nan, np.inf], dtype=torch.float64))
+    np.testing.assert_array_equal(X.grad, tx.grad.numpy())

@@ -35,7 +35,14 @@ def relu(input):
     """max(x, 0) elementwise; the gradient at 0 is 0 (as PyTorch)."""
     x = _float_input(input)
     a = as_array(x)
-    return record(np.maximum(a, 0), (x,), lambda g: (g * (a > 0),))
+    return record(np.maximum(a, 0), (x,), lambda g: (_mask_grad(g, a > 0),))
+
+
+def _mask_grad(g, keep):
+    """g where `keep`, else 0 (an inf or NaN gradient must not leak through as inf*0 = NaN)."""
+    if np.isfinite(g).all():
+        return g * keep  # one fast pass; np.where is several times slower
+    return np.where(keep, g, 0).astype(g.dtype, copy=False)
 
 
 def leaky_relu(input, negative_slope: float = 0.01):
