@@ -17,9 +17,15 @@ is charged to the convolve function that called it (shared proportionally along 
 
 from __future__ import annotations
 
+import os
+
+# Idle library threads must sleep, not spin, when two thread pools (OpenBLAS, PyTorch's OpenMP) take
+# turns on 2 cores (as in bench_conv.py). Set before NumPy/PyTorch load; applies to both.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+
 import argparse
 import cProfile
-import os
 import platform
 import pstats
 import statistics
