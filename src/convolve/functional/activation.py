@@ -31,6 +31,19 @@ def _dim(dim, ndim: int, op: str) -> int:
     return int(dim) % ndim
 
 
+_ELEMENTWISE = """
+
+    Parameters
+    ----------
+    input : ndarray or Tensor
+        float16, float32 or float64, any shape.
+
+    Shape
+    -----
+    Output has the input's shape and dtype.
+    """
+
+
 def relu(input):
     """max(x, 0) elementwise; the gradient at 0 is 0 (as PyTorch)."""
     x = _float_input(input)
@@ -46,7 +59,17 @@ def _mask_grad(g, keep):
 
 
 def leaky_relu(input, negative_slope: float = 0.01):
-    """x where x > 0, else ``negative_slope * x``."""
+    """x where x > 0, else ``negative_slope * x``.
+
+    Parameters
+    ----------
+    input : ndarray or Tensor
+    negative_slope : float
+
+    Shape
+    -----
+    Output has the input's shape and dtype.
+    """
     if not isinstance(negative_slope, numbers.Real) or isinstance(negative_slope, bool):
         raise TypeError(f"negative_slope must be a real number, but got {negative_slope!r}")
     x = _float_input(input)
@@ -57,6 +80,7 @@ def leaky_relu(input, negative_slope: float = 0.01):
 
 
 def tanh(input):
+    """Hyperbolic tangent elementwise."""
     x = _float_input(input)
     out = np.tanh(as_array(x))
     return record(out, (x,), lambda g: (g * (1 - out * out),))
@@ -78,7 +102,18 @@ def _log_softmax_array(a: np.ndarray, dim: int) -> np.ndarray:
 
 
 def softmax(input, dim: int):
-    """exp(x) / sum(exp(x)) along `dim` (shifted by the max, so large inputs do not overflow)."""
+    """exp(x) / sum(exp(x)) along `dim` (shifted by the max, so large inputs do not overflow).
+
+    Parameters
+    ----------
+    input : ndarray or Tensor
+    dim : int
+        The axis that sums to 1.
+
+    Shape
+    -----
+    Output has the input's shape and dtype.
+    """
     x = _float_input(input)
     a = as_array(x)
     dim = _dim(dim, a.ndim, "softmax")
@@ -89,9 +124,23 @@ def softmax(input, dim: int):
 
 
 def log_softmax(input, dim: int):
-    """x - logsumexp(x) along `dim`, computed stably."""
+    """x - logsumexp(x) along `dim`, computed stably.
+
+    Parameters
+    ----------
+    input : ndarray or Tensor
+    dim : int
+
+    Shape
+    -----
+    Output has the input's shape and dtype.
+    """
     x = _float_input(input)
     a = as_array(x)
     dim = _dim(dim, a.ndim, "log_softmax")
     out = _log_softmax_array(a, dim)
     return record(out, (x,), lambda g: (g - np.exp(out) * g.sum(axis=dim, keepdims=True),))
+
+
+for _f in (relu, tanh, sigmoid):
+    _f.__doc__ += _ELEMENTWISE

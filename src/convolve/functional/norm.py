@@ -178,6 +178,10 @@ def dropout(input, p: float = 0.5, training: bool = True, *, generator=None):
     generator : numpy.random.Generator, optional
         Source of the mask; defaults to ``convolve.nn.init``'s generator (seed it with
         ``convolve.nn.init.seed``).
+    
+    Shape
+    -----
+    Output has the input's shape and dtype.
     """
     if not isinstance(p, numbers.Real) or isinstance(p, bool) or not 0 <= p <= 1:
         raise ValueError(f"dropout probability p must be between 0 and 1, but got {p!r}")

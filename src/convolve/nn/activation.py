@@ -9,7 +9,12 @@ __all__ = ["ReLU", "LeakyReLU", "Tanh", "Sigmoid", "Softmax", "LogSoftmax"]
 
 
 class ReLU(Module):
-    """max(x, 0). `inplace` is accepted for PyTorch compatibility; the result is always a new array."""
+    """max(x, 0). `inplace` is accepted for PyTorch compatibility; the result is always a new array.
+
+    Shape
+    -----
+    Input: any shape. Output: the same shape.
+    """
 
     def __init__(self, inplace: bool = False):
         super().__init__()
@@ -23,7 +28,12 @@ class ReLU(Module):
 
 
 class LeakyReLU(Module):
-    """x for x > 0, else negative_slope · x."""
+    """x for x > 0, else negative_slope · x.
+
+    Shape
+    -----
+    Input: any shape. Output: the same shape.
+    """
 
     def __init__(self, negative_slope: float = 0.01, inplace: bool = False):
         super().__init__()
@@ -37,17 +47,36 @@ class LeakyReLU(Module):
 
 
 class Tanh(Module):
+    """tanh(x) elementwise.
+
+    Shape
+    -----
+    Input: any shape. Output: the same shape.
+    """
+
     def forward(self, input):
         return F.tanh(input)
 
 
 class Sigmoid(Module):
+    """1 / (1 + exp(-x)) elementwise.
+
+    Shape
+    -----
+    Input: any shape. Output: the same shape.
+    """
+
     def forward(self, input):
         return F.sigmoid(input)
 
 
 class Softmax(Module):
-    """Softmax along `dim`."""
+    """Softmax along `dim`.
+
+    Shape
+    -----
+    Input: any shape. Output: the same shape.
+    """
 
     def __init__(self, dim: int):
         super().__init__()
@@ -61,7 +90,12 @@ class Softmax(Module):
 
 
 class LogSoftmax(Softmax):
-    """Log-softmax along `dim`."""
+    """Log-softmax along `dim`.
+
+    Shape
+    -----
+    Input: any shape. Output: the same shape.
+    """
 
     def forward(self, input):
         return F.log_softmax(input, self.dim)

@@ -22,6 +22,10 @@ class Dropout(Module):
     inplace : bool
         Accepted for PyTorch compatibility; the result is always a new array.
     generator : numpy.random.Generator, optional, keyword-only
+
+    Shape
+    -----
+    Input: any shape. Output: the same shape.
     """
 
     def __init__(self, p: float = 0.5, inplace: bool = False, *, generator=None):

@@ -88,7 +88,12 @@ class Flatten(Module):
 
 
 class Identity(Module):
-    """Returns its input unchanged (a placeholder, e.g. for an absent shortcut)."""
+    """Returns its input unchanged (a placeholder, e.g. for an absent shortcut).
+
+    Shape
+    -----
+    Input: any shape. Output: the same.
+    """
 
     def forward(self, input):
         return input

@@ -9,7 +9,13 @@ __all__ = ["CrossEntropyLoss", "NLLLoss", "MSELoss"]
 
 
 class CrossEntropyLoss(Module):
-    """``F.cross_entropy(input, target, weight, ignore_index, reduction, label_smoothing)``."""
+    """``F.cross_entropy(input, target, weight, ignore_index, reduction, label_smoothing)``.
+
+    Shape
+    -----
+    input (N, C) or (N, C, d1, ...) logits, target (N,) or (N, d1, ...) class indices (or
+    probabilities shaped like input); output a scalar, or per element with reduction='none'.
+    """
 
     def __init__(self, weight=None, ignore_index: int = -100, reduction: str = "mean", label_smoothing: float = 0.0):
         super().__init__()
@@ -21,7 +27,13 @@ class CrossEntropyLoss(Module):
 
 
 class NLLLoss(Module):
-    """``F.nll_loss(input, target, weight, ignore_index, reduction)``."""
+    """``F.nll_loss(input, target, weight, ignore_index, reduction)``.
+
+    Shape
+    -----
+    input (N, C) or (N, C, d1, ...) log-probabilities, target (N,) or (N, d1, ...) class indices;
+    output a scalar, or per element with reduction='none'.
+    """
 
     def __init__(self, weight=None, ignore_index: int = -100, reduction: str = "mean"):
         super().__init__()
@@ -32,7 +44,12 @@ class NLLLoss(Module):
 
 
 class MSELoss(Module):
-    """``F.mse_loss(input, target, reduction)``."""
+    """``F.mse_loss(input, target, reduction)``.
+
+    Shape
+    -----
+    input and target of the same shape; output a scalar, or that shape with reduction='none'.
+    """
 
     def __init__(self, reduction: str = "mean"):
         super().__init__()
