@@ -96,6 +96,20 @@ def test_gemm_blocked_path_equals_the_reference(problem, dtype):
         gemm.BLOCK_BYTES = saved
 
 
+@given(problem=problems("gemm"), dtype=st.sampled_from([np.float64, np.float32]), group_bytes=st.sampled_from([1, 200]))
+@settings(max_examples=25, deadline=None)
+def test_gemm_in_groups_of_samples_equals_the_reference(problem, dtype, group_bytes):
+    """With tiny limits the batch-inner layout runs a few samples (or one) at a time."""
+    from convolve._engine import gemm
+
+    saved = gemm.SAMPLES_SPLIT_ABOVE, gemm.SAMPLES_BLOCK_BYTES
+    gemm.SAMPLES_SPLIT_ABOVE, gemm.SAMPLES_BLOCK_BYTES = 64, group_bytes
+    try:
+        _check("gemm", *problem, dtype)
+    finally:
+        gemm.SAMPLES_SPLIT_ABOVE, gemm.SAMPLES_BLOCK_BYTES = saved
+
+
 @pytest.mark.parametrize("threads", [1, 3])
 @pytest.mark.parametrize("name", ["winograd2", "winograd4", "depthwise"])
 def test_blocked_paths_on_threads_equal_the_reference(name, threads, monkeypatch):

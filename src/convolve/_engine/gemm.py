@@ -8,6 +8,8 @@ Two layouts, picked by the output size P = prod(output spatial):
 
 Large layers run blocked: one sample and a few output rows at a time, so that a block's columns
 (`BLOCK_BYTES`) are still in cache when the GEMM reads them and im2col costs no memory traffic.
+The batch-inner layout likewise runs in groups of samples once its columns would exceed
+`SAMPLES_SPLIT_ABOVE` (measured: LeNet's 128x32x14x14 layer 13 -> 10 ms forward).
 
 Groups are one more batch axis of the matmul (no Python loop over groups). 1x1 kernels need no
 columns: the (strided) input already is the column matrix. The gradients use the same columns
@@ -25,6 +27,8 @@ __all__ = ["name", "supports", "workspace", "im2col", "forward", "grad_input", "
 name = "gemm"
 BATCH_INNER_BELOW = 1024  # output positions per sample under which one GEMM over N·P wins
 BLOCK_BYTES = 8 * 2**20  # columns per block in the blocked path (measured best of 0.25-8 MiB here)
+SAMPLES_SPLIT_ABOVE = 16 * 2**20  # batch-inner columns above this run in groups of samples ...
+SAMPLES_BLOCK_BYTES = 4 * 2**20  # ... of about this many bytes of columns (measured best of 1-8 MiB)
 
 
 def supports(op, x_shape, w_shape, stride, dilation, groups):
@@ -103,6 +107,17 @@ def _row_blocks(x_shape, w_shape, stride, dilation):
     return max(1, BLOCK_BYTES // per_row), outs[0], int(np.prod(outs[1:]))
 
 
+def _sample_groups(x_shape, w_shape, stride, dilation, batch_inner, itemsize):
+    """Slices of the batch for the batch-inner layout when its columns are too large to stay in
+    cache, else None."""
+    N, C = x_shape[:2]
+    per_sample = C * int(np.prod(w_shape[2:])) * int(np.prod(_outs(x_shape, w_shape, stride, dilation))) * itemsize
+    if not batch_inner or _pointwise(w_shape) or N * per_sample <= SAMPLES_SPLIT_ABOVE:
+        return None
+    nb = max(1, SAMPLES_BLOCK_BYTES // per_sample)  # a group of one sample takes the per-sample layout
+    return [slice(n0, n0 + nb) for n0 in range(0, N, nb)] if nb < N else None
+
+
 def _blocks(x, w_shape, stride, dilation, plan):
     """(sample, output row slice as flat positions, columns of that block) for the blocked path."""
     rows, out_rows, per_row = plan
@@ -132,6 +147,12 @@ def forward(x, w, bias, stride, dilation, groups):
             y += bias.reshape((1, -1) + (1,) * len(outs))
         return y
     inner = _batch_inner(N, P)
+    groups_of_samples = _sample_groups(x.shape, w.shape, stride, dilation, inner, x.itemsize)
+    if groups_of_samples is not None:
+        y = np.empty((N, O) + outs, dtype=x.dtype)
+        for ns in groups_of_samples:
+            y[ns] = forward(x[ns], w, bias, stride, dilation, groups)
+        return y
     cols, _ = _columns(x, w.shape[2:], stride, dilation, inner)
     if inner:
         y = np.matmul(wm, cols.reshape(G, wm.shape[2], N * P))  # (G, Og, N·P)
@@ -165,6 +186,12 @@ def grad_input(gy, w, x_shape, stride, dilation, groups):
                 target = gx[n, :, r0 * s0 : (r1 - 1) * s0 + d0 * (k0 - 1) + 1]
                 fold_windows(c.reshape((C,) + kernel + (r1 - r0,) + outs[1:]), target.shape[1:], stride, dilation, out=target)
         return gx
+    groups_of_samples = _sample_groups(x_shape, w.shape, stride, dilation, _batch_inner(N, P), gy.itemsize)
+    if groups_of_samples is not None:
+        gx = np.empty(x_shape, dtype=gy.dtype)
+        for ns in groups_of_samples:
+            gx[ns] = grad_input(gy[ns], w, (gy[ns].shape[0],) + tuple(x_shape[1:]), stride, dilation, groups)
+        return gx
     if _batch_inner(N, P):
         cols = np.matmul(wt, _channels_major(gy, G))  # (G, Cg·K, N·P)
         cols = np.moveaxis(cols.reshape((C,) + kernel + (N,) + outs), 1 + nd, 0)  # (N, C, *K, *O) view
@@ -194,6 +221,12 @@ def grad_weight(x, gy, w_shape, stride, dilation, groups):
             np.matmul(gym[n, :, :, pos], cols.reshape(G, gw.shape[2], -1).transpose(0, 2, 1), out=tmp)
             gw += tmp
         return gw.reshape(w_shape)
+    groups_of_samples = _sample_groups(x.shape, w_shape, stride, dilation, True, x.itemsize)
+    if groups_of_samples is not None:
+        gw = grad_weight(x[groups_of_samples[0]], gy[groups_of_samples[0]], w_shape, stride, dilation, groups)
+        for ns in groups_of_samples[1:]:
+            gw += grad_weight(x[ns], gy[ns], w_shape, stride, dilation, groups)
+        return gw
     cols, outs = _columns(x, w_shape[2:], stride, dilation, batch_inner=True)  # (C, *K, N, *O)
     cols = cols.reshape(G, -1, x.shape[0] * int(np.prod(outs)))
     gw = np.matmul(_channels_major(gy, G), cols.transpose(0, 2, 1))  # (G, Og, Cg·K)
