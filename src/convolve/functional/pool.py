@@ -140,12 +140,16 @@ def _max_pool_tiles(a, kernel, outs):
         k = y.shape[axis]
         tap = lambda j: y[(slice(None),) * axis + (j,)]  # noqa: E731 - a view, not a copy
         best = tap(0).copy()
-        pick = np.zeros(best.shape, np.int8 if k < 128 else np.int64)
-        for j in range(1, k):
-            v = tap(j)
-            better = v > best
-            np.maximum(best, v, out=best)
-            pick += better * (j - pick)  # arithmetic: much faster than copyto(where=) or np.where
+        if k == 2:  # the common 2x2 pool: the pick is one comparison
+            pick = tap(1) > best
+            np.maximum(best, tap(1), out=best)
+        else:
+            pick = np.zeros(best.shape, np.int8 if k < 128 else np.int64)
+            for j in range(1, k):
+                v = tap(j)
+                better = v > best
+                np.maximum(best, v, out=best)
+                pick += better * (j - pick)  # arithmetic: much faster than copyto(where=) or np.where
         levels.append((axis, k, pick))
         y = best
 
@@ -154,12 +158,16 @@ def _max_pool_tiles(a, kernel, outs):
         finite = bool(np.isfinite(g).all())
         for axis, k, pick in reversed(levels):
             out = np.empty(g.shape[:axis] + (k,) + g.shape[axis:], g.dtype)
-            for j in range(k):
-                slot = out[(slice(None),) * axis + (j,)]
-                if finite:
-                    np.multiply(g, pick == j, out=slot)
-                else:
-                    slot[...] = np.where(pick == j, g, 0)
+            slots = [out[(slice(None),) * axis + (j,)] for j in range(k)]
+            if finite and k == 2:  # g·[pick] and g - g·[pick] (exact for finite g)
+                np.multiply(g, pick, out=slots[1])
+                np.subtract(g, slots[1], out=slots[0])
+            else:
+                for j, slot in enumerate(slots):
+                    if finite:
+                        np.multiply(g, pick == j, out=slot)
+                    else:
+                        slot[...] = np.where(pick == j, g, 0)
             g = out
         gx = g.reshape(crop.shape)
         if gx.shape != a.shape:
