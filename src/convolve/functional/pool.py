@@ -139,11 +139,11 @@ def _max_pool_tiles(a, kernel, outs):
     for axis in reversed([3 + 2 * i for i in range(nd)]):
         k = y.shape[axis]
         tap = lambda j: y[(slice(None),) * axis + (j,)]  # noqa: E731 - a view, not a copy
-        best = tap(0).copy()
-        if k == 2:  # the common 2x2 pool: the pick is one comparison
-            pick = tap(1) > best
-            np.maximum(best, tap(1), out=best)
+        if k == 2:  # the common 2x2 pool: one comparison, one maximum
+            pick = tap(1) > tap(0)
+            best = np.maximum(tap(0), tap(1))
         else:
+            best = tap(0).copy()
             pick = np.zeros(best.shape, np.int8 if k < 128 else np.int64)
             for j in range(1, k):
                 v = tap(j)
