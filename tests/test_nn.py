@@ -598,3 +598,13 @@ def test_relu_infinite_gradient_stops_at_negative_inputs_like_torch():
     tx = torch.tensor(x, requires_grad=True)
     torch.relu(tx).backward(torch.tensor([np.inf, np.nan, np.inf], dtype=torch.float64))
     np.testing.assert_array_equal(X.grad, tx.grad.numpy())
+
+
+def test_relu_in_parts_of_the_batch_on_threads_matches_torch(monkeypatch):
+    from convolve import engine_config
+    from convolve._engine import parallel
+
+    monkeypatch.setattr(parallel, "SPLIT_BYTES", 0)  # split even tiny batches
+    with engine_config.options(threads=3):
+        compare("relu", {"input": _rand((5, 4, 3))}, {})
+        compare("relu", {"input": _rand(())}, {})  # 0-d: nothing to split

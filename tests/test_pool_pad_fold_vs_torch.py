@@ -133,3 +133,16 @@ def test_max_pool_infinite_gradient_reaches_only_the_picked_element():
 def test_non_overlapping_max_pool_with_ceil_mode_keeps_the_partial_window():
     x = random_inputs(dict(input=(1, 2, 3, 5)))["input"]
     compare("max_pool2d", dict(input=x), dict(kernel_size=2, ceil_mode=True))
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_non_overlapping_max_pool_in_parts_of_the_batch_on_threads(threads, monkeypatch):
+    from convolve import engine_config
+    from convolve._engine import parallel
+
+    monkeypatch.setattr(parallel, "SPLIT_BYTES", 0)  # split even tiny batches
+    x = np.maximum(random_inputs(dict(input=(5, 3, 8, 9)))["input"], 0)
+    with engine_config.options(threads=threads):
+        compare("max_pool2d", dict(input=x), dict(kernel_size=2))
+        compare("max_pool2d", dict(input=x), dict(kernel_size=(3, 2)))  # rows and columns left over
+        compare("max_pool2d", dict(input=x), dict(kernel_size=(2, 3)))  # whole tiles

@@ -9,6 +9,7 @@ import numbers
 
 import numpy as np
 
+from .._engine.parallel import batch_slices, map_blocks
 from ..autograd import as_array, record
 from ._args import as_input, float_dtype, is_int
 
@@ -48,14 +49,20 @@ def relu(input):
     """max(x, 0) elementwise; the gradient at 0 is 0 (as PyTorch)."""
     x = _float_input(input)
     a = as_array(x)
-    return record(np.maximum(a, 0), (x,), lambda g: (_mask_grad(g, a > 0),))
+    # large activations: parts of the batch on threads (a 0-d input is one part)
+    parts = batch_slices(a.shape[0], a.nbytes) if a.ndim else [Ellipsis]
+    y = np.empty_like(a)
+    map_blocks(lambda s: np.maximum(a[s], 0, out=y[s]), parts)
 
+    def backward(g):
+        gx = np.empty_like(g)
+        if np.isfinite(g).all():  # one multiply pass (np.where is several times slower) ...
+            map_blocks(lambda s: np.multiply(g[s], a[s] > 0, out=gx[s]), parts)
+        else:  # ... but an inf or NaN gradient must not leak through as inf*0 = NaN
+            gx[...] = np.where(a > 0, g, 0)
+        return (gx,)
 
-def _mask_grad(g, keep):
-    """g where `keep`, else 0 (an inf or NaN gradient must not leak through as inf*0 = NaN)."""
-    if np.isfinite(g).all():
-        return g * keep  # one fast pass; np.where is several times slower
-    return np.where(keep, g, 0).astype(g.dtype, copy=False)
+    return record(y, (x,), backward)
 
 
 def leaky_relu(input, negative_slope: float = 0.01):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._engine.parallel import batch_slices, map_blocks
 from .._engine.windows import tap_slices
 from ..autograd import as_array, record
 from ._args import (
@@ -130,20 +131,49 @@ def _max_pool_tiles(a, kernel, outs):
     The input is viewed as tiles (N, C, O1, K1, O2, K2, ...) without a copy. The window axes are
     reduced last one first, each keeping the first maximum: that yields the first maximum in window
     (row-major) order, as PyTorch picks. The backward undoes the levels in reverse, routing the
-    gradient to the pick of each level: a few whole-array passes instead of one per tap.
+    gradient to the pick of each level: a few whole-array passes instead of one per tap. Parts of
+    the batch run on the engine's threads.
     """
-    nd = len(kernel)
-    crop = a[(Ellipsis,) + tuple(slice(0, o * k) for o, k in zip(outs, kernel))]  # floor mode drops the rest
-    y = crop.reshape(a.shape[:2] + tuple(v for ok in zip(outs, kernel) for v in ok))
-    levels = []  # (axis, k, pick) in reduction order
-    for axis in reversed([3 + 2 * i for i in range(nd)]):
+    crop = (Ellipsis,) + tuple(slice(0, o * k) for o, k in zip(outs, kernel))  # floor mode drops the rest
+    tiles = a.shape[:2] + tuple(v for ok in zip(outs, kernel) for v in ok)
+    y = np.empty(a.shape[:2] + outs, a.dtype)
+    parts = batch_slices(a.shape[0], a.nbytes)
+    picks = map_blocks(lambda s: _tile_picks(a[s][crop].reshape((-1,) + tiles[1:]), y[s]), parts)
+
+    def backward(g):
+        # multiplying by the pick is one fast pass; a non-finite gradient must not leak to unpicked places
+        finite = bool(np.isfinite(g).all())
+        whole = all(o * k == n for o, k, n in zip(outs, kernel, a.shape[2:]))
+        gx = np.empty(a.shape, g.dtype) if whole else np.zeros(a.shape, g.dtype)
+
+        def part(i):
+            s = parts[i]
+            if whole:  # the last level writes straight into gx
+                _tile_route(g[s], picks[i], finite, gx[s].reshape((-1,) + tiles[1:]))
+            else:
+                routed = _tile_route(g[s], picks[i], finite)
+                gx[s][crop] = routed.reshape(gx[s][crop].shape)
+
+        map_blocks(part, range(len(parts)))
+        return (gx,)
+
+    return y, backward
+
+
+def _tile_picks(y, out):
+    """Reduce the window axes of tiles `y` into `out`; return the picks, per level (axis, k, pick)."""
+    levels = []
+    window_axes = list(range(3, y.ndim, 2))
+    for axis in reversed(window_axes):
         k = y.shape[axis]
+        last = axis == window_axes[0]
         tap = lambda j: y[(slice(None),) * axis + (j,)]  # noqa: E731 - a view, not a copy
         if k == 2:  # the common 2x2 pool: one comparison, one maximum
             pick = tap(1) > tap(0)
-            best = np.maximum(tap(0), tap(1))
+            best = np.maximum(tap(0), tap(1), out=out if last else None)
         else:
-            best = tap(0).copy()
+            best = out if last else np.empty(tap(0).shape, y.dtype)
+            best[...] = tap(0)
             pick = np.zeros(best.shape, np.int8 if k < 128 else np.int64)
             for j in range(1, k):
                 v = tap(j)
@@ -152,31 +182,26 @@ def _max_pool_tiles(a, kernel, outs):
                 pick += better * (j - pick)  # arithmetic: much faster than copyto(where=) or np.where
         levels.append((axis, k, pick))
         y = best
+    return levels
 
-    def backward(g):
-        # multiplying by the pick is one fast pass; a non-finite gradient must not leak to unpicked places
-        finite = bool(np.isfinite(g).all())
-        for axis, k, pick in reversed(levels):
-            out = np.empty(g.shape[:axis] + (k,) + g.shape[axis:], g.dtype)
-            slots = [out[(slice(None),) * axis + (j,)] for j in range(k)]
-            if finite and k == 2:  # g·[pick] and g - g·[pick] (exact for finite g)
-                np.multiply(g, pick, out=slots[1])
-                np.subtract(g, slots[1], out=slots[0])
-            else:
-                for j, slot in enumerate(slots):
-                    if finite:
-                        np.multiply(g, pick == j, out=slot)
-                    else:
-                        slot[...] = np.where(pick == j, g, 0)
-            g = out
-        gx = g.reshape(crop.shape)
-        if gx.shape != a.shape:
-            full = np.zeros(a.shape, g.dtype)
-            full[tuple(slice(0, n) for n in gx.shape)] = gx
-            gx = full
-        return (gx,)
 
-    return y, backward
+def _tile_route(g, levels, finite, dest=None):
+    """The gradient `g` of the pooled output sent back through the picks: tiles-shaped (into `dest`)."""
+    for axis, k, pick in reversed(levels):
+        shape = g.shape[:axis] + (k,) + g.shape[axis:]
+        out = dest if axis == levels[0][0] and dest is not None else np.empty(shape, g.dtype)
+        slots = [out[(slice(None),) * axis + (j,)] for j in range(k)]
+        if finite and k == 2:  # g·[pick] and g - g·[pick] (exact for finite g)
+            np.multiply(g, pick, out=slots[1])
+            np.subtract(g, slots[1], out=slots[0])
+        else:
+            for j, slot in enumerate(slots):
+                if finite:
+                    np.multiply(g, pick == j, out=slot)
+                else:
+                    slot[...] = np.where(pick == j, g, 0)
+        g = out
+    return g
 
 
 def _divisor(spatial, kernel, stride, padding, outs, count_include_pad, divisor_override):
