@@ -76,8 +76,9 @@ def clear_autotune_cache() -> None:
 
 
 def set_threads(n: int) -> None:
-    """Threads for FFTs and for blocked elementwise work (Winograd transforms, depthwise taps);
-    default: the number of CPUs. BLAS threads are set by the BLAS (e.g. threadpoolctl)."""
+    """Threads for FFTs and for blocked elementwise work (Winograd transforms, depthwise taps, and
+    max pooling and ReLU over large batches); default: the number of CPUs. ``set_threads(1)`` keeps
+    all of it on the calling thread. BLAS threads are set by the BLAS (e.g. threadpoolctl)."""
     settings["threads"] = _positive_int("threads", n, "an int")
 
 
