@@ -302,3 +302,20 @@ def test_chunked_calls_equal_whole_calls(name, pieces):
         np.testing.assert_allclose(_engine.forward(x, w, b, stride, dilation, groups, name), y, rtol=1e-10, atol=1e-12)
         np.testing.assert_allclose(_engine.grad_input(gy, w, x.shape, stride, dilation, groups, name), gx, rtol=1e-10, atol=1e-12)
         np.testing.assert_allclose(_engine.grad_weight(x, gy, w.shape, stride, dilation, groups, name), gw, rtol=1e-10, atol=1e-12)
+
+
+def test_depthwise_wide_layout_keeps_inf_where_the_reference_has_it():
+    """The stride-1 layout multiplies zeros in its junk columns by x (weight gradient) or w (input
+    gradient): an inf there must not turn into NaN where the reference is finite."""
+    from convolve._engine import depthwise
+
+    r = np.random.default_rng(3)
+    x, w, gy = r.standard_normal((1, 2, 6, 7)), r.standard_normal((2, 1, 3, 3)), r.standard_normal((1, 2, 4, 5))
+    x[0, 0, 0, 6] = np.inf  # read only by junk columns for tap (0, 0)
+    args = ((1, 1), (1, 1), 2)
+    ref = reference.grad_weight(x, gy, w.shape, *args)
+    assert np.isfinite(ref[0, 0, 0, 0])
+    np.testing.assert_allclose(depthwise.grad_weight(x, gy, w.shape, *args), ref, rtol=1e-12)
+    w[1, 0, 1, 1] = np.inf
+    np.testing.assert_allclose(depthwise.grad_input(gy, w, x.shape, *args),
+                               reference.grad_input(gy, w, x.shape, *args), rtol=1e-12)

@@ -17,7 +17,7 @@ import numpy as np
 
 from .config import settings
 from .parallel import map_blocks, sum_blocks
-from .windows import out_size, tap_slices
+from .windows import out_size, tap_slices, wide_crop, wide_geometry, wide_grid
 
 __all__ = ["name", "supports", "workspace", "forward", "grad_input", "grad_weight"]
 
@@ -57,27 +57,11 @@ def _geometry(x_shape, w_shape, stride, dilation):
     return outs, taps
 
 
-def _wide(x_shape, w_shape, dilation):
-    """Stride-1 geometry on the flattened planes: output sizes, the padded-grid shape the wide output
-    is laid out on, its written length L, and each tap's flat offset."""
-    spatial, kernel = x_shape[2:], w_shape[2:]
-    outs = tuple(out_size(s, k, 1, d) for s, k, d in zip(spatial, kernel, dilation))
-    plane = [int(np.prod(spatial[i + 1:])) for i in range(len(spatial))]  # element strides of a plane
-    L = sum((o - 1) * p for o, p in zip(outs, plane)) + 1
-    offsets = [sum(k * d * p for k, d, p in zip(tap, dilation, plane)) for tap in np.ndindex(*kernel)]
-    return outs, (outs[0],) + tuple(spatial[1:]), L, offsets
-
-
-def _wide_crop(a, outs):
-    """(..., O0, S1, S2, ...) laid out on the padded grid -> the (..., *O) outputs."""
-    return a[(Ellipsis,) + tuple(slice(0, o) for o in outs)]
-
-
 def _forward_wide(x, w, bias, dilation):
     N, C = x.shape[:2]
     O, nd = w.shape[0], x.ndim - 2
     M = O // C
-    outs, grid, L, offsets = _wide(x.shape, w.shape, dilation)
+    outs, grid, L, offsets = wide_geometry(x.shape, w.shape, dilation)
     xf = np.ascontiguousarray(x).reshape(N, C, 1, -1)
     y = np.empty((N, C, M, int(np.prod(grid))), dtype=x.dtype)
     wv = w.reshape(C, M, -1, 1)
@@ -94,7 +78,7 @@ def _forward_wide(x, w, bias, dilation):
                 yb += t
 
     map_blocks(block, _blocks(N, C, M * L * x.itemsize)[1])
-    y = np.ascontiguousarray(_wide_crop(y.reshape((N, O) + grid), outs))
+    y = np.ascontiguousarray(wide_crop(y.reshape((N, O) + grid), outs))
     if bias is not None:
         y += bias.reshape((1, -1) + (1,) * nd)
     return y
@@ -104,11 +88,8 @@ def _grad_input_wide(gy, w, x_shape, dilation):
     N, C = x_shape[:2]
     O = w.shape[0]
     M = O // C
-    outs, grid, L, offsets = _wide(x_shape, w.shape, dilation)
-    # the output gradient on the padded grid, zero in the junk columns so they add nothing
-    gw = np.zeros((N, O) + grid, dtype=gy.dtype)
-    _wide_crop(gw, outs)[...] = gy
-    gw = gw.reshape(N, C, M, -1)
+    outs, grid, L, offsets = wide_geometry(x_shape, w.shape, dilation)
+    gw = wide_grid(gy, grid).reshape(N, C, M, -1)
     gx = np.zeros((N, C, int(np.prod(x_shape[2:]))), dtype=gy.dtype)
     wv = w.reshape(C, M, -1)
 
@@ -131,10 +112,8 @@ def _grad_weight_wide(x, gy, w_shape, dilation):
     N, C = x.shape[:2]
     O = w_shape[0]
     M = O // C
-    outs, grid, L, offsets = _wide(x.shape, w_shape, dilation)
-    gw = np.zeros((N, O) + grid, dtype=gy.dtype)
-    _wide_crop(gw, outs)[...] = gy
-    gw = gw.reshape(N, C, M, -1)
+    outs, grid, L, offsets = wide_geometry(x.shape, w_shape, dilation)
+    gw = wide_grid(gy, grid).reshape(N, C, M, -1)
     xf = np.ascontiguousarray(x).reshape(N, C, -1)
 
     def block(b):
@@ -182,7 +161,7 @@ def forward(x, w, bias, stride, dilation, groups):
 
 def grad_input(gy, w, x_shape, stride, dilation, groups):
     _check(x_shape, w.shape, groups)
-    if all(s == 1 for s in stride):
+    if all(s == 1 for s in stride) and np.isfinite(w).all():  # junk columns: 0·w must stay 0
         return _grad_input_wide(gy, w, x_shape, dilation)
     N, C = x_shape[:2]
     O, nd = w.shape[0], len(x_shape) - 2
@@ -212,7 +191,7 @@ def grad_input(gy, w, x_shape, stride, dilation, groups):
 
 def grad_weight(x, gy, w_shape, stride, dilation, groups):
     _check(x.shape, w_shape, groups)
-    if all(s == 1 for s in stride):
+    if all(s == 1 for s in stride) and np.isfinite(x).all():  # junk columns: 0·x must stay 0
         return _grad_weight_wide(x, gy, w_shape, dilation)
     N, C = x.shape[:2]
     O = w_shape[0]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-__all__ = ["out_size", "tap_slices", "windows", "fold_windows"]
+__all__ = ["out_size", "tap_slices", "windows", "fold_windows", "wide_geometry", "wide_crop", "wide_grid"]
 
 
 def out_size(size: int, kernel: int, stride: int = 1, dilation: int = 1) -> int:
@@ -59,4 +59,32 @@ def fold_windows(cols: np.ndarray, spatial, stride, dilation, out=None) -> np.nd
         out = np.zeros(lead + tuple(spatial), dtype=cols.dtype)
     for k in np.ndindex(*kernel):
         out[(Ellipsis,) + tap_slices(k, stride, dilation, outs)] += cols[(Ellipsis,) + k + (slice(None),) * nd]
+    return out
+
+
+# Stride 1, "wide" layout: an output position q on the input's (padded) grid reads input position
+# q + offset(tap) of the flattened plane, so every tap is one contiguous run. Outputs laid out on
+# that grid have a few junk columns per row (the input width, not the output width), dropped by
+# `wide_crop`; gradients laid out on it must be zero there (`wide_grid`) so the junk adds nothing.
+
+def wide_geometry(x_shape, w_shape, dilation):
+    """Stride-1 geometry on the flattened planes of x (N, C, *S): the output sizes O, the grid
+    (O[0], S[1], ...) the wide layout uses, its written length L and each tap's flat offset."""
+    spatial, kernel = x_shape[2:], w_shape[2:]
+    outs = tuple(out_size(s, k, 1, d) for s, k, d in zip(spatial, kernel, dilation))
+    plane = [int(np.prod(spatial[i + 1:])) for i in range(len(spatial))]  # element strides of a plane
+    L = sum((o - 1) * p for o, p in zip(outs, plane)) + 1
+    offsets = [sum(k * d * p for k, d, p in zip(tap, dilation, plane)) for tap in np.ndindex(*kernel)]
+    return outs, (outs[0],) + tuple(spatial[1:]), L, offsets
+
+
+def wide_crop(a, outs):
+    """(..., O0, S1, S2, ...) laid out on the wide grid -> a view of the (..., *O) outputs."""
+    return a[(Ellipsis,) + tuple(slice(0, o) for o in outs)]
+
+
+def wide_grid(g, grid):
+    """g (..., *O) copied onto the wide grid (..., *grid), zero in the junk columns."""
+    out = np.zeros(g.shape[: g.ndim - len(grid)] + tuple(grid), dtype=g.dtype)
+    wide_crop(out, g.shape[g.ndim - len(grid):])[...] = g
     return out
