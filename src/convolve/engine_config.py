@@ -27,7 +27,7 @@ from ._engine.config import DEFAULT_MEMORY_LIMIT, autotune_cache, settings
 from .functional._args import is_int
 
 __all__ = ["DEFAULT_MEMORY_LIMIT", "algorithms", "set_memory_limit", "get_memory_limit", "set_autotune",
-           "get_autotune", "clear_autotune_cache", "set_threads", "get_threads", "choose_algorithm", "options"]
+           "get_autotune", "clear_autotune_cache", "set_threads", "get_threads", "set_jit", "get_jit", "choose_algorithm", "options"]
 
 OPS = ("forward", "grad_input", "grad_weight")
 
@@ -86,6 +86,22 @@ def get_threads() -> int:
     return settings["threads"]
 
 
+def set_jit(enabled: bool) -> None:
+    """Turn the compiled (numba) kernel tier on or off (on by default where numba imports;
+    ``CONVOLVE_JIT=0`` in the environment starts with it off). Off, the NumPy implementations run:
+    same results up to floating-point summation order."""
+    if not isinstance(enabled, (bool, np.bool_)):
+        raise TypeError(f"jit must be True or False, but got {enabled!r}")
+    settings["jit"] = bool(enabled)
+
+
+def get_jit() -> bool:
+    """Whether compiled kernels run now (False when switched off or numba is not importable)."""
+    from ._engine import kernels
+
+    return kernels.enabled()
+
+
 def choose_algorithm(input_shape, weight_shape, stride=1, dilation=1, groups=1, dtype="float32", op="forward") -> str:
     """The algorithm the engine's cost model picks for a convolution (autotuning aside).
 
@@ -112,7 +128,7 @@ def choose_algorithm(input_shape, weight_shape, stride=1, dilation=1, groups=1, 
 
 
 @contextmanager
-def options(memory_limit=None, autotune=None, threads=None):
+def options(memory_limit=None, autotune=None, threads=None, jit=None):
     """Temporarily change settings; the previous ones come back on exit."""
     saved = dict(settings)
     try:
@@ -122,6 +138,8 @@ def options(memory_limit=None, autotune=None, threads=None):
             set_autotune(autotune)
         if threads is not None:
             set_threads(threads)
+        if jit is not None:
+            set_jit(jit)
         yield
     finally:
         settings.update(saved)

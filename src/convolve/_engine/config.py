@@ -16,6 +16,8 @@ settings = {
     "memory_limit": DEFAULT_MEMORY_LIMIT,
     "autotune": False,
     "threads": os.cpu_count() or 1,  # FFT workers and threads for blocked elementwise work
+    # compiled (numba) kernels; CONVOLVE_JIT=0 turns them off, the NumPy twins run instead
+    "jit": os.environ.get("CONVOLVE_JIT", "1").strip().lower() not in ("0", "false", "no", "off"),
 }
 
 # (op, x_shape, w_shape, stride, dilation, groups, dtype) -> fastest algorithm name, when autotuning

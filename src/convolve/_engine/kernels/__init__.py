@@ -1,0 +1,54 @@
+"""The compiled kernel tier: small numba functions over arrays, each with a NumPy twin.
+
+Kernels take arrays and ints and fill or return arrays; they know nothing of Tensors, dtype policy or
+option parsing (that stays in Python around them). Every kernel module imports numba through
+`jit()` below, so that:
+
+- ``import convolve`` never imports numba (it is imported the first time a kernel is needed);
+- the tier is off when numba cannot be imported, when ``CONVOLVE_JIT=0`` is set in the environment,
+  or after ``convolve.engine_config.set_jit(False)``; callers then use the NumPy twin.
+
+Use::
+
+    from . import kernels
+    if kernels.enabled():
+        from .kernels import winograd as kw     # this import compiles lazily (numba, cache=True)
+        ...
+"""
+
+from __future__ import annotations
+
+import os
+
+from ..config import settings
+
+__all__ = ["enabled", "available", "njit"]
+
+_available: "bool | None" = None
+
+
+def available() -> bool:
+    """Whether numba can be imported here (checked once)."""
+    global _available
+    if _available is None:
+        try:
+            import numba  # noqa: F401
+        except Exception:  # ImportError, or llvmlite failing to load on an odd platform
+            _available = False
+        else:
+            _available = True
+    return _available
+
+
+def enabled() -> bool:
+    """Whether compiled kernels run: numba importable and not switched off."""
+    return settings["jit"] and available()
+
+
+def njit(*args, **kwargs):
+    """numba.njit with ``cache=True`` (compiled once per machine, then loaded from __pycache__)."""
+    import numba
+
+    kwargs.setdefault("cache", True)
+    return numba.njit(*args, **kwargs)
+
