@@ -96,7 +96,7 @@ def test_errors_are_one_line_with_exit_code_2(cli_run, tmp_path, capsys):
         (["evaluate", str(corrupt)], r"corrupt\.npz: checkpoint is corrupt or truncated"),
         (["train", "--data", str(tmp_path / "nodata"), "--out", str(tmp_path / "o")],
          r"nodata does not exist; expected a directory of IDX files"),
-        (["train", "--epochs", "0", "--out", str(tmp_path / "o")], r"epochs must be an int >= 1, but got 0"),
+        (["train", "--epochs", "0", "--out", str(tmp_path / "o")], r"epochs must be a positive int, but got 0"),
         (["train", "--resume", "--model", "resnet", "--out", str(out)],
          r"last\.npz: checkpoint does not fit this model .*0\.weight \(32, 1, 3, 3\) in the file vs \(16, 1, 3, 3\)"),
         (["predict", str(out / "best.npz"), str(tmp_path / "nothing.png")], r"nothing\.png: no such image file"),

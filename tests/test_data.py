@@ -497,11 +497,11 @@ def test_loader_normalize():
 
 def test_loader_argument_errors():
     ds = tiny_dataset()
-    with pytest.raises(ValueError, match="batch_size must be an int >= 1, but got 0"):
+    with pytest.raises(ValueError, match="batch_size must be a positive int, but got 0"):
         DataLoader(ds, batch_size=0)
-    with pytest.raises(ValueError, match="seed must be an int >= 0, but got -1"):
+    with pytest.raises(ValueError, match="seed must be a non-negative int, but got -1"):
         DataLoader(ds, seed=-1)
-    with pytest.raises(ValueError, match="epoch must be an int >= 0, but got 1.5"):
+    with pytest.raises(TypeError, match="epoch must be an int, but got 1.5"):
         DataLoader(ds).set_epoch(1.5)
     with pytest.raises(TypeError, match="dataset must be an ArrayDataset, but got list"):
         DataLoader([1, 2, 3])
@@ -562,7 +562,7 @@ def test_loader_augmentation_shapes_and_seeding():
 
 
 def test_augment_argument_errors():
-    with pytest.raises(ValueError, match="padding must be an int >= 0, but got -1"):
+    with pytest.raises(ValueError, match="padding must be a non-negative int, but got -1"):
         RandomCrop(-1)
     with pytest.raises(ValueError, match=r"p must be a probability in \[0, 1\], but got 2"):
         RandomFlip(2)

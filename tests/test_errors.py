@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 
 import convolve
+import convolve.data
 import convolve.functional as F
+import convolve.nn
 
 x = np.zeros((1, 3, 8, 8), np.float32)
 w = np.zeros((8, 3, 5, 5), np.float32)
@@ -85,3 +87,47 @@ def test_tensor_errors():
         t.backward(np.ones(2))
     with pytest.raises(RuntimeError, match="does not require grad"):
         convolve.Tensor(np.ones(3)).backward()
+
+
+# --- one validation policy: TypeError for a wrong type, ValueError for a wrong value -------------
+
+@pytest.mark.parametrize("call,match", [
+    (lambda: F.conv2d(x, w, groups=1.5), r"groups must be an int, but got 1.5"),
+    (lambda: F.conv2d(x, w, stride=1.5), r"stride must be an int or a tuple of 2 ints, but got 1.5"),
+    (lambda: F.conv2d(x, w, groups=True), r"groups must be an int, but got True"),
+    (lambda: F.avg_pool2d(x, 2, count_include_pad="no"), r"count_include_pad must be True or False, but got 'no'"),
+    (lambda: F.avg_pool2d(x, 2, ceil_mode=1), r"ceil_mode must be True or False, but got 1"),
+    (lambda: F.max_pool2d(x, 2, return_indices="yes"), r"return_indices must be True or False, but got 'yes'"),
+    (lambda: F.max_pool2d(x, 2, ceil_mode=None), r"ceil_mode must be True or False, but got None"),
+    (lambda: F.avg_pool2d(x, 2, divisor_override=2.0), r"divisor_override must be an int, but got 2.0"),
+    (lambda: convolve.nn.Conv2d(3, 8, 3, bias="no"), r"bias must be True or False, but got 'no'"),
+    (lambda: convolve.nn.Linear(3, 8, bias=0), r"bias must be True or False, but got 0"),
+    (lambda: convolve.nn.BatchNorm2d(3, affine="false"), r"affine must be True or False, but got 'false'"),
+    (lambda: convolve.nn.BatchNorm2d(3, track_running_stats=1), r"track_running_stats must be True or False"),
+    (lambda: convolve.nn.MaxPool2d(2, ceil_mode="no"), r"ceil_mode must be True or False, but got 'no'"),
+    (lambda: convolve.nn.AvgPool2d(2, count_include_pad="no"), r"count_include_pad must be True or False"),
+    (lambda: convolve.nn.ReLU(inplace="yes"), r"inplace must be True or False"),
+    (lambda: convolve.nn.Conv2d(3, 8, 3, groups=1.0), r"groups must be an int, but got 1.0"),
+    (lambda: convolve.data.DataLoader(convolve.data.ArrayDataset(np.zeros((2, 1, 2, 2), np.float32), np.zeros(2, int)),
+                                      shuffle="yes"), r"shuffle must be True or False"),
+])
+def test_wrong_types_are_type_errors(call, match):
+    with pytest.raises(TypeError, match=match):
+        call()
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda: F.conv2d(x, w, groups=-1), r"groups must be a positive int, but got -1"),
+    (lambda: F.max_pool2d(x, 2, stride=(1, 0)), r"stride must be positive, but got \(1, 0\)"),
+    (lambda: convolve.nn.Conv2d(3, 8, 3, groups=0), r"groups must be a positive int, but got 0"),
+    (lambda: convolve.nn.init.seed(-1), r"seed must be a non-negative int, but got -1"),
+])
+def test_wrong_values_are_value_errors(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_numpy_bools_and_ints_are_accepted():
+    y = F.avg_pool2d(x, np.int64(2), count_include_pad=np.bool_(False), ceil_mode=np.True_)
+    assert y.shape == (1, 3, 4, 4)
+    assert F.conv2d(x, w, groups=np.int32(1)).shape == (1, 8, 4, 4)

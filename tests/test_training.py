@@ -268,8 +268,8 @@ def test_bad_data_paths_explain_the_accepted_formats(tmp_path):
 
 
 @pytest.mark.parametrize("kwargs, error, match", [
-    (dict(epochs=0), ValueError, "epochs must be an int >= 1, but got 0"),
-    (dict(batch_size=2.5), ValueError, "batch_size must be an int"),
+    (dict(epochs=0), ValueError, "epochs must be a positive int, but got 0"),
+    (dict(batch_size=2.5), TypeError, "batch_size must be an int, but got 2.5"),
     (dict(optimizer="rmsprop"), ValueError, r"optimizer must be one of \['sgd', 'adam', 'adamw'\]"),
     (dict(model="vgg"), ValueError, "model must be one of"),
     (dict(lr=-1.0), ValueError, "lr must be a finite number > 0"),

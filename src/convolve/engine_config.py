@@ -24,7 +24,7 @@ import numpy as np
 
 from ._engine import select
 from ._engine.config import DEFAULT_MEMORY_LIMIT, autotune_cache, settings
-from .functional._args import is_int
+from ._shared.checks import check_bool, check_int, is_int
 
 __all__ = ["DEFAULT_MEMORY_LIMIT", "algorithms", "set_memory_limit", "get_memory_limit", "set_autotune",
            "get_autotune", "clear_autotune_cache", "set_threads", "get_threads", "set_jit", "get_jit", "choose_algorithm", "options"]
@@ -37,21 +37,13 @@ def algorithms() -> list:
     return list(select.ALGORITHMS)
 
 
-def _positive_int(name, value, expected):
-    if not is_int(value):
-        raise TypeError(f"{name} must be {expected}, but got {value!r}")
-    if value <= 0:
-        raise ValueError(f"{name} must be positive, but got {value}")
-    return int(value)
-
-
 def set_memory_limit(nbytes: int) -> None:
     """Cap the temporary memory of one convolution call, in bytes (default 256 MiB).
 
     Calls that would need more run in chunks (over the batch, then over output rows); results are
     the same. Outputs and inputs themselves are not counted.
     """
-    settings["memory_limit"] = _positive_int("memory limit", nbytes, "an int number of bytes")
+    settings["memory_limit"] = check_int("memory limit (bytes)", nbytes, minimum=1)
 
 
 def get_memory_limit() -> int:
@@ -61,9 +53,7 @@ def get_memory_limit() -> int:
 
 def set_autotune(enabled: bool) -> None:
     """Turn measured algorithm choice on or off (off by default; the cost model chooses)."""
-    if not isinstance(enabled, (bool, np.bool_)):
-        raise TypeError(f"autotune must be True or False, but got {enabled!r}")
-    settings["autotune"] = bool(enabled)
+    settings["autotune"] = check_bool("autotune", enabled)
 
 
 def get_autotune() -> bool:
@@ -79,7 +69,7 @@ def set_threads(n: int) -> None:
     """Threads for FFTs and for blocked elementwise work (Winograd transforms, depthwise taps, and
     max pooling and ReLU over large batches); default: the number of CPUs. ``set_threads(1)`` keeps
     all of it on the calling thread. BLAS threads are set by the BLAS (e.g. threadpoolctl)."""
-    settings["threads"] = _positive_int("threads", n, "an int")
+    settings["threads"] = check_int("threads", n, minimum=1)
 
 
 def get_threads() -> int:
@@ -90,9 +80,7 @@ def set_jit(enabled: bool) -> None:
     """Turn the compiled (numba) kernel tier on or off (on by default where numba imports;
     ``CONVOLVE_JIT=0`` in the environment starts with it off). Off, the NumPy implementations run:
     same results up to floating-point summation order."""
-    if not isinstance(enabled, (bool, np.bool_)):
-        raise TypeError(f"jit must be True or False, but got {enabled!r}")
-    settings["jit"] = bool(enabled)
+    settings["jit"] = check_bool("jit", enabled)
 
 
 def get_jit() -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ._checks import check_int
+from .._shared.checks import check_int
 
 __all__ = ["RandomCrop", "RandomFlip", "Compose", "random_crop", "horizontal_flip"]
 
@@ -83,7 +83,7 @@ class RandomCrop:
     """
 
     def __init__(self, padding=4):
-        self.padding = check_int("padding", padding, 0)
+        self.padding = check_int("padding", padding, minimum=0)
 
     def __call__(self, x, rng):
         return random_crop(x, self.padding, rng)

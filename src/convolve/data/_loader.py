@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from ._checks import check_int
+from .._shared.checks import check_bool, check_int
 from ._dataset import ArrayDataset
 
 __all__ = ["DataLoader"]
@@ -108,19 +108,19 @@ class DataLoader:
         if augment is not None and not callable(augment):
             raise TypeError(f"augment must be None or callable as augment(x, rng), but got {augment!r}")
         self.dataset = dataset
-        self.batch_size = check_int("batch_size", batch_size, 1)
-        self.shuffle = bool(shuffle)
+        self.batch_size = check_int("batch_size", batch_size, minimum=1)
+        self.shuffle = check_bool("shuffle", shuffle)
         if seed is None:
             seed = np.random.SeedSequence().entropy % 2**63
-        self.seed = check_int("seed", seed, 0)
-        self.drop_last = bool(drop_last)
+        self.seed = check_int("seed", seed, minimum=0)
+        self.drop_last = check_bool("drop_last", drop_last)
         self.augment = augment
         self._stats = _channel_stats(dataset, normalize)
         self.epoch = 0
 
     def set_epoch(self, epoch):
         """Make the next iteration epoch number ``epoch`` (its order and augmentation)."""
-        self.epoch = check_int("epoch", epoch, 0)
+        self.epoch = check_int("epoch", epoch, minimum=0)
 
     def __len__(self):
         n = len(self.dataset)

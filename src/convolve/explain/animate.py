@@ -19,7 +19,7 @@ from PIL import Image
 
 from .. import functional as F
 from .._engine.windows import windows
-from ..functional._args import nonnegative, positive
+from .._shared.checks import check_int, check_ints
 from ._draw import SIGNED_CMAP, draw_kernel, fmt_num, new_figure
 from .._io import atomic_write
 
@@ -93,9 +93,8 @@ def slide(x, weight, bias=0.0, stride=1, padding=0, max_frames=100) -> Slide:
     if w.shape[0] != x.shape[0]:
         raise ValueError(f"input has {x.shape[0]} channels but the kernel has depth {w.shape[0]} "
                          f"(input depth must equal kernel depth)")
-    if not isinstance(max_frames, (int, np.integer)) or max_frames < 1:
-        raise ValueError(f"max_frames must be a positive int, but got {max_frames!r}")
-    stride, padding = positive(stride, 2, "stride"), nonnegative(padding, 2, "padding")
+    check_int("max_frames", max_frames, minimum=1)
+    stride, padding = check_ints("stride", stride, 2, minimum=1), check_ints("padding", padding, 2, minimum=0)
     out = F.conv2d(x[None], w[None], np.array([float(bias)]), stride=stride, padding=padding)[0, 0]
     padded = F.pad(x, (padding[1], padding[1], padding[0], padding[0]))
     every = [(i, j) for i in range(out.shape[0]) for j in range(out.shape[1])]

@@ -6,41 +6,18 @@ what was expected and what was given.
 
 from __future__ import annotations
 
-import numbers
+from typing import Any, Tuple
 
 import numpy as np
 
+from .._shared.checks import check_choice, check_ints, is_int
 from ..autograd import Tensor, as_array
+
+__all__ = ["DATA_FORMATS", "is_int", "as_input", "float_dtype", "compute_dtype", "check_rank",
+           "check_data_format", "padding_pairs", "same_padding"]
 
 _SPATIAL = {1: "(L)", 2: "(H, W)", 3: "(D, H, W)"}
 DATA_FORMATS = ("channels_first", "channels_last")
-
-
-def is_int(v) -> bool:
-    return isinstance(v, (numbers.Integral, np.integer)) and not isinstance(v, (bool, np.bool_))
-
-
-def ntuple(value, n: int, name: str) -> tuple:
-    """An int or a sequence of `n` ints, as a tuple of `n` ints (PyTorch's `_pair` for any n)."""
-    if is_int(value):
-        return (int(value),) * n
-    if isinstance(value, (tuple, list)) and len(value) == n and all(is_int(v) for v in value):
-        return tuple(int(v) for v in value)
-    raise TypeError(f"{name} must be an int or a tuple of {n} ints, but got {value!r}")
-
-
-def positive(value, n: int, name: str) -> tuple:
-    t = ntuple(value, n, name)
-    if any(v <= 0 for v in t):
-        raise ValueError(f"{name} must be positive, but got {value!r}")
-    return t
-
-
-def nonnegative(value, n: int, name: str) -> tuple:
-    t = ntuple(value, n, name)
-    if any(v < 0 for v in t):
-        raise ValueError(f"{name} must be non-negative, but got {value!r}")
-    return t
 
 
 def as_input(x, name: str):
@@ -84,10 +61,9 @@ def check_rank(x, nd: int, name: str, op: str) -> bool:
     )
 
 
-def check_data_format(data_format):
-    if data_format not in DATA_FORMATS:
-        raise ValueError(f"data_format must be one of {list(DATA_FORMATS)}, but got {data_format!r}")
-    return data_format == "channels_last"
+def check_data_format(data_format: Any) -> bool:
+    """Whether `data_format` (checked) is 'channels_last'."""
+    return check_choice("data_format", data_format, DATA_FORMATS) == "channels_last"
 
 
 def padding_pairs(padding, nd: int, name: str = "padding") -> tuple:
@@ -95,7 +71,7 @@ def padding_pairs(padding, nd: int, name: str = "padding") -> tuple:
     if is_int(padding) or (
         isinstance(padding, (tuple, list)) and len(padding) == nd and all(is_int(p) for p in padding)
     ):
-        pairs = tuple((p, p) for p in ntuple(padding, nd, name))
+        pairs = tuple((p, p) for p in check_ints(name, padding, nd))
     elif (
         isinstance(padding, (tuple, list))
         and len(padding) == nd

@@ -2,62 +2,53 @@
 
 from __future__ import annotations
 
+from typing import Any, NamedTuple, Optional, Tuple
+
 import numpy as np
 
 from .. import _engine
+from .._shared.checks import check_choice, check_int, check_ints
+from .._shared.types import ArrayOrTensor, IntOrTuple, Padding, TensorLike
 from ..autograd import Tensor, as_array, record
-from ._args import (
-    as_input,
-    check_data_format,
-    check_rank,
-    compute_dtype,
-    float_dtype,
-    is_int,
-    padding_pairs,
-    positive,
-    nonnegative,
-    same_padding,
-)
+from ._args import as_input, float_dtype, padding_pairs, same_padding
+from ._docs import fill_doc
+from ._layout import Layout, layout_of
 from .pad import pad as _pad
 
-__all__ = ["conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d"]
+__all__ = ["conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
+           "PADDING_MODES"]
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
-# --- helpers that work the same on arrays and Tensors (Tensors record their backward) ----------
 
-
-def _permute(x, axes):
-    return x.permute(axes) if isinstance(x, Tensor) else np.transpose(x, axes)
-
-
-def _requires(x) -> bool:
+def _requires(x: Any) -> bool:
     return isinstance(x, Tensor) and x.requires_grad
 
 
-def _to_channels_first(x, nd, batched, channels_last, dtype):
-    """(C, *S) / (N, *S, C) / ... -> (N, C, *S) in the compute dtype."""
-    if not batched:
-        x = x.reshape((1,) + as_array(x).shape)
-    if channels_last:
-        x = _permute(x, (0, nd + 1) + tuple(range(1, nd + 1)))
-    if as_array(x).dtype != dtype:
-        x = x.astype(dtype)
-    return x
+class ConvOperands(NamedTuple):
+    """What conv and transposed conv share, checked and normalised (see :func:`_operands`)."""
+
+    input: Any  # the caller's input, as given (array or Tensor)
+    weight: Any
+    bias: Any
+    layout: Layout
+    stride: Tuple[int, ...]
+    dilation: Tuple[int, ...]
+    groups: int
+    shape: Tuple[int, ...]  # the input's (N, C, *spatial)
+
+    def in_compute_dtype(self) -> Tuple[Any, Any, Any]:
+        """(input as (N, C, *spatial), weight, bias), all in the compute dtype."""
+        cdt = self.layout.compute_dtype
+        w, b = self.weight, self.bias
+        w = w.astype(cdt) if as_array(w).dtype != cdt else w
+        b = b.astype(cdt) if b is not None and as_array(b).dtype != cdt else b
+        return self.layout.to_channels_first(self.input), w, b
 
 
-def _from_channels_first(y, nd, batched, channels_last, dtype):
-    if channels_last:
-        y = _permute(y, (0,) + tuple(range(2, nd + 2)) + (1,))
-    if not batched:
-        y = y.reshape(as_array(y).shape[1:])
-    if as_array(y).dtype != dtype:
-        y = y.astype(dtype)
-    return y
-
-
-def _common(nd, op, input, weight, bias, stride, dilation, groups, data_format):
-    """Validate what conv and transposed conv share; return normalised pieces."""
+def _operands(nd: int, op: str, input: Any, weight: Any, bias: Any, stride: Any, dilation: Any, groups: Any,
+              data_format: Any) -> ConvOperands:
+    """Validate what conv and transposed conv share."""
     x = as_input(input, "input")
     w = as_input(weight, "weight")
     b = None if bias is None else as_input(bias, "bias")
@@ -68,30 +59,28 @@ def _common(nd, op, input, weight, bias, stride, dilation, groups, data_format):
                 f"input has dtype {dtype} but {name} has dtype {as_array(t).dtype}; "
                 f"they must match (convert with .astype(np.{dtype}))"
             )
-    batched = check_rank(x, nd, "input", op)
+    layout = layout_of(x, nd, op, data_format, dtype)
     if as_array(w).ndim != nd + 2:
         raise ValueError(
             f"{op} expects a {nd + 2}-D weight (out_channels, in_channels/groups, *kernel_size), "
             f"but got {as_array(w).ndim}-D weight of shape {as_array(w).shape}"
         )
-    channels_last = check_data_format(data_format)
-    stride = positive(stride, nd, "stride")
-    dilation = positive(dilation, nd, "dilation")
-    if not is_int(groups) or groups <= 0:
-        raise ValueError(f"groups must be a positive int, but got {groups!r}")
-    shape = as_array(x).shape
-    shape = shape if batched else (1,) + shape
-    if channels_last:
-        shape = (shape[0], shape[-1]) + shape[1:-1]
-    return x, w, b, dtype, batched, channels_last, stride, dilation, int(groups), shape
+    return ConvOperands(
+        x, w, b, layout,
+        stride=check_ints("stride", stride, nd, minimum=1),
+        dilation=check_ints("dilation", dilation, nd, minimum=1),
+        groups=check_int("groups", groups, minimum=1),
+        shape=layout.shape(x),
+    )
 
 
-def _check_bias(b, channels):
+def _check_bias(b: Any, channels: int) -> None:
     if b is not None and as_array(b).shape != (channels,):
         raise ValueError(f"bias must have shape ({channels},) (one per output channel), but got {as_array(b).shape}")
 
 
-def _conv_core(x, w, b, stride, dilation, groups, algorithm):
+def _conv_core(x: Any, w: Any, b: Any, stride: Tuple[int, ...], dilation: Tuple[int, ...], groups: int,
+               algorithm: Optional[str]) -> Any:
     """One recorded op: channels-first, already padded convolution plus bias."""
     xa, wa, ba = as_array(x), as_array(w), as_array(b)
     y = _engine.forward(xa, wa, ba, stride, dilation, groups, algorithm)
@@ -106,33 +95,19 @@ def _conv_core(x, w, b, stride, dilation, groups, algorithm):
     return record(y, (x, w, b), backward)
 
 
-def _conv(nd, input, weight, bias, stride, padding, dilation, groups, padding_mode, data_format, algorithm):
-    op = f"conv{nd}d"
-    x, w, b, dtype, batched, channels_last, stride, dilation, groups, shape = _common(
-        nd, op, input, weight, bias, stride, dilation, groups, data_format
-    )
-    if padding_mode not in PADDING_MODES:
-        raise ValueError(f"padding_mode must be one of {list(PADDING_MODES)}, but got {padding_mode!r}")
-    C, spatial = shape[1], shape[2:]
-    O, Cg, kernel = as_array(w).shape[0], as_array(w).shape[1], as_array(w).shape[2:]
-    if C != Cg * groups:
-        raise ValueError(
-            f"input has {C} channels but weight expects {Cg * groups} (input depth must equal kernel "
-            f"depth x groups = {Cg} x {groups}); input shape {as_array(x).shape}, weight shape {as_array(w).shape}"
-        )
-    if O % groups:
-        raise ValueError(f"groups={groups} must divide the weight's {O} output channels (kernels)")
-    _check_bias(b, O)
+def _conv_padding(nd: int, padding: Any, spatial: Tuple[int, ...], kernel: Tuple[int, ...],
+                  ops: ConvOperands, padding_mode: str) -> Tuple[Tuple[int, int], ...]:
+    """(before, after) per spatial dim, checked against the input size and the padding mode."""
     if isinstance(padding, str):
         if padding == "valid":
-            pairs = ((0, 0),) * nd
+            pairs: Tuple[Tuple[int, int], ...] = ((0, 0),) * nd
         elif padding == "same":
-            pairs = same_padding(spatial, kernel, stride, dilation)
+            pairs = same_padding(spatial, kernel, ops.stride, ops.dilation)
         else:
             raise ValueError(f"padding must be 'valid', 'same', an int or a tuple, but got {padding!r}")
     else:
         pairs = padding_pairs(padding, nd)
-    for i, (n, k, d, (pb, pe)) in enumerate(zip(spatial, kernel, dilation, pairs)):
+    for i, (n, k, d, (pb, pe)) in enumerate(zip(spatial, kernel, ops.dilation, pairs)):
         if n + pb + pe < d * (k - 1) + 1:
             raise ValueError(
                 f"kernel size {d * (k - 1) + 1} (kernel {k}, dilation {d}) is larger than the padded input "
@@ -142,19 +117,38 @@ def _conv(nd, input, weight, bias, stride, padding, dilation, groups, padding_mo
             raise ValueError(f"reflect padding {max(pb, pe)} must be smaller than the input size {n} in spatial dimension {i}")
         if padding_mode == "circular" and max(pb, pe) > n:
             raise ValueError(f"circular padding {max(pb, pe)} must be at most the input size {n} in spatial dimension {i}")
+    return pairs
 
-    cdt = compute_dtype(dtype)
-    h = _to_channels_first(x, nd, batched, channels_last, cdt)
-    w = w.astype(cdt) if as_array(w).dtype != cdt else w
-    b = b.astype(cdt) if b is not None and as_array(b).dtype != cdt else b
+
+def _conv(nd: int, input: Any, weight: Any, bias: Any, stride: Any, padding: Any, dilation: Any, groups: Any,
+          padding_mode: Any, data_format: Any, algorithm: Optional[str]) -> Any:
+    """The core behind conv1d/2d/3d: check everything, pad, convolve, restore the caller's layout."""
+    ops = _operands(nd, f"conv{nd}d", input, weight, bias, stride, dilation, groups, data_format)
+    check_choice("padding_mode", padding_mode, PADDING_MODES)
+    groups, x, w = ops.groups, ops.input, ops.weight
+    C, spatial = ops.shape[1], ops.shape[2:]
+    O, Cg, kernel = as_array(w).shape[0], as_array(w).shape[1], as_array(w).shape[2:]
+    if C != Cg * groups:
+        raise ValueError(
+            f"input has {C} channels but weight expects {Cg * groups} (input depth must equal kernel "
+            f"depth x groups = {Cg} x {groups}); input shape {as_array(x).shape}, weight shape {as_array(w).shape}"
+        )
+    if O % groups:
+        raise ValueError(f"groups={groups} must divide the weight's {O} output channels (kernels)")
+    _check_bias(ops.bias, O)
+    pairs = _conv_padding(nd, padding, spatial, kernel, ops, padding_mode)
+
+    h, w, b = ops.in_compute_dtype()
     if any(p for pair in pairs for p in pair):
         flat = tuple(v for pair in reversed(pairs) for v in pair)  # F.pad order: last dim first
         h = _pad(h, flat, mode="constant" if padding_mode == "zeros" else padding_mode)
-    y = _conv_core(h, w, b, stride, dilation, groups, algorithm)
-    return _from_channels_first(y, nd, batched, channels_last, dtype)
+    y = _conv_core(h, w, b, ops.stride, ops.dilation, groups, algorithm)
+    return ops.layout.from_channels_first(y)
 
 
-def _conv_transpose_core(x, w, b, full, crop, stride, dilation, groups, algorithm):
+def _conv_transpose_core(x: Any, w: Any, b: Any, full: Tuple[int, ...], crop: Tuple[Tuple[int, int], ...],
+                         stride: Tuple[int, ...], dilation: Tuple[int, ...], groups: int,
+                         algorithm: Optional[str]) -> Any:
     """One recorded op: transposed convolution onto a `full` frame, cropped, plus bias."""
     xa, wa, ba = as_array(x), as_array(w), as_array(b)
     N, nd = xa.shape[0], xa.ndim - 2
@@ -180,27 +174,13 @@ def _conv_transpose_core(x, w, b, full, crop, stride, dilation, groups, algorith
     return record(y, (x, w, b), backward)
 
 
-def _conv_transpose(nd, input, weight, bias, stride, padding, output_padding, groups, dilation, data_format, algorithm):
-    op = f"conv_transpose{nd}d"
-    x, w, b, dtype, batched, channels_last, stride, dilation, groups, shape = _common(
-        nd, op, input, weight, bias, stride, dilation, groups, data_format
-    )
-    spatial, C = shape[2:], shape[1]
-    C_in, Cg_out, kernel = as_array(w).shape[0], as_array(w).shape[1], as_array(w).shape[2:]
-    if C != C_in:
-        raise ValueError(
-            f"input has {C} channels but the transposed weight expects {C_in} (weight is "
-            f"(in_channels, out_channels/groups, *kernel)); input shape {as_array(x).shape}, weight shape {as_array(w).shape}"
-        )
-    if C_in % groups:
-        raise ValueError(f"groups={groups} must divide the {C_in} input channels")
-    _check_bias(b, Cg_out * groups)
-    if isinstance(padding, str):
-        raise ValueError(f"{op} takes numeric padding (an int, a tuple or (before, after) pairs), but got {padding!r}")
-    pairs = padding_pairs(padding, nd)
-    output_padding = nonnegative(output_padding, nd, "output_padding")
+def _transposed_frame(nd: int, ops: ConvOperands, kernel: Tuple[int, ...], pairs: Tuple[Tuple[int, int], ...],
+                      output_padding: Tuple[int, ...]) -> Tuple[Tuple[int, ...], Tuple[Tuple[int, int], ...]]:
+    """The full output frame per spatial dim and the (start, stop) crop that padding leaves of it."""
     full, crop = [], []
-    for i, (n, k, s, d, (pb, pe), op_) in enumerate(zip(spatial, kernel, stride, dilation, pairs, output_padding)):
+    for i, (n, k, s, d, (pb, pe), op_) in enumerate(
+        zip(ops.shape[2:], kernel, ops.stride, ops.dilation, pairs, output_padding)
+    ):
         if op_ >= s and op_ >= d:
             raise ValueError(
                 f"output_padding must be smaller than either stride or dilation, but got output_padding={op_}, "
@@ -213,120 +193,148 @@ def _conv_transpose(nd, input, weight, bias, stride, padding, output_padding, gr
             )
         full.append(f)
         crop.append((pb, f - pe))
-    cdt = compute_dtype(dtype)
-    h = _to_channels_first(x, nd, batched, channels_last, cdt)
-    w = w.astype(cdt) if as_array(w).dtype != cdt else w
-    b = b.astype(cdt) if b is not None and as_array(b).dtype != cdt else b
-    y = _conv_transpose_core(h, w, b, full, crop, stride, dilation, groups, algorithm)
-    return _from_channels_first(y, nd, batched, channels_last, dtype)
+    return tuple(full), tuple(crop)
 
 
-# --- public functions -----------------------------------------------------------------------------
-
-_CONV_DOC = """Apply a {nd}-D convolution: every output value is z = b + Σ w·x over one window.
-
-Parameters
-----------
-input : ndarray or Tensor
-    {in_shape} (or unbatched without N; or channels-last, see `data_format`).
-weight : ndarray or Tensor
-    {w_shape}: C_out kernels, each C_in/groups deep (kernel depth = input depth / groups).
-bias : ndarray or Tensor, optional
-    (C_out,), one per kernel.
-stride : int or tuple of {nd} ints
-    Step between window positions.
-padding : int, tuple, per-side pairs, 'valid' or 'same'
-    An int or one int per spatial dim pads both sides; ``(({pair_example}),...)`` gives
-    (before, after) per spatial dim (asymmetric). 'same' keeps output = ceil(input / stride), also
-    for stride > 1 (TF/Keras convention: when the total padding is odd the extra pixel goes at the
-    end; for stride 1 this equals PyTorch's 'same').
-dilation : int or tuple of {nd} ints
-    Spacing between kernel taps.
-groups : int
-    Split channels into `groups` independent convolutions (groups = C_in is depthwise).
-padding_mode : {{'zeros', 'reflect', 'replicate', 'circular'}}
-data_format : {{'channels_first', 'channels_last'}}, keyword-only
-    'channels_last' reads input as {cl_shape} (Keras/JAX "NHWC") and returns output the same way;
-    the weight layout does not change. Numbers are the same as channels-first.
-algorithm : str, optional, keyword-only
-    Force an engine algorithm by name (see ``convolve._engine.ALGORITHMS``); None chooses.
-
-Returns
--------
-ndarray or Tensor
-    A Tensor (with its backward recorded) when any argument is a Tensor, else an array.
-
-Shape
------
-- input: {in_shape}
-- weight: {w_shape}
-- output: {out_shape} where for each spatial dim
-  ``out = floor((in + pad_before + pad_after - dilation*(kernel-1) - 1) / stride) + 1``.
-
-Notes
------
-dtype policy: float32 and float64 stay in their dtype; float16 is computed in float32 and returned
-as float16; integer, bool and complex arrays are refused with a TypeError (convert explicitly).
-NaN and inf propagate as in PyTorch.
-"""
-
-_CONVT_DOC = """Apply a {nd}-D transposed convolution (the adjoint of conv{nd}d, sometimes called deconvolution).
-
-Each input value spreads a weighted copy of its kernel over the output; overlapping copies add.
-
-Parameters
-----------
-input : ndarray or Tensor
-    {in_shape} (or unbatched without N; or channels-last with `data_format`).
-weight : ndarray or Tensor
-    (C_in, C_out/groups, {k}) -- PyTorch's transposed layout.
-bias : ndarray or Tensor, optional
-    (C_out,).
-stride, padding, output_padding, groups, dilation
-    As in PyTorch: `padding` removes that many pixels from both ends of the full output (or give
-    (before, after) pairs); `output_padding` adds pixels at the end and must be smaller than
-    stride or dilation (it picks one of the input sizes a strided conv maps to the same output).
-data_format, algorithm : keyword-only
-    As in conv{nd}d.
-
-Shape
------
-- input: {in_shape}
-- output: {out_shape} where for each spatial dim
-  ``out = (in - 1)*stride - pad_before - pad_after + dilation*(kernel-1) + output_padding + 1``.
-"""
-
-_SHAPES = {
-    1: dict(in_shape="(N, C_in, L)", w_shape="(C_out, C_in/groups, kL)", out_shape="(N, C_out, L_out)",
-            cl_shape="(N, L, C)", pair_example="1, 2", k="kL"),
-    2: dict(in_shape="(N, C_in, H, W)", w_shape="(C_out, C_in/groups, kH, kW)", out_shape="(N, C_out, H_out, W_out)",
-            cl_shape="(N, H, W, C)", pair_example="1, 2), (0, 1", k="kH, kW"),
-    3: dict(in_shape="(N, C_in, D, H, W)", w_shape="(C_out, C_in/groups, kD, kH, kW)",
-            out_shape="(N, C_out, D_out, H_out, W_out)", cl_shape="(N, D, H, W, C)", pair_example="1, 1), (0, 1), (2, 0",
-            k="kD, kH, kW"),
-}
+def _conv_transpose(nd: int, input: Any, weight: Any, bias: Any, stride: Any, padding: Any, output_padding: Any,
+                    groups: Any, dilation: Any, data_format: Any, algorithm: Optional[str]) -> Any:
+    """The core behind conv_transpose1d/2d/3d."""
+    op = f"conv_transpose{nd}d"
+    ops = _operands(nd, op, input, weight, bias, stride, dilation, groups, data_format)
+    groups, x, w = ops.groups, ops.input, ops.weight
+    C = ops.shape[1]
+    C_in, Cg_out, kernel = as_array(w).shape[0], as_array(w).shape[1], as_array(w).shape[2:]
+    if C != C_in:
+        raise ValueError(
+            f"input has {C} channels but the transposed weight expects {C_in} (weight is "
+            f"(in_channels, out_channels/groups, *kernel)); input shape {as_array(x).shape}, weight shape {as_array(w).shape}"
+        )
+    if C_in % groups:
+        raise ValueError(f"groups={groups} must divide the {C_in} input channels")
+    _check_bias(ops.bias, Cg_out * groups)
+    if isinstance(padding, str):
+        raise ValueError(f"{op} takes numeric padding (an int, a tuple or (before, after) pairs), but got {padding!r}")
+    pairs = padding_pairs(padding, nd)
+    full, crop = _transposed_frame(nd, ops, kernel, pairs, check_ints("output_padding", output_padding, nd, minimum=0))
+    h, w, b = ops.in_compute_dtype()
+    y = _conv_transpose_core(h, w, b, full, crop, ops.stride, ops.dilation, groups, algorithm)
+    return ops.layout.from_channels_first(y)
 
 
-def _make_conv(nd):
-    def conv(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros",
-             *, data_format="channels_first", algorithm=None):
-        return _conv(nd, input, weight, bias, stride, padding, dilation, groups, padding_mode, data_format, algorithm)
-
-    conv.__name__ = conv.__qualname__ = f"conv{nd}d"
-    conv.__doc__ = _CONV_DOC.format(nd=nd, **_SHAPES[nd])
-    return conv
+# --- public functions: explicit signatures over the two cores -------------------------------------
 
 
-def _make_conv_transpose(nd):
-    def conv_transpose(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1,
-                       *, data_format="channels_first", algorithm=None):
-        return _conv_transpose(nd, input, weight, bias, stride, padding, output_padding, groups, dilation,
-                               data_format, algorithm)
+@fill_doc(nd=1)
+def conv1d(input: TensorLike, weight: TensorLike, bias: Optional[TensorLike] = None, stride: IntOrTuple = 1,
+           padding: Padding = 0, dilation: IntOrTuple = 1, groups: int = 1, padding_mode: str = "zeros", *,
+           data_format: str = "channels_first", algorithm: Optional[str] = None) -> ArrayOrTensor:
+    """Apply a 1-D convolution over a signal: every output value is z = b + Σ w·x over one window.
 
-    conv_transpose.__name__ = conv_transpose.__qualname__ = f"conv_transpose{nd}d"
-    conv_transpose.__doc__ = _CONVT_DOC.format(nd=nd, **_SHAPES[nd])
-    return conv_transpose
+    {conv_parameters}
+
+    Examples
+    --------
+    >>> import numpy as np, convolve.functional as F
+    >>> x = np.array([[[1., 2., 3., 4., 5.]]], np.float32)        # (N=1, C=1, L=5)
+    >>> F.conv1d(x, np.array([[[1., 0., -1.]]], np.float32))      # a difference kernel
+    array([[[-2., -2., -2.]]], dtype=float32)
+    """
+    return _conv(1, input, weight, bias, stride, padding, dilation, groups, padding_mode, data_format, algorithm)
 
 
-conv1d, conv2d, conv3d = (_make_conv(n) for n in (1, 2, 3))
-conv_transpose1d, conv_transpose2d, conv_transpose3d = (_make_conv_transpose(n) for n in (1, 2, 3))
+@fill_doc(nd=2)
+def conv2d(input: TensorLike, weight: TensorLike, bias: Optional[TensorLike] = None, stride: IntOrTuple = 1,
+           padding: Padding = 0, dilation: IntOrTuple = 1, groups: int = 1, padding_mode: str = "zeros", *,
+           data_format: str = "channels_first", algorithm: Optional[str] = None) -> ArrayOrTensor:
+    """Apply a 2-D convolution over an image: every output value is z = b + Σ w·x over one window.
+
+    {conv_parameters}
+
+    Examples
+    --------
+    The seeds' example: a 64x64x3 image, 8 kernels of 5x5x3 and padding 2 give a 64x64x8 volume.
+
+    >>> import numpy as np, convolve.functional as F
+    >>> x = np.ones((1, 3, 64, 64), np.float32)
+    >>> w = np.ones((8, 3, 5, 5), np.float32)
+    >>> F.conv2d(x, w, padding=2).shape
+    (1, 8, 64, 64)
+    >>> F.conv2d(x, w)[0, 0, 0, 0]                                 # 5*5*3 ones summed
+    np.float32(75.0)
+    """
+    return _conv(2, input, weight, bias, stride, padding, dilation, groups, padding_mode, data_format, algorithm)
+
+
+@fill_doc(nd=3)
+def conv3d(input: TensorLike, weight: TensorLike, bias: Optional[TensorLike] = None, stride: IntOrTuple = 1,
+           padding: Padding = 0, dilation: IntOrTuple = 1, groups: int = 1, padding_mode: str = "zeros", *,
+           data_format: str = "channels_first", algorithm: Optional[str] = None) -> ArrayOrTensor:
+    """Apply a 3-D convolution over a volume: every output value is z = b + Σ w·x over one window.
+
+    {conv_parameters}
+
+    Examples
+    --------
+    >>> import numpy as np, convolve.functional as F
+    >>> F.conv3d(np.ones((2, 4, 8, 8, 8)), np.ones((6, 4, 3, 3, 3)), stride=2, padding="same").shape
+    (2, 6, 4, 4, 4)
+    """
+    return _conv(3, input, weight, bias, stride, padding, dilation, groups, padding_mode, data_format, algorithm)
+
+
+@fill_doc(nd=1)
+def conv_transpose1d(input: TensorLike, weight: TensorLike, bias: Optional[TensorLike] = None, stride: IntOrTuple = 1,
+                     padding: Padding = 0, output_padding: IntOrTuple = 0, groups: int = 1, dilation: IntOrTuple = 1,
+                     *, data_format: str = "channels_first", algorithm: Optional[str] = None) -> ArrayOrTensor:
+    """Apply a 1-D transposed convolution (the adjoint of conv1d, sometimes called deconvolution).
+
+    {convt_parameters}
+
+    Examples
+    --------
+    >>> import numpy as np, convolve.functional as F
+    >>> F.conv_transpose1d(np.array([[[1., 2.]]]), np.array([[[1., 1., 1.]]]), stride=2)
+    array([[[1., 1., 3., 2., 2.]]])
+    """
+    return _conv_transpose(1, input, weight, bias, stride, padding, output_padding, groups, dilation,
+                           data_format, algorithm)
+
+
+@fill_doc(nd=2)
+def conv_transpose2d(input: TensorLike, weight: TensorLike, bias: Optional[TensorLike] = None, stride: IntOrTuple = 1,
+                     padding: Padding = 0, output_padding: IntOrTuple = 0, groups: int = 1, dilation: IntOrTuple = 1,
+                     *, data_format: str = "channels_first", algorithm: Optional[str] = None) -> ArrayOrTensor:
+    """Apply a 2-D transposed convolution (the adjoint of conv2d, sometimes called deconvolution).
+
+    {convt_parameters}
+
+    Examples
+    --------
+    A stride-2 transposed convolution doubles the size (the usual upsampling layer):
+
+    >>> import numpy as np, convolve.functional as F
+    >>> x = np.ones((1, 8, 16, 16), np.float32)
+    >>> w = np.ones((8, 4, 4, 4), np.float32)                     # (C_in, C_out/groups, kH, kW)
+    >>> F.conv_transpose2d(x, w, stride=2, padding=1).shape
+    (1, 4, 32, 32)
+    """
+    return _conv_transpose(2, input, weight, bias, stride, padding, output_padding, groups, dilation,
+                           data_format, algorithm)
+
+
+@fill_doc(nd=3)
+def conv_transpose3d(input: TensorLike, weight: TensorLike, bias: Optional[TensorLike] = None, stride: IntOrTuple = 1,
+                     padding: Padding = 0, output_padding: IntOrTuple = 0, groups: int = 1, dilation: IntOrTuple = 1,
+                     *, data_format: str = "channels_first", algorithm: Optional[str] = None) -> ArrayOrTensor:
+    """Apply a 3-D transposed convolution (the adjoint of conv3d, sometimes called deconvolution).
+
+    {convt_parameters}
+
+    Examples
+    --------
+    >>> import numpy as np, convolve.functional as F
+    >>> F.conv_transpose3d(np.ones((1, 2, 3, 3, 3)), np.ones((2, 5, 2, 2, 2)), stride=2).shape
+    (1, 5, 6, 6, 6)
+    """
+    return _conv_transpose(3, input, weight, bias, stride, padding, output_padding, groups, dilation,
+                           data_format, algorithm)

@@ -6,7 +6,8 @@ import numpy as np
 
 from .._engine.windows import fold_windows, out_size, windows
 from ..autograd import as_array, record
-from ._args import as_input, float_dtype, is_int, nonnegative, positive
+from .._shared.checks import check_ints, is_int
+from ._args import as_input, float_dtype
 
 __all__ = ["unfold", "fold"]
 
@@ -39,10 +40,10 @@ def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
     a = as_array(x)
     if a.ndim not in (nd + 1, nd + 2):
         raise ValueError(f"unfold with a {nd}-D kernel expects input of {nd + 2}-D (N, C, ...) or {nd + 1}-D (C, ...), but got shape {a.shape}")
-    kernel = positive(kernel_size, nd, "kernel_size")
-    dilation = positive(dilation, nd, "dilation")
-    padding = nonnegative(padding, nd, "padding")
-    stride = positive(stride, nd, "stride")
+    kernel = check_ints("kernel_size", kernel_size, nd, minimum=1)
+    dilation = check_ints("dilation", dilation, nd, minimum=1)
+    padding = check_ints("padding", padding, nd, minimum=0)
+    stride = check_ints("stride", stride, nd, minimum=1)
     batched = a.ndim == nd + 2
     a4 = a if batched else a[None]
     for i, (n, k, d, p) in enumerate(zip(a4.shape[2:], kernel, dilation, padding)):
@@ -77,11 +78,11 @@ def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
     x = as_input(input, "input")
     float_dtype("input", x)
     a = as_array(x)
-    output_size = positive(output_size, nd, "output_size")
-    kernel = positive(kernel_size, nd, "kernel_size")
-    dilation = positive(dilation, nd, "dilation")
-    padding = nonnegative(padding, nd, "padding")
-    stride = positive(stride, nd, "stride")
+    output_size = check_ints("output_size", output_size, nd, minimum=1)
+    kernel = check_ints("kernel_size", kernel_size, nd, minimum=1)
+    dilation = check_ints("dilation", dilation, nd, minimum=1)
+    padding = check_ints("padding", padding, nd, minimum=0)
+    stride = check_ints("stride", stride, nd, minimum=1)
     if a.ndim not in (2, 3):
         raise ValueError(f"fold expects input of shape (N, C*prod(kernel_size), L) or (C*prod(kernel_size), L), but got {a.shape}")
     batched = a.ndim == 3

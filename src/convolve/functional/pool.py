@@ -4,21 +4,36 @@ from __future__ import annotations
 
 import numpy as np
 
+from typing import Any, Callable, NamedTuple, Optional, Tuple, Union
+
 from .._engine.parallel import batch_slices, map_blocks
 from .._engine.windows import tap_slices
+from .._shared.checks import check_bool, check_int, check_ints
+from .._shared.types import ArrayOrTensor, IntOrTuple, TensorLike
 from ..autograd import as_array, record
-from ._args import (
-    as_input,
-    check_data_format,
-    check_rank,
-    compute_dtype,
-    float_dtype,
-    nonnegative,
-    positive,
-)
-from .conv import _from_channels_first, _to_channels_first
+from ._args import as_input, float_dtype
+from ._docs import fill_doc
+from ._layout import Layout, layout_of
 
 __all__ = ["max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d"]
+
+Ints = Tuple[int, ...]
+
+
+class PoolWindow(NamedTuple):
+    """The checked window geometry of one pooling call (per spatial dim)."""
+
+    kernel: Ints
+    stride: Ints
+    padding: Ints
+    dilation: Ints
+    outs: Ints  # output sizes
+    extra: Ints  # padding ceil_mode adds at the end
+
+    def taps(self):
+        """(tap number, the slice of the padded input that this kernel tap reads at every output)."""
+        for i, tap in enumerate(np.ndindex(*self.kernel)):
+            yield i, (Ellipsis,) + tap_slices(tap, self.stride, self.dilation, self.outs)
 
 
 def _geometry(nd, spatial, kernel, stride, padding, dilation, ceil_mode, max_pad):
@@ -46,20 +61,21 @@ def _geometry(nd, spatial, kernel, stride, padding, dilation, ceil_mode, max_pad
     return tuple(outs), tuple(extra)
 
 
-def _prepare(nd, op, input, kernel_size, stride, padding, dilation, ceil_mode, data_format, max_pad):
+def _prepare(nd: int, op: str, input: Any, kernel_size: Any, stride: Any, padding: Any, dilation: Any,
+             ceil_mode: Any, data_format: Any) -> Tuple[Any, Layout, PoolWindow]:
+    """Check a pooling call; return the input as (N, C, *spatial) in the compute dtype, its layout and window."""
     x = as_input(input, "input")
-    dtype = float_dtype("input", x)
-    batched = check_rank(x, nd, "input", op)
-    channels_last = check_data_format(data_format)
-    kernel = positive(kernel_size, nd, "kernel_size")
-    stride = kernel if stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0) else positive(stride, nd, "stride")
-    padding = nonnegative(padding, nd, "padding")
-    dilation = positive(dilation, nd, "dilation")
-    shape = as_array(x).shape if batched else (1,) + as_array(x).shape
-    spatial = shape[1:-1] if channels_last else shape[2:]
-    outs, extra = _geometry(nd, spatial, kernel, stride, padding, dilation, bool(ceil_mode), max_pad)
-    h = _to_channels_first(x, nd, batched, channels_last, compute_dtype(dtype))
-    return h, dtype, batched, channels_last, kernel, stride, padding, dilation, outs, extra
+    layout = layout_of(x, nd, op, data_format, float_dtype("input", x))
+    kernel = check_ints("kernel_size", kernel_size, nd, minimum=1)
+    no_stride = stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0)
+    stride = kernel if no_stride else check_ints("stride", stride, nd, minimum=1)
+    padding = check_ints("padding", padding, nd, minimum=0)
+    dilation = check_ints("dilation", dilation, nd, minimum=1)
+    ceil_mode = check_bool("ceil_mode", ceil_mode)
+    outs, extra = _geometry(nd, layout.shape(x)[2:], kernel, stride, padding, dilation, ceil_mode,
+                            max_pad=lambda k, eff: k // 2)
+    window = PoolWindow(kernel, stride, padding, dilation, outs, extra)
+    return layout.to_channels_first(x), layout, window
 
 
 def _padded(a, padding, extra, fill):
@@ -72,30 +88,26 @@ def _padded(a, padding, extra, fill):
     return out, interior
 
 
-def _taps(kernel, stride, dilation, outs):
-    """(tap number, the slice of the padded input that this kernel tap reads at every output)."""
-    for i, tap in enumerate(np.ndindex(*kernel)):
-        yield i, (Ellipsis,) + tap_slices(tap, stride, dilation, outs)
-
-
-def _max_pool(nd, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, data_format):
-    h, dtype, batched, cl, kernel, stride, padding, dilation, outs, extra = _prepare(
-        nd, f"max_pool{nd}d", input, kernel_size, stride, padding, dilation, ceil_mode, data_format,
-        max_pad=lambda k, eff: k // 2,
-    )
+def _max_pool(nd: int, input: Any, kernel_size: Any, stride: Any, padding: Any, dilation: Any, ceil_mode: Any,
+              return_indices: Any, data_format: Any) -> Any:
+    """The core behind max_pool1d/2d/3d."""
+    h, layout, win = _prepare(nd, f"max_pool{nd}d", input, kernel_size, stride, padding, dilation, ceil_mode,
+                              data_format)
+    return_indices = check_bool("return_indices", return_indices)
     a = as_array(h)
     has_nan = bool(np.isnan(a).any())
-    tiled = stride == kernel and not any(padding) and set(dilation) == {1} and not any(extra)  # ceil_mode may add
+    # ceil_mode may add end padding, which tiles cannot hold
+    tiled = win.stride == win.kernel and not any(win.padding) and set(win.dilation) == {1} and not any(win.extra)
     if tiled and not return_indices and not has_nan:
-        y, backward = _max_pool_tiles(a, kernel, outs)
-        return _from_channels_first(record(y, (h,), backward), nd, batched, cl, dtype)
-    xp, interior = _padded(a, padding, extra, -np.inf)
+        y, backward = _max_pool_tiles(a, win.kernel, win.outs)
+        return layout.from_channels_first(record(y, (h,), backward))
+    xp, interior = _padded(a, win.padding, win.extra, -np.inf)
     # One pass per kernel tap over output-sized views: no copy of the windows. Like PyTorch, the
     # first maximum in window order wins and a NaN beats everything (the last NaN, as PyTorch).
-    count = int(np.prod(kernel))
-    arg = np.zeros(a.shape[:2] + outs, dtype=np.int16 if count < 2**15 else np.int64)
+    count = int(np.prod(win.kernel))
+    arg = np.zeros(a.shape[:2] + win.outs, dtype=np.int16 if count < 2**15 else np.int64)
     y = None
-    for i, taps in _taps(kernel, stride, dilation, outs):
+    for i, taps in win.taps():
         v = xp[taps]
         if y is None:
             y = v.copy()
@@ -108,21 +120,25 @@ def _max_pool(nd, input, kernel_size, stride, padding, dilation, ceil_mode, retu
 
     def backward(g):
         gx = np.zeros(xp.shape, dtype=g.dtype)
-        for i, taps in _taps(kernel, stride, dilation, outs):
+        for i, taps in win.taps():
             gx[taps] += np.where(arg == i, g, 0)
         return (gx[interior],)
 
-    out = _from_channels_first(record(y, (h,), backward), nd, batched, cl, dtype)
+    out = layout.from_channels_first(record(y, (h,), backward))
     if not return_indices:
         return out
-    # flat index into each input plane, as PyTorch returns
-    taps = np.unravel_index(arg, kernel)
+    return out, layout.from_channels_first(_flat_indices(arg, win, a.shape[2:]), np.int64)
+
+
+def _flat_indices(arg: np.ndarray, win: PoolWindow, spatial: Ints) -> np.ndarray:
+    """The flat index into each input plane of every picked tap `arg`, as PyTorch returns."""
+    nd = len(spatial)
+    taps = np.unravel_index(arg, win.kernel)
     index = np.zeros(arg.shape, dtype=np.int64)
     for i in range(nd):
-        pos = np.arange(outs[i]).reshape((-1,) + (1,) * (nd - 1 - i)) * stride[i] + taps[i] * dilation[i] - padding[i]
-        index = index * a.shape[2 + i] + pos
-    index = _from_channels_first(index, nd, batched, cl, np.dtype(np.int64))
-    return out, index
+        start = np.arange(win.outs[i]).reshape((-1,) + (1,) * (nd - 1 - i)) * win.stride[i] - win.padding[i]
+        index = index * spatial[i] + start + taps[i] * win.dilation[i]
+    return index
 
 
 def _max_pool_tiles(a, kernel, outs):
@@ -204,11 +220,11 @@ def _tile_route(g, levels, finite, dest=None):
     return g
 
 
-def _divisor(spatial, kernel, stride, padding, outs, count_include_pad, divisor_override):
+def _divisor(spatial: Ints, win: PoolWindow, count_include_pad: bool, divisor_override: Optional[int]) -> Any:
     if divisor_override is not None:
         return float(divisor_override)
     div = np.ones((), dtype=np.float64)
-    for n, k, s, p, o in zip(spatial, kernel, stride, padding, outs):
+    for n, k, s, p, o in zip(spatial, win.kernel, win.stride, win.padding, win.outs):
         start = np.arange(o) * s - p
         end = np.minimum(start + k, n + p)
         size = end - start if count_include_pad else np.minimum(end, n) - np.maximum(start, 0)
@@ -216,88 +232,148 @@ def _divisor(spatial, kernel, stride, padding, outs, count_include_pad, divisor_
     return div
 
 
-def _avg_pool(nd, input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, data_format):
-    if divisor_override is not None and (not isinstance(divisor_override, (int, np.integer)) or divisor_override == 0):
-        raise ValueError(f"divisor_override must be a non-zero int or None, but got {divisor_override!r}")
-    h, dtype, batched, cl, kernel, stride, padding, dilation, outs, extra = _prepare(
-        nd, f"avg_pool{nd}d", input, kernel_size, stride, padding, 1, ceil_mode, data_format,
-        max_pad=lambda k, eff: k // 2,
-    )
+def _avg_pool(nd: int, input: Any, kernel_size: Any, stride: Any, padding: Any, ceil_mode: Any,
+              count_include_pad: Any, divisor_override: Any, data_format: Any) -> Any:
+    """The core behind avg_pool1d/2d/3d."""
+    count_include_pad = check_bool("count_include_pad", count_include_pad)
+    if divisor_override is not None:
+        check_int("divisor_override", divisor_override)
+        if divisor_override == 0:
+            raise ValueError(f"divisor_override must be a non-zero int or None, but got {divisor_override!r}")
+    h, layout, win = _prepare(nd, f"avg_pool{nd}d", input, kernel_size, stride, padding, 1, ceil_mode, data_format)
     a = as_array(h)
-    xp, interior = _padded(a, padding, extra, 0)
-    div = np.asarray(_divisor(a.shape[2:], kernel, stride, padding, outs, count_include_pad, divisor_override), a.dtype)
-    y = np.zeros(a.shape[:2] + outs, dtype=a.dtype)
-    for _, taps in _taps(kernel, stride, dilation, outs):
+    xp, interior = _padded(a, win.padding, win.extra, 0)
+    div = np.asarray(_divisor(a.shape[2:], win, count_include_pad, divisor_override), a.dtype)
+    y = np.zeros(a.shape[:2] + win.outs, dtype=a.dtype)
+    for _, taps in win.taps():
         y += xp[taps]
     y /= div
 
     def backward(g):
         share = g / div
         gx = np.zeros(xp.shape, dtype=g.dtype)
-        for _, taps in _taps(kernel, stride, dilation, outs):
+        for _, taps in win.taps():
             gx[taps] += share
         return (gx[interior],)
 
-    return _from_channels_first(record(y, (h,), backward), nd, batched, cl, dtype)
+    return layout.from_channels_first(record(y, (h,), backward))
 
 
-_MAX_DOC = """{nd}-D max pooling: each output is the largest value in its window.
+# --- public functions: explicit signatures over the two cores -------------------------------------
 
-Parameters
-----------
-input : ndarray or Tensor
-    {shape} or unbatched; channels-last with ``data_format='channels_last'``.
-kernel_size, stride, padding, dilation : int or tuple of {nd} ints
-    stride defaults to kernel_size; padding (implicit -inf) is at most half the effective kernel.
-ceil_mode : bool
-    Use ceil instead of floor for the output size; a window must still start inside the input
-    or the left padding.
-return_indices : bool
-    Also return the flat index (within each input plane) of every maximum.
+MaxPoolResult = Union[ArrayOrTensor, Tuple[ArrayOrTensor, np.ndarray]]
 
-Shape
------
-``out = floor_or_ceil((in + 2*padding - dilation*(kernel-1) - 1) / stride) + 1`` per spatial dim.
-"""
+@fill_doc(nd=1)
+def max_pool1d(input: TensorLike, kernel_size: IntOrTuple, stride: Optional[IntOrTuple] = None,
+               padding: IntOrTuple = 0, dilation: IntOrTuple = 1, ceil_mode: bool = False,
+               return_indices: bool = False, *, data_format: str = "channels_first") -> MaxPoolResult:
+    """1-D max pooling: each output is the largest value in its window.
 
-_AVG_DOC = """{nd}-D average pooling: each output is the mean of its window.
+    {max_pool_parameters}
 
-Parameters
-----------
-input : ndarray or Tensor
-    {shape} or unbatched; channels-last with ``data_format='channels_last'``.
-kernel_size, stride, padding : int or tuple of {nd} ints
-    stride defaults to kernel_size; padding (zeros) is at most half the kernel.
-ceil_mode : bool
-    As in max pooling; windows hanging past the padding divide by the part that fits.
-count_include_pad : bool
-    Whether zero padding counts in the divisor.
-divisor_override : int, optional
-    Divide by this instead.
-
-Shape
------
-``out = floor_or_ceil((in + 2*padding - kernel) / stride) + 1`` per spatial dim.
-"""
-
-_SHAPE = {1: "(N, C, L)", 2: "(N, C, H, W)", 3: "(N, C, D, H, W)"}
+    Examples
+    --------
+    >>> import numpy as np, convolve.functional as F
+    >>> F.max_pool1d(np.array([[[1., 3., 2., 5., 4., 0.]]]), 2)
+    array([[[3., 5., 4.]]])
+    >>> F.max_pool1d(np.array([[[1., 3., 2., 5.]]]), 2, return_indices=True)[1]
+    array([[[1, 3]]])
+    """
+    return _max_pool(1, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, data_format)
 
 
-def _make(nd):
-    def max_pool(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False,
-                 *, data_format="channels_first"):
-        return _max_pool(nd, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, data_format)
+@fill_doc(nd=2)
+def max_pool2d(input: TensorLike, kernel_size: IntOrTuple, stride: Optional[IntOrTuple] = None,
+               padding: IntOrTuple = 0, dilation: IntOrTuple = 1, ceil_mode: bool = False,
+               return_indices: bool = False, *, data_format: str = "channels_first") -> MaxPoolResult:
+    """2-D max pooling: each output is the largest value in its window.
 
-    def avg_pool(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
-                 divisor_override=None, *, data_format="channels_first"):
-        return _avg_pool(nd, input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override,
-                         data_format)
+    {max_pool_parameters}
 
-    max_pool.__name__ = max_pool.__qualname__ = f"max_pool{nd}d"
-    avg_pool.__name__ = avg_pool.__qualname__ = f"avg_pool{nd}d"
-    max_pool.__doc__ = _MAX_DOC.format(nd=nd, shape=_SHAPE[nd])
-    avg_pool.__doc__ = _AVG_DOC.format(nd=nd, shape=_SHAPE[nd])
-    return max_pool, avg_pool
+    Examples
+    --------
+    >>> import numpy as np, convolve.functional as F
+    >>> x = np.arange(16.).reshape(1, 1, 4, 4)
+    >>> F.max_pool2d(x, 2)
+    array([[[[ 5.,  7.],
+             [13., 15.]]]])
+    >>> F.max_pool2d(x, 3, stride=1, padding=1).shape
+    (1, 1, 4, 4)
+    """
+    return _max_pool(2, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, data_format)
 
 
-(max_pool1d, avg_pool1d), (max_pool2d, avg_pool2d), (max_pool3d, avg_pool3d) = (_make(n) for n in (1, 2, 3))
+@fill_doc(nd=3)
+def max_pool3d(input: TensorLike, kernel_size: IntOrTuple, stride: Optional[IntOrTuple] = None,
+               padding: IntOrTuple = 0, dilation: IntOrTuple = 1, ceil_mode: bool = False,
+               return_indices: bool = False, *, data_format: str = "channels_first") -> MaxPoolResult:
+    """3-D max pooling: each output is the largest value in its window.
+
+    {max_pool_parameters}
+
+    Examples
+    --------
+    >>> import numpy as np, convolve.functional as F
+    >>> F.max_pool3d(np.ones((2, 3, 8, 8, 8)), 2).shape
+    (2, 3, 4, 4, 4)
+    """
+    return _max_pool(3, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, data_format)
+
+
+@fill_doc(nd=1)
+def avg_pool1d(input: TensorLike, kernel_size: IntOrTuple, stride: Optional[IntOrTuple] = None,
+               padding: IntOrTuple = 0, ceil_mode: bool = False, count_include_pad: bool = True,
+               divisor_override: Optional[int] = None, *, data_format: str = "channels_first") -> ArrayOrTensor:
+    """1-D average pooling: each output is the mean of its window.
+
+    {avg_pool_parameters}
+
+    Examples
+    --------
+    >>> import numpy as np, convolve.functional as F
+    >>> F.avg_pool1d(np.array([[[1., 3., 2., 6.]]]), 2)
+    array([[[2., 4.]]])
+    """
+    return _avg_pool(1, input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override,
+                     data_format)
+
+
+@fill_doc(nd=2)
+def avg_pool2d(input: TensorLike, kernel_size: IntOrTuple, stride: Optional[IntOrTuple] = None,
+               padding: IntOrTuple = 0, ceil_mode: bool = False, count_include_pad: bool = True,
+               divisor_override: Optional[int] = None, *, data_format: str = "channels_first") -> ArrayOrTensor:
+    """2-D average pooling: each output is the mean of its window.
+
+    {avg_pool_parameters}
+
+    Examples
+    --------
+    >>> import numpy as np, convolve.functional as F
+    >>> x = np.ones((1, 1, 3, 3))
+    >>> F.avg_pool2d(x, 3, stride=1, padding=1)[0, 0]           # zero padding counts in the divisor
+    array([[0.44444444, 0.66666667, 0.44444444],
+           [0.66666667, 1.        , 0.66666667],
+           [0.44444444, 0.66666667, 0.44444444]])
+    >>> F.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False)[0, 0, 0]
+    array([1., 1., 1.])
+    """
+    return _avg_pool(2, input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override,
+                     data_format)
+
+
+@fill_doc(nd=3)
+def avg_pool3d(input: TensorLike, kernel_size: IntOrTuple, stride: Optional[IntOrTuple] = None,
+               padding: IntOrTuple = 0, ceil_mode: bool = False, count_include_pad: bool = True,
+               divisor_override: Optional[int] = None, *, data_format: str = "channels_first") -> ArrayOrTensor:
+    """3-D average pooling: each output is the mean of its window.
+
+    {avg_pool_parameters}
+
+    Examples
+    --------
+    >>> import numpy as np, convolve.functional as F
+    >>> F.avg_pool3d(np.ones((1, 2, 4, 4, 4)), 2).shape
+    (1, 2, 2, 2, 2)
+    """
+    return _avg_pool(3, input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override,
+                     data_format)

@@ -15,9 +15,3 @@ def layer_dtype(dtype) -> np.dtype:
 
 def empty_parameter(shape, dtype) -> Parameter:
     return Parameter(np.zeros(shape, dtype=layer_dtype(dtype)))
-
-
-def check_positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"{name} must be a positive int, but got {value!r}")
-    return int(value)

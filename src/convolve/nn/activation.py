@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .. import functional as F
+from .._shared.checks import check_bool
 from .module import Module
 
 __all__ = ["ReLU", "LeakyReLU", "Tanh", "Sigmoid", "Softmax", "LogSoftmax"]
@@ -18,7 +19,7 @@ class ReLU(Module):
 
     def __init__(self, inplace: bool = False):
         super().__init__()
-        self.inplace = bool(inplace)
+        self.inplace = check_bool("inplace", inplace)
 
     def forward(self, input):
         return F.relu(input)
@@ -37,7 +38,7 @@ class LeakyReLU(Module):
 
     def __init__(self, negative_slope: float = 0.01, inplace: bool = False):
         super().__init__()
-        self.negative_slope, self.inplace = negative_slope, bool(inplace)
+        self.negative_slope, self.inplace = negative_slope, check_bool("inplace", inplace)
 
     def forward(self, input):
         return F.leaky_relu(input, self.negative_slope)

@@ -8,7 +8,8 @@ import numpy as np
 
 from .. import functional as F
 from ..autograd import as_array
-from ._layer import check_positive_int, layer_dtype
+from .._shared.checks import check_bool, check_int
+from ._layer import layer_dtype
 from .module import Module
 from .parameter import Parameter
 
@@ -21,14 +22,15 @@ class _BatchNorm(Module):
     def __init__(self, num_features: int, eps: float = 1e-5, momentum=0.1, affine: bool = True,
                  track_running_stats: bool = True, *, bias: bool = True, dtype=None):
         super().__init__()
-        self.num_features = check_positive_int(num_features, "num_features")
+        self.num_features = check_int("num_features", num_features, minimum=1)
         if not isinstance(eps, numbers.Real) or eps < 0:
             raise ValueError(f"eps must be a non-negative number, but got {eps!r}")
         if momentum is not None and (not isinstance(momentum, numbers.Real) or not 0 <= momentum <= 1):
             raise ValueError(f"momentum must be a number in [0, 1] or None (cumulative average), but got {momentum!r}")
         self.eps, self.momentum = float(eps), momentum
-        self.affine, self.track_running_stats = bool(affine), bool(track_running_stats)
-        self.use_bias = bool(affine and bias)
+        self.affine = check_bool("affine", affine)
+        self.track_running_stats = check_bool("track_running_stats", track_running_stats)
+        self.use_bias = self.affine and check_bool("bias", bias)
         dt = layer_dtype(dtype)
         if affine:
             self.weight = Parameter(np.ones(num_features, dt))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-from ..functional._args import is_int
+from .._shared.checks import is_int
 from .module import Module
 
 __all__ = ["Sequential", "ModuleList"]

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from .. import functional as F
-from ..functional._args import is_int, nonnegative, ntuple, positive
+from .._shared.checks import check_bool, check_int, check_ints, is_int
 from ..functional.conv import PADDING_MODES
 from . import init
-from ._layer import check_positive_int, empty_parameter
+from ._layer import empty_parameter
 from .module import Module
 
 __all__ = ["Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d"]
@@ -22,7 +22,7 @@ def _padding_arg(padding, nd):
             raise ValueError(f"padding must be 'valid', 'same', an int or a tuple, but got {padding!r}")
         return padding
     if is_int(padding) or (isinstance(padding, (tuple, list)) and all(is_int(p) for p in padding)):
-        return nonnegative(padding, nd, "padding")
+        return check_ints("padding", padding, nd, minimum=0)
     return tuple(tuple(p) for p in padding)  # (before, after) pairs; the functional op validates them
 
 
@@ -34,9 +34,9 @@ class _ConvNd(Module):
                  padding_mode, output_padding, dtype):
         super().__init__()
         nd = self.nd
-        self.in_channels = check_positive_int(in_channels, "in_channels")
-        self.out_channels = check_positive_int(out_channels, "out_channels")
-        self.groups = check_positive_int(groups, "groups")
+        self.in_channels = check_int("in_channels", in_channels, minimum=1)
+        self.out_channels = check_int("out_channels", out_channels, minimum=1)
+        self.groups = check_int("groups", groups, minimum=1)
         if in_channels % groups:
             raise ValueError(f"in_channels ({in_channels}) must be divisible by groups ({groups})")
         if out_channels % groups:
@@ -44,20 +44,20 @@ class _ConvNd(Module):
         allowed = ("zeros",) if self.transposed else PADDING_MODES
         if padding_mode not in allowed:
             raise ValueError(f"padding_mode must be one of {list(allowed)}, but got {padding_mode!r}")
-        self.kernel_size = positive(kernel_size, nd, "kernel_size")
-        self.stride = positive(stride, nd, "stride")
-        self.dilation = positive(dilation, nd, "dilation")
+        self.kernel_size = check_ints("kernel_size", kernel_size, nd, minimum=1)
+        self.stride = check_ints("stride", stride, nd, minimum=1)
+        self.dilation = check_ints("dilation", dilation, nd, minimum=1)
         self.padding = _padding_arg(padding, nd)
         if self.transposed and isinstance(self.padding, str):
             raise ValueError(f"ConvTranspose{nd}d takes numeric padding, but got {padding!r}")
-        self.output_padding = nonnegative(output_padding, nd, "output_padding")
+        self.output_padding = check_ints("output_padding", output_padding, nd, minimum=0)
         self.padding_mode = padding_mode
         if self.transposed:
             shape = (in_channels, out_channels // groups) + self.kernel_size
         else:
             shape = (out_channels, in_channels // groups) + self.kernel_size
         self.weight = empty_parameter(shape, dtype)
-        if bias:
+        if check_bool("bias", bias):
             self.bias = empty_parameter((out_channels,), dtype)
         else:
             self.register_parameter("bias", None)
@@ -173,7 +173,7 @@ def _make_conv_transpose(nd):
             size = tuple(output_size)[-nd:] if isinstance(output_size, (tuple, list)) else None
             if size is None or len(size) != nd or not all(is_int(v) for v in size):
                 raise TypeError(f"output_size must be a tuple of at least {nd} ints, but got {output_size!r}")
-            pads = ntuple(self.padding, nd, "padding") if not isinstance(self.padding[0], tuple) else None
+            pads = check_ints("padding", self.padding, nd) if not isinstance(self.padding[0], tuple) else None
             if pads is None:
                 raise ValueError("output_size needs symmetric padding")
             result = []

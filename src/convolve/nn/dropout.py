@@ -5,6 +5,7 @@ from __future__ import annotations
 import numbers
 
 from .. import functional as F
+from .._shared.checks import check_bool
 from .module import Module
 
 __all__ = ["Dropout"]
@@ -32,7 +33,7 @@ class Dropout(Module):
         super().__init__()
         if not isinstance(p, numbers.Real) or isinstance(p, bool) or not 0 <= p <= 1:
             raise ValueError(f"dropout probability p must be between 0 and 1, but got {p!r}")
-        self.p, self.inplace, self.generator = float(p), bool(inplace), generator
+        self.p, self.inplace, self.generator = float(p), check_bool("inplace", inplace), generator
 
     def forward(self, input):
         return F.dropout(input, self.p, self.training, generator=self.generator)

@@ -14,6 +14,7 @@ import math
 
 import numpy as np
 
+from .._shared.checks import check_int
 from ..autograd import Tensor
 
 __all__ = [
@@ -29,9 +30,7 @@ _GENERATOR = np.random.default_rng()
 def seed(s: int) -> np.random.Generator:
     """Make initialisation and dropout repeatable: reset the shared generator to ``default_rng(s)``."""
     global _GENERATOR
-    if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0:
-        raise ValueError(f"seed must be a non-negative int, but got {s!r}")
-    _GENERATOR = np.random.default_rng(int(s))
+    _GENERATOR = np.random.default_rng(check_int("seed", s, minimum=0))
     return _GENERATOR
 
 

@@ -6,9 +6,9 @@ import numpy as np
 
 from .. import functional as F
 from ..autograd import Tensor
-from ..functional._args import is_int
+from .._shared.checks import check_bool, check_int, is_int
 from . import init
-from ._layer import check_positive_int, empty_parameter
+from ._layer import empty_parameter
 from .module import Module
 
 __all__ = ["Linear", "Flatten", "Identity"]
@@ -39,10 +39,10 @@ class Linear(Module):
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, *, dtype=None):
         super().__init__()
-        self.in_features = check_positive_int(in_features, "in_features")
-        self.out_features = check_positive_int(out_features, "out_features")
+        self.in_features = check_int("in_features", in_features, minimum=1)
+        self.out_features = check_int("out_features", out_features, minimum=1)
         self.weight = empty_parameter((out_features, in_features), dtype)
-        if bias:
+        if check_bool("bias", bias):
             self.bias = empty_parameter((out_features,), dtype)
         else:
             self.register_parameter("bias", None)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .. import functional as F
-from ..functional._args import is_int, nonnegative, positive
+from .._shared.checks import check_bool, check_ints, is_int
 from .module import Module
 
 __all__ = [
@@ -18,11 +18,11 @@ _ADAPTIVE_AVG = {1: F.adaptive_avg_pool1d, 2: F.adaptive_avg_pool2d, 3: F.adapti
 
 def _check_window(nd, kernel_size, stride, padding, dilation=1):
     """Validate at construction, so a bad layer fails when built rather than mid-training."""
-    positive(kernel_size, nd, "kernel_size")
+    check_ints("kernel_size", kernel_size, nd, minimum=1)
     if stride is not None:
-        positive(stride, nd, "stride")
-    nonnegative(padding, nd, "padding")
-    positive(dilation, nd, "dilation")
+        check_ints("stride", stride, nd, minimum=1)
+    check_ints("padding", padding, nd, minimum=0)
+    check_ints("dilation", dilation, nd, minimum=1)
 
 
 def _check_output_size(nd, output_size):
@@ -39,7 +39,8 @@ def _make_max(nd):
             self.kernel_size = kernel_size
             self.stride = kernel_size if stride is None else stride
             self.padding, self.dilation = padding, dilation
-            self.return_indices, self.ceil_mode = bool(return_indices), bool(ceil_mode)
+            self.return_indices = check_bool("return_indices", return_indices)
+            self.ceil_mode = check_bool("ceil_mode", ceil_mode)
 
         def forward(self, input):
             return _MAX[nd](input, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode,
@@ -66,12 +67,13 @@ def _make_avg(nd):
             super().__init__()
             _check_window(nd, kernel_size, stride, padding)
             if nd == 1:  # PyTorch keeps AvgPool1d's arguments as 1-tuples (visible in the repr)
-                kernel_size, padding = (positive(kernel_size, 1, "k")), nonnegative(padding, 1, "p")
-                stride = None if stride is None else positive(stride, 1, "s")
+                kernel_size, padding = (check_ints("kernel_size", kernel_size, 1, minimum=1)), check_ints("padding", padding, 1, minimum=0)
+                stride = None if stride is None else check_ints("stride", stride, 1, minimum=1)
             self.kernel_size = kernel_size
             self.stride = kernel_size if stride is None else stride
-            self.padding, self.ceil_mode = padding, bool(ceil_mode)
-            self.count_include_pad, self.divisor_override = bool(count_include_pad), divisor_override
+            self.padding, self.ceil_mode = padding, check_bool("ceil_mode", ceil_mode)
+            self.count_include_pad = check_bool("count_include_pad", count_include_pad)
+            self.divisor_override = divisor_override
 
         def forward(self, input):
             return _AVG[nd](input, self.kernel_size, self.stride, self.padding, self.ceil_mode,
@@ -129,7 +131,7 @@ class AdaptiveMaxPool2d(Module):
     def __init__(self, output_size, return_indices: bool = False):
         super().__init__()
         _check_output_size(2, output_size)
-        self.output_size, self.return_indices = output_size, bool(return_indices)
+        self.output_size, self.return_indices = output_size, check_bool("return_indices", return_indices)
 
     def forward(self, input):
         return F.adaptive_max_pool2d(input, self.output_size, self.return_indices)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from ..functional._args import is_int
+from .._shared.checks import check_int
 from .optimizer import Optimizer
 
 __all__ = ["LRScheduler", "StepLR", "CosineAnnealingLR"]
@@ -20,8 +20,7 @@ class LRScheduler:
     def __init__(self, optimizer, last_epoch: int = -1):
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"optimizer must be a convolve.optim.Optimizer, but got {type(optimizer).__name__}")
-        if not is_int(last_epoch) or last_epoch < -1:
-            raise ValueError(f"last_epoch must be an int >= -1, but got {last_epoch!r}")
+        check_int("last_epoch", last_epoch, minimum=-1)
         self.optimizer = optimizer
         if last_epoch == -1:
             for g in optimizer.param_groups:
@@ -68,8 +67,7 @@ class StepLR(LRScheduler):
     """
 
     def __init__(self, optimizer, step_size: int, gamma: float = 0.1, last_epoch: int = -1):
-        if not is_int(step_size) or step_size <= 0:
-            raise ValueError(f"step_size must be a positive int, but got {step_size!r}")
+        check_int("step_size", step_size, minimum=1)
         self.step_size, self.gamma = int(step_size), float(gamma)
         super().__init__(optimizer, last_epoch)
 
@@ -89,8 +87,7 @@ class CosineAnnealingLR(LRScheduler):
     """
 
     def __init__(self, optimizer, T_max: int, eta_min: float = 0.0, last_epoch: int = -1):
-        if not is_int(T_max) or T_max <= 0:
-            raise ValueError(f"T_max must be a positive int, but got {T_max!r}")
+        check_int("T_max", T_max, minimum=1)
         self.T_max, self.eta_min = int(T_max), float(eta_min)
         super().__init__(optimizer, last_epoch)
 

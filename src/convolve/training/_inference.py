@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._shared.checks import check_int
 from ..data import DataLoader
 from ..data import read_image  # the loaders' own Pillow reader
 from ._checkpoint import load_weights, load_checkpoint
@@ -120,8 +121,7 @@ def predict_files(path, files, top=3, invert=False):
     list of (file, [(class name, probability), ...])
         Probabilities in descending order.
     """
-    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
-        raise ValueError(f"top must be a positive int, but got {top!r}")
+    check_int("top", top, minimum=1)
     files = [str(f) for f in files]
     if not files:
         raise ValueError("give at least one image file to classify")

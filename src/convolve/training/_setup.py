@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import optim
+from .._shared.checks import check_choice, check_int, check_number
 from ..data import ArrayDataset, Compose, DataLoader, RandomCrop, RandomFlip, load_dataset
 from ._models import PRESETS
 
@@ -42,24 +43,6 @@ DATA_FORMATS_HELP = (
 )
 
 
-def _check_int(name, value, minimum, allow_none=False):
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, but got {value!r}")
-    return int(value)
-
-
-def _check_float(name, value, minimum, strict):
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-        raise TypeError(f"{name} must be a number, but got {value!r}")
-    value = float(value)
-    if not np.isfinite(value) or value < minimum or (strict and value == minimum):
-        bound = ">" if strict else ">="
-        raise ValueError(f"{name} must be a finite number {bound} {minimum}, but got {value!r}")
-    return value
-
-
 def resolve_settings(given, stored=None):
     """Merge explicitly given settings over `stored` ones (a resumed run) or the defaults; validate.
 
@@ -83,15 +66,14 @@ def resolve_settings(given, stored=None):
         base["lr"] = None  # a new optimiser gets its own default rate unless lr is given
     s = {**base, **{k: v for k, v in given.items() if v is not None}}
     for key, allowed in CHOICES.items():
-        if s[key] not in allowed:
-            raise ValueError(f"{key} must be one of {list(allowed)}, but got {s[key]!r}")
-    s["epochs"] = _check_int("epochs", s["epochs"], 1)
-    s["batch_size"] = _check_int("batch_size", s["batch_size"], 1)
-    s["seed"] = _check_int("seed", s["seed"], 0)
-    s["limit"] = _check_int("limit", s["limit"], 1, allow_none=True)
-    s["lr"] = DEFAULT_LR[s["optimizer"]] if s["lr"] is None else _check_float("lr", s["lr"], 0.0, True)
-    s["weight_decay"] = _check_float("weight_decay", s["weight_decay"], 0.0, False)
-    s["momentum"] = _check_float("momentum", s["momentum"], 0.0, False)
+        check_choice(key, s[key], allowed)
+    s["epochs"] = check_int("epochs", s["epochs"], minimum=1)
+    s["batch_size"] = check_int("batch_size", s["batch_size"], minimum=1)
+    s["seed"] = check_int("seed", s["seed"], minimum=0)
+    s["limit"] = check_int("limit", s["limit"], minimum=1, allow_none=True)
+    s["lr"] = DEFAULT_LR[s["optimizer"]] if s["lr"] is None else check_number("lr", s["lr"], minimum=0.0, strict_min=True)
+    s["weight_decay"] = check_number("weight_decay", s["weight_decay"], minimum=0.0)
+    s["momentum"] = check_number("momentum", s["momentum"], minimum=0.0)
     if s["data"] is not None:
         s["data"] = str(s["data"])
     return s

@@ -1,0 +1,1 @@
+"""Internals shared across convolve's subpackages (argument checks, ...); not public API."""
