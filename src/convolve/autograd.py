@@ -3,6 +3,16 @@
 Every op builds its output with :func:`record`, giving the parents and a function that maps
 the output's gradient to one gradient per parent. ``Tensor.backward`` walks the tape in reverse
 topological order and accumulates ``.grad`` on leaves that require it, as PyTorch does.
+
+As in PyTorch, the walk frees the graph behind it (each op's saved arrays are released once its
+gradient is computed), so a second ``backward()`` through the same graph raises unless the first
+passed ``retain_graph=True``; and every Tensor has a version counter, bumped whenever its ``.data``
+is assigned (``t.data -= lr * g`` included), so ``backward()`` raises instead of returning wrong
+gradients when an array an op saved was changed in place after the forward pass.
+
+This module is the bottom of the package: it imports only NumPy and the array-level engine
+(`convolve._engine.eltwise`); the elementwise ops that Tensor methods and `convolve.functional`
+share (relu, tanh, sigmoid) are written here once.
 """
 
 from __future__ import annotations
@@ -12,7 +22,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-__all__ = ["Tensor", "no_grad", "is_grad_enabled", "record", "as_array", "is_tensor"]
+from ._engine import eltwise
+
+__all__ = ["Tensor", "no_grad", "is_grad_enabled", "record", "as_array", "is_tensor", "relu", "tanh", "sigmoid"]
 
 _GRAD_ENABLED = True
 
@@ -39,11 +51,11 @@ def is_tensor(x) -> bool:
 def as_array(x):
     """The NumPy array behind `x` (a Tensor, an array, a scalar or None)."""
     if isinstance(x, Tensor):
-        return x.data
+        return x._data
     return x
 
 
-def record(out, parents: Sequence, backward: Callable[[np.ndarray], Sequence]):
+def record(out, parents: Sequence, backward: Callable[[np.ndarray], Sequence], saves_output: bool = False):
     """Wrap an op's result.
 
     Parameters
@@ -54,6 +66,9 @@ def record(out, parents: Sequence, backward: Callable[[np.ndarray], Sequence]):
         The op's inputs (Tensors, arrays, scalars or None) in the order `backward` answers.
     backward : callable
         ``backward(grad_out) -> sequence`` of gradients, one per parent (None where not needed).
+    saves_output : bool
+        Whether `backward` reads `out` (exp, tanh, ...): then changing the result's ``.data`` before
+        ``backward()`` is an error too (the parents' data always counts as saved).
 
     Returns
     -------
@@ -63,14 +78,42 @@ def record(out, parents: Sequence, backward: Callable[[np.ndarray], Sequence]):
     """
     if not any(isinstance(p, Tensor) for p in parents):
         return out
-    needs = [isinstance(p, Tensor) and p.requires_grad for p in parents]
+    needs = tuple(isinstance(p, Tensor) and p.requires_grad for p in parents)
     if not (_GRAD_ENABLED and any(needs)):
         return Tensor(out)
     t = Tensor(out, requires_grad=True)
     t._parents = tuple(parents)
-    t._needs = tuple(needs)
+    t._needs = needs
+    # the versions the parents' arrays had when `backward` captured them (None: not a Tensor)
+    t._saved_versions = tuple(p._version if isinstance(p, Tensor) else None for p in parents)
+    t._saves_output = saves_output
     t._backward = backward
     return t
+
+
+def _graph_freed(g):
+    raise RuntimeError(
+        "backward() reached a part of the graph that an earlier backward() already freed (its saved "
+        "arrays are released after use); pass retain_graph=True to the first backward() to go through "
+        "the graph again, or run the forward pass again"
+    )
+
+
+def _check_versions(node):
+    """Raise if an array `node`'s backward saved was changed in place after the forward pass."""
+    for p, v in zip(node._parents, node._saved_versions):
+        if v is not None and p._version != v:
+            _modified(p, v)
+    if node._saves_output and node._version != 0:
+        _modified(node, 0)
+
+
+def _modified(t, expected):
+    raise RuntimeError(
+        "one of the tensors needed for gradient computation has been modified in place (its .data was "
+        f"assigned): a Tensor of shape {t.shape} is at version {t._version}, but version {expected} was "
+        "saved in the forward pass; change .data only after backward(), or work on a copy"
+    )
 
 
 def _unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
@@ -84,6 +127,15 @@ def _unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
     if axes:
         grad = grad.sum(axis=axes, keepdims=True)
     return grad.reshape(shape)
+
+
+def _dim_index(d, ndim: int, op: str) -> int:
+    """A dimension index in [-ndim, ndim) as a non-negative int."""
+    if not isinstance(d, (int, np.integer)) or isinstance(d, bool):
+        raise TypeError(f"{op}: dimensions must be ints, but got {d!r}")
+    if not -ndim <= d < ndim:
+        raise IndexError(f"{op}: dimension {d} is out of range for a {ndim}-D Tensor")
+    return int(d) % ndim
 
 
 def _lift(x, like: np.ndarray):
@@ -117,59 +169,89 @@ class Tensor:
 
     def __init__(self, data, requires_grad: bool = False):
         if isinstance(data, Tensor):
-            data = data.data
-        self.data = np.asarray(data)
-        if requires_grad and self.data.dtype.kind not in "fc":
+            data = data._data
+        self._data = data if type(data) is np.ndarray else np.asarray(data)
+        self._version = 0
+        if requires_grad and self._data.dtype.kind not in "fc":
             raise TypeError(
-                f"requires_grad=True needs a floating-point Tensor, but data has dtype {self.data.dtype}"
+                f"requires_grad=True needs a floating-point Tensor, but data has dtype {self._data.dtype}"
             )
         self.requires_grad = bool(requires_grad)
         self.grad = None
         self._parents = ()
         self._needs = ()
+        self._saved_versions = ()
+        self._saves_output = False
         self._backward = None
 
+    @property
+    def data(self) -> np.ndarray:
+        """The array itself (no copy). Assigning to it (``t.data = a``, ``t.data -= lr * g``) bumps
+        the Tensor's version: a graph that saved the old values then refuses to go backward.
+        Writes into the array that bypass the assignment (``t.data[0] = 1``, ``np.add(..., out=t.data)``)
+        are not seen; assign through ``t.data`` to stay safe."""
+        return self._data
+
+    @data.setter
+    def data(self, value):
+        self._data = value if type(value) is np.ndarray else np.asarray(value)
+        self._version += 1
+
     # --- array-like facts -------------------------------------------------------------------
-    shape = property(lambda self: self.data.shape)
-    dtype = property(lambda self: self.data.dtype)
-    ndim = property(lambda self: self.data.ndim)
-    size = property(lambda self: self.data.size)
+    shape = property(lambda self: self._data.shape)
+    dtype = property(lambda self: self._data.dtype)
+    ndim = property(lambda self: self._data.ndim)
+    size = property(lambda self: self._data.size)
     is_leaf = property(lambda self: self._backward is None)
 
     def __len__(self):
-        return len(self.data)
+        return len(self._data)
 
     def __repr__(self):
         grad = ", requires_grad=True" if self.requires_grad else ""
-        return f"Tensor({np.array2string(self.data, precision=4, threshold=20)}{grad})"
+        return f"Tensor({np.array2string(self._data, precision=4, threshold=20)}{grad})"
 
     def numpy(self) -> np.ndarray:
-        return self.data
+        return self._data
 
     def item(self):
-        return self.data.item()
+        return self._data.item()
 
     def detach(self) -> "Tensor":
-        return Tensor(self.data)
+        return Tensor(self._data)
 
     def zero_grad(self):
         self.grad = None
 
     # --- backward -----------------------------------------------------------------------------
-    def backward(self, grad=None):
+    def backward(self, grad=None, retain_graph: bool = False):
         """Accumulate d(self)/d(leaf) into ``leaf.grad`` for every leaf that requires grad.
 
-        `grad` is the gradient flowing into this tensor; it may be omitted for a scalar.
+        Parameters
+        ----------
+        grad : array_like, optional
+            The gradient flowing into this tensor; may be omitted for a scalar.
+        retain_graph : bool
+            Keep the graph (and the arrays it saved) for another ``backward()``; by default each
+            op's saved arrays are released as soon as its gradient is computed, as PyTorch does.
+
+        Raises
+        ------
+        RuntimeError
+            When the graph was freed by an earlier backward(), or an array it saved was changed in
+            place (``.data`` assigned) since the forward pass.
         """
+        if not isinstance(retain_graph, bool):
+            raise TypeError(f"retain_graph must be a bool, but got {retain_graph!r}")
         if not self.requires_grad:
             raise RuntimeError("backward() called on a Tensor that does not require grad")
         if grad is None:
-            if self.data.size != 1:
+            if self._data.size != 1:
                 raise ValueError(
                     f"grad must be given for a non-scalar Tensor; this one has shape {self.shape}"
                 )
-            grad = np.ones_like(self.data)
-        grad = np.asarray(as_array(grad), dtype=self.data.dtype)
+            grad = np.ones_like(self._data)
+        grad = np.asarray(as_array(grad), dtype=self._data.dtype)
         if grad.shape != self.shape:
             raise ValueError(f"grad has shape {grad.shape} but the Tensor has shape {self.shape}")
 
@@ -186,65 +268,76 @@ class Tensor:
             for p, need in zip(node._parents, node._needs):
                 if need and id(p) not in seen:
                     stack.append((p, False))
+        for node in order:  # check the whole graph before any gradient is written
+            if node._backward is _graph_freed:
+                _graph_freed(None)
+            if node._backward is not None:
+                _check_versions(node)
 
         grads = {id(self): grad}
-        for node in reversed(order):
+        while order:  # reverse topological order; popping drops each node once it is done
+            node = order.pop()
             g = grads.pop(id(node), None)
+            step = node._backward
+            if step is None:
+                if g is not None:
+                    node.grad = g.copy() if node.grad is None else node.grad + g
+                continue
+            parents, needs = node._parents, node._needs
+            if not retain_graph:  # release the saved arrays with the closure
+                node._backward, node._parents, node._needs, node._saved_versions = _graph_freed, (), (), ()
             if g is None:
                 continue
-            if node._backward is None:
-                node.grad = g.copy() if node.grad is None else node.grad + g
-                continue
-            for p, need, pg in zip(node._parents, node._needs, node._backward(g)):
+            for p, need, pg in zip(parents, needs, step(g)):
                 if not need or pg is None:
                     continue
-                pg = _unbroadcast(np.asarray(pg, dtype=p.data.dtype), p.shape)
+                pg = _unbroadcast(np.asarray(pg, dtype=p._data.dtype), p.shape)
                 grads[id(p)] = pg if id(p) not in grads else grads[id(p)] + pg
 
     # --- elementwise arithmetic -------------------------------------------------------------
     def __add__(self, other):
-        other = _lift(other, self.data)
-        return record(self.data + as_array(other), (self, other), lambda g: (g, g))
+        other = _lift(other, self._data)
+        return record(self._data + as_array(other), (self, other), lambda g: (g, g))
 
     __radd__ = __add__
 
     def __sub__(self, other):
-        other = _lift(other, self.data)
-        return record(self.data - as_array(other), (self, other), lambda g: (g, -g))
+        other = _lift(other, self._data)
+        return record(self._data - as_array(other), (self, other), lambda g: (g, -g))
 
     def __rsub__(self, other):
-        other = _lift(other, self.data)
-        return record(as_array(other) - self.data, (self, other), lambda g: (-g, g))
+        other = _lift(other, self._data)
+        return record(as_array(other) - self._data, (self, other), lambda g: (-g, g))
 
     def __mul__(self, other):
-        other = _lift(other, self.data)
-        a, b = self.data, as_array(other)
+        other = _lift(other, self._data)
+        a, b = self._data, as_array(other)
         return record(a * b, (self, other), lambda g: (g * b, g * a))
 
     __rmul__ = __mul__
 
     def __truediv__(self, other):
-        other = _lift(other, self.data)
-        a, b = self.data, as_array(other)
+        other = _lift(other, self._data)
+        a, b = self._data, as_array(other)
         return record(a / b, (self, other), lambda g: (g / b, -g * a / (b * b)))
 
     def __rtruediv__(self, other):
-        other = _lift(other, self.data)
-        a, b = as_array(other), self.data
+        other = _lift(other, self._data)
+        a, b = as_array(other), self._data
         return record(a / b, (self, other), lambda g: (-g * a / (b * b), g / b))
 
     def __neg__(self):
-        return record(-self.data, (self,), lambda g: (-g,))
+        return record(-self._data, (self,), lambda g: (-g,))
 
     def __pow__(self, exponent):
         if isinstance(exponent, Tensor):
             raise TypeError("Tensor ** Tensor is not supported; the exponent must be a number")
-        a = self.data
+        a = self._data
         return record(a**exponent, (self,), lambda g: (g * exponent * a ** (exponent - 1),))
 
     def __matmul__(self, other):
-        other = _lift(other, self.data)
-        a, b = self.data, as_array(other)
+        other = _lift(other, self._data)
+        a, b = self._data, as_array(other)
 
         def backward(g):
             if a.ndim == 1 and b.ndim == 1:
@@ -268,51 +361,45 @@ class Tensor:
 
     # comparisons give plain boolean arrays (nothing to differentiate)
     def __lt__(self, other):
-        return self.data < as_array(other)
+        return self._data < as_array(other)
 
     def __le__(self, other):
-        return self.data <= as_array(other)
+        return self._data <= as_array(other)
 
     def __gt__(self, other):
-        return self.data > as_array(other)
+        return self._data > as_array(other)
 
     def __ge__(self, other):
-        return self.data >= as_array(other)
+        return self._data >= as_array(other)
 
     # --- unary functions ------------------------------------------------------------------------
     def exp(self):
-        out = np.exp(self.data)
-        return record(out, (self,), lambda g: (g * out,))
+        out = np.exp(self._data)
+        return record(out, (self,), lambda g: (g * out,), saves_output=True)
 
     def log(self):
-        a = self.data
+        a = self._data
         return record(np.log(a), (self,), lambda g: (g / a,))
 
     def sqrt(self):
-        out = np.sqrt(self.data)
-        return record(out, (self,), lambda g: (g / (2 * out),))
+        out = np.sqrt(self._data)
+        return record(out, (self,), lambda g: (g / (2 * out),), saves_output=True)
 
     def abs(self):
-        a = self.data
+        a = self._data
         return record(np.abs(a), (self,), lambda g: (g * np.sign(a),))
 
     def tanh(self):
-        out = np.tanh(self.data)
-        return record(out, (self,), lambda g: (g * (1 - out * out),))
+        return tanh(self)
 
     def sigmoid(self):
-        a = self.data
-        out = np.where(a >= 0, 1 / (1 + np.exp(-np.abs(a))), np.exp(-np.abs(a)) / (1 + np.exp(-np.abs(a))))
-        out = out.astype(a.dtype, copy=False)
-        return record(out, (self,), lambda g: (g * out * (1 - out),))
+        return sigmoid(self)
 
     def relu(self):
-        from .functional.activation import relu  # functional builds on this module
-
         return relu(self)
 
     def clip(self, min=None, max=None):
-        a = self.data
+        a = self._data
         inside = np.ones(a.shape, bool)
         if min is not None:
             inside &= a >= min
@@ -322,7 +409,7 @@ class Tensor:
 
     # --- reductions -----------------------------------------------------------------------------
     def sum(self, axis=None, keepdims=False):
-        a = self.data
+        a = self._data
 
         def backward(g):
             if axis is not None and not keepdims:
@@ -332,20 +419,20 @@ class Tensor:
         return record(np.sum(a, axis=axis, keepdims=keepdims), (self,), backward)
 
     def mean(self, axis=None, keepdims=False):
-        a = self.data
+        a = self._data
         count = a.size if axis is None else int(np.prod([a.shape[i] for i in np.atleast_1d(axis)]))
         return self.sum(axis=axis, keepdims=keepdims) * (1.0 / count)
 
     def var(self, axis=None, keepdims=False, correction=0):
         """Variance (population by default, like BatchNorm's batch statistics)."""
         mu = self.mean(axis=axis, keepdims=True)
-        a = self.data
+        a = self._data
         count = a.size if axis is None else int(np.prod([a.shape[i] for i in np.atleast_1d(axis)]))
         d = self - mu
         return (d * d).sum(axis=axis, keepdims=keepdims) * (1.0 / (count - correction))
 
     def max(self, axis=None, keepdims=False):
-        a = self.data
+        a = self._data
         out = np.max(a, axis=axis, keepdims=True)
 
         def backward(g):
@@ -358,13 +445,13 @@ class Tensor:
             return (g * hit / hit.sum(axis=axis, keepdims=True),)
 
         result = out if keepdims else np.squeeze(out, axis=axis) if axis is not None else out.reshape(())
-        return record(result, (self,), backward)
+        return record(result, (self,), backward, saves_output=True)
 
     # --- shape ------------------------------------------------------------------------------------
     def reshape(self, *shape):
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
-        a = self.data
+        a = self._data
         return record(a.reshape(shape), (self,), lambda g: (g.reshape(a.shape),))
 
     view = reshape
@@ -376,21 +463,26 @@ class Tensor:
         return self.reshape(new)
 
     def transpose(self, *axes):
+        """``transpose(dim0, dim1)`` swaps two dimensions (PyTorch); ``transpose()`` reverses all of
+        them and ``transpose(p0, p1, ..., pn)`` (n + 1 = ndim > 2, or a tuple) permutes them (NumPy)."""
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             axes = tuple(axes[0])
-        if len(axes) == 2 and self.ndim != 2:  # PyTorch's transpose(dim0, dim1)
+        elif len(axes) == 2:  # PyTorch's transpose(dim0, dim1), on any number of dimensions
             perm = list(range(self.ndim))
-            perm[axes[0]], perm[axes[1]] = perm[axes[1]], perm[axes[0]]
+            d0, d1 = (_dim_index(d, self.ndim, "transpose") for d in axes)
+            perm[d0], perm[d1] = perm[d1], perm[d0]
             axes = tuple(perm)
         axes = axes or tuple(reversed(range(self.ndim)))
-        inverse = np.argsort(axes)
-        return record(np.transpose(self.data, axes), (self,), lambda g: (np.transpose(g, inverse),))
+        return self.permute(axes)
 
     def permute(self, *axes):
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             axes = tuple(axes[0])
+        if sorted(_dim_index(d, self.ndim, "permute") for d in axes) != list(range(self.ndim)):
+            raise ValueError(f"permute: the dimensions must be a permutation of 0..{self.ndim - 1}, but got {axes}")
+        axes = tuple(_dim_index(d, self.ndim, "permute") for d in axes)
         inverse = np.argsort(axes)
-        return record(np.transpose(self.data, axes), (self,), lambda g: (np.transpose(g, inverse),))
+        return record(np.transpose(self._data, axes), (self,), lambda g: (np.transpose(g, inverse),))
 
     @property
     def T(self):
@@ -398,7 +490,7 @@ class Tensor:
 
     def __getitem__(self, index):
         index = as_array(index)
-        a = self.data
+        a = self._data
 
         def backward(g):
             full = np.zeros_like(a)
@@ -408,5 +500,32 @@ class Tensor:
         return record(a[index], (self,), backward)
 
     def astype(self, dtype):
-        a = self.data
+        a = self._data
         return record(a.astype(dtype), (self,), lambda g: (g.astype(a.dtype),))
+
+
+# --- elementwise ops shared by Tensor methods and convolve.functional (written once, here) ---------
+
+
+def relu(x):
+    """max(x, 0) of a Tensor or array (no checks: `convolve.functional.relu` validates).
+
+    The gradient at 0 is 0, as PyTorch; a non-finite output gradient reaches only where x > 0.
+    """
+    a = as_array(x)
+    y = eltwise.relu(a)
+    return record(y, (x,), lambda g: (eltwise.relu_backward(g, y),), saves_output=True)
+
+
+def tanh(x):
+    """Hyperbolic tangent of a Tensor or array."""
+    out = np.tanh(as_array(x))
+    return record(out, (x,), lambda g: (g * (1 - out * out),), saves_output=True)
+
+
+def sigmoid(x):
+    """1 / (1 + exp(-x)) of a Tensor or array, without overflow for large |x|."""
+    a = as_array(x)
+    e = np.exp(-np.abs(a))  # in (0, 1]: never overflows
+    out = np.where(a >= 0, 1 / (1 + e), e / (1 + e)).astype(a.dtype, copy=False)
+    return record(out, (x,), lambda g: (g * out * (1 - out),), saves_output=True)

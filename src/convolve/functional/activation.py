@@ -9,7 +9,7 @@ import numbers
 
 import numpy as np
 
-from .._engine.parallel import batch_slices, map_blocks
+from .. import autograd
 from ..autograd import as_array, record
 from ._args import as_input, float_dtype, is_int
 
@@ -47,22 +47,7 @@ _ELEMENTWISE = """
 
 def relu(input):
     """max(x, 0) elementwise; the gradient at 0 is 0 (as PyTorch)."""
-    x = _float_input(input)
-    a = as_array(x)
-    # large activations: parts of the batch on threads (a 0-d input is one part)
-    parts = batch_slices(a.shape[0], a.nbytes) if a.ndim else [Ellipsis]
-    y = np.empty_like(a)
-    map_blocks(lambda s: np.maximum(a[s], 0, out=y[s]), parts)
-
-    def backward(g):
-        gx = np.empty_like(g)
-        if np.isfinite(g).all():  # one multiply pass (np.where is several times slower) ...
-            map_blocks(lambda s: np.multiply(g[s], a[s] > 0, out=gx[s]), parts)
-        else:  # ... but an inf or NaN gradient must not leak through as inf*0 = NaN
-            gx[...] = np.where(a > 0, g, 0)
-        return (gx,)
-
-    return record(y, (x,), backward)
+    return autograd.relu(_float_input(input))
 
 
 def leaky_relu(input, negative_slope: float = 0.01):
@@ -88,18 +73,12 @@ def leaky_relu(input, negative_slope: float = 0.01):
 
 def tanh(input):
     """Hyperbolic tangent elementwise."""
-    x = _float_input(input)
-    out = np.tanh(as_array(x))
-    return record(out, (x,), lambda g: (g * (1 - out * out),))
+    return autograd.tanh(_float_input(input))
 
 
 def sigmoid(input):
     """1 / (1 + exp(-x)), computed without overflow for large |x|."""
-    x = _float_input(input)
-    a = as_array(x)
-    e = np.exp(-np.abs(a))  # in (0, 1]: never overflows
-    out = np.where(a >= 0, 1 / (1 + e), e / (1 + e)).astype(a.dtype, copy=False)
-    return record(out, (x,), lambda g: (g * out * (1 - out),))
+    return autograd.sigmoid(_float_input(input))
 
 
 def _log_softmax_array(a: np.ndarray, dim: int) -> np.ndarray:
@@ -127,7 +106,7 @@ def softmax(input, dim: int):
     shifted = np.exp(a - a.max(axis=dim, keepdims=True))
     out = shifted / shifted.sum(axis=dim, keepdims=True)
     # J^T g = out * (g - sum(g * out))
-    return record(out, (x,), lambda g: (out * (g - (g * out).sum(axis=dim, keepdims=True)),))
+    return record(out, (x,), lambda g: (out * (g - (g * out).sum(axis=dim, keepdims=True)),), saves_output=True)
 
 
 def log_softmax(input, dim: int):
@@ -146,7 +125,7 @@ def log_softmax(input, dim: int):
     a = as_array(x)
     dim = _dim(dim, a.ndim, "log_softmax")
     out = _log_softmax_array(a, dim)
-    return record(out, (x,), lambda g: (g - np.exp(out) * g.sum(axis=dim, keepdims=True),))
+    return record(out, (x,), lambda g: (g - np.exp(out) * g.sum(axis=dim, keepdims=True),), saves_output=True)
 
 
 for _f in (relu, tanh, sigmoid):
