@@ -6,6 +6,11 @@ first call of each shape times the plausible algorithms and caches the fastest. 
 temporary memory under `get_memory_limit()` bytes by working in chunks. To force an algorithm for
 one call, pass ``algorithm=`` to the conv functions.
 
+The automatic choice keeps every result numerically local (`set_precision`, default "local"): a NaN
+or inf in the input reaches only the outputs near it, and each output's rounding error is set by the
+magnitudes near it. ``set_precision("fast")`` also lets it pick the global FFT, whose rounding error
+follows the loudest value of the whole plane and which spreads one NaN to every output.
+
 Examples
 --------
 >>> import convolve.engine_config as ec
@@ -27,9 +32,10 @@ from ._engine.config import DEFAULT_MEMORY_LIMIT, autotune_cache, settings
 from ._shared.checks import check_bool, check_int, is_int
 
 __all__ = ["DEFAULT_MEMORY_LIMIT", "algorithms", "set_memory_limit", "get_memory_limit", "set_autotune",
-           "get_autotune", "clear_autotune_cache", "set_threads", "get_threads", "set_jit", "get_jit", "choose_algorithm", "options"]
+           "get_autotune", "clear_autotune_cache", "PRECISIONS", "set_precision", "get_precision", "set_threads", "get_threads", "set_jit", "get_jit", "choose_algorithm", "options"]
 
 OPS = ("forward", "grad_input", "grad_weight")
+PRECISIONS = ("local", "fast")
 
 
 def algorithms() -> list:
@@ -63,6 +69,25 @@ def get_autotune() -> bool:
 def clear_autotune_cache() -> None:
     """Forget the measured choices (e.g. after the machine's load changed)."""
     autotune_cache.clear()
+
+
+def set_precision(mode: str) -> None:
+    """What the automatic algorithm choice may trade for speed.
+
+    ``"local"`` (default): only algorithms meeting the numerical-locality policy (docs/speed.md): a
+    NaN or inf stays within one tile of where it occurs, and each output's float32 error is a small
+    multiple of the rounding of the magnitudes in its own neighbourhood. ``"fast"``: the global FFT
+    may be chosen too (large kernels), whose error follows the largest magnitude of the whole plane
+    and which turns every output NaN when one input is. ``algorithm="fft"`` forces it either way.
+    """
+    if mode not in PRECISIONS:
+        raise ValueError(f"precision must be one of {list(PRECISIONS)}, but got {mode!r}")
+    settings["precision"] = mode
+
+
+def get_precision() -> str:
+    """The current precision setting: "local" or "fast"."""
+    return settings["precision"]
 
 
 def set_threads(n: int) -> None:
@@ -116,7 +141,7 @@ def choose_algorithm(input_shape, weight_shape, stride=1, dilation=1, groups=1, 
 
 
 @contextmanager
-def options(memory_limit=None, autotune=None, threads=None, jit=None):
+def options(memory_limit=None, autotune=None, threads=None, jit=None, precision=None):
     """Temporarily change settings; the previous ones come back on exit."""
     saved = dict(settings)
     try:
@@ -128,6 +153,8 @@ def options(memory_limit=None, autotune=None, threads=None, jit=None):
             set_threads(threads)
         if jit is not None:
             set_jit(jit)
+        if precision is not None:
+            set_precision(precision)
         yield
     finally:
         settings.update(saved)

@@ -1,19 +1,25 @@
 """Convolution algorithms behind one interface.
 
-Every algorithm module provides, for channels-first, already padded input:
+Every algorithm is a module (or object) implementing `_algorithm.Algorithm`, for channels-first,
+already padded input:
 
+- ``name`` (what ``algorithm=`` takes) and ``local`` (meets the numerical-locality policy below);
+- ``supports(op, x_shape, w_shape, stride, dilation, groups)`` -> None, or a sentence saying why not;
+- ``workspace(op, x_shape, w_shape, stride, dilation, groups, itemsize)`` -> bytes of temporaries;
+- ``cost(op, x_shape, w_shape, stride, dilation, groups, itemsize)`` -> estimated seconds, from the
+  machine model in `_cost`;
 - ``forward(x, w, bias, stride, dilation, groups) -> y``
 - ``grad_input(gy, w, x_shape, stride, dilation, groups) -> dL/dx``
 - ``grad_weight(x, gy, w_shape, stride, dilation, groups) -> dL/dw``
-- ``supports(op, x_shape, w_shape, stride, dilation, groups)`` -> None, or why not
-- ``workspace(op, x_shape, w_shape, stride, dilation, groups, itemsize)`` -> bytes of temporaries
 
 Shapes: x (N, C, *S), w (O, C/groups, *K), y (N, O, *P) with
 P = floor((S - dilation·(K-1) - 1) / stride) + 1.
 
-Algorithms: ``reference`` (the oracle), ``gemm`` (im2col), ``kn2row`` (shift-GEMM), ``winograd2`` and
-``winograd4`` (F(2x2,3x3), F(4x4,3x3)), ``fft`` and ``depthwise``. The functions below choose one
-(`select`), and run it under the memory cap (`chunks`).
+Algorithms (`select.REGISTRY`): ``reference`` (the oracle), ``gemm`` (im2col), ``kn2row``
+(shift-GEMM), ``winograd2`` and ``winograd4`` (F(2x2,3x3), F(4x4,3x3)), ``fft`` and ``depthwise``.
+`select.choose` takes the least `cost` among those that support a call; `chunks` runs it under the
+memory cap. Adding an algorithm is one module plus one line in `select.REGISTRY`. Algorithms that
+use the stride-1 "wide" layout take it from `windows` (`wide_applies` guards it).
 
 Why the gradients are convolutions too. Write the forward pass as
 ``y[n, o, p] = Σ_{c,k} w[o, c, k] · x[n, c, s·p + d·k]``. It is linear in x and in w, so:

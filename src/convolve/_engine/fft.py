@@ -10,15 +10,21 @@ grad weight is ``Σ_n conj(GY) · X`` (a correlation of the input with the outpu
 
 from __future__ import annotations
 
+import math
+import sys
+
 import numpy as np
 import scipy.fft
 
+from . import _cost
 from .config import settings
 from .windows import out_size
 
-__all__ = ["name", "supports", "workspace", "forward", "grad_input", "grad_weight"]
+__all__ = ["name", "local", "supports", "workspace", "cost", "forward", "grad_input", "grad_weight"]
 
 name = "fft"
+local = False  # every output mixes the whole plane: rounding of the loudest values reaches all of them
+RATE = 8e9  # 2.5·n·log2(n) "flops" per second of a real FFT (2 workers)
 
 
 def supports(op, x_shape, w_shape, stride, dilation, groups):
@@ -36,6 +42,23 @@ def workspace(op, x_shape, w_shape, stride, dilation, groups, itemsize):
     nf = int(np.prod(F[:-1])) * (F[-1] // 2 + 1)
     complex_items = 2 * (2 * N * C + 2 * O * Cg + 3 * N * O) * nf  # spectra, their transposes, products
     return (complex_items + (N * C + 2 * N * O) * int(np.prod(F))) * itemsize
+
+
+def cost(op, x_shape, w_shape, stride, dilation, groups, itemsize):
+    """Seconds: the transforms in and out at n·log n, the complex channel products, and the kernel
+    spectra again for every piece the memory cap cuts the call into."""
+    N, C, O, Cg = x_shape[0], x_shape[1], w_shape[0], w_shape[1]
+    Og, b = O // groups, itemsize
+    F = _sizes(x_shape[2:])
+    nF = math.prod(F)
+    nf = nF // F[-1] * (F[-1] // 2 + 1)
+    # arrays transformed in (a_: the batch operand, b_: the other) and out (c_)
+    a_, b_, c_ = {"forward": (N * C, O * Cg, N * O), "grad_input": (N * O, O * Cg, N * C),
+                  "grad_weight": (N * C, N * O, O * Cg)}[op]
+    per_array = 2.5 * nF * math.log2(max(nF, 2)) / RATE + 2 * 2 * b * nf * 2 / _cost.MEM_RATE
+    mm = 8 * N * Og * Cg * groups * nf / (_cost.GEMM_RATE[b] * _cost.efficiency(N, Og, Cg)) + nf * groups * _cost.BLAS_CALL
+    pieces = _cost.pieces(op, sys.modules[__name__], x_shape, w_shape, stride, dilation, groups, b)
+    return (a_ + b_ + c_) * per_array + mm + (pieces - 1) * b_ * per_array + 15 * _cost.CALL  # 3 FFTs, 5 copies, ...
 
 
 def _dilated(w, dilation):
@@ -120,3 +143,4 @@ def grad_weight(x, gy, w_shape, stride, dilation, groups):
     gw = _irfft(GW, F)  # (O, Cg, *F)
     K = w_shape[2:]
     return np.ascontiguousarray(gw[(slice(None), slice(None)) + tuple(slice(0, d * (k - 1) + 1, d) for k, d in zip(K, dilation))])
+

@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _cost
 from .windows import fold_windows, out_size, tap_slices
 
-__all__ = ["name", "supports", "workspace", "im2col", "forward", "grad_input", "grad_weight"]
+__all__ = ["name", "local", "supports", "workspace", "cost", "im2col", "forward", "grad_input", "grad_weight"]
 
 name = "gemm"
+local = True  # each output is one dot product over its own window
 BATCH_INNER_BELOW = 640  # output positions per sample under which one GEMM over N·P wins (measured:
 # P <= 196 faster batch-inner, P = 576 mixed, P = 784 10-45% faster per sample)
 BLOCK_BYTES = 8 * 2**20  # columns per block in the blocked path (measured best of 0.25-8 MiB here)
@@ -56,6 +58,28 @@ def workspace(op, x_shape, w_shape, stride, dilation, groups, itemsize):
     K = int(np.prod(w_shape[2:]))
     cols = N * C * P * (1 if _pointwise(w_shape) else K)
     return (cols + 3 * N * max(O, C) * P) * itemsize
+
+
+def cost(op, x_shape, w_shape, stride, dilation, groups, itemsize):
+    """Seconds: the GEMM at the BLAS rate for its matrix shape, plus the column copies (in cache
+    when blocked, at memory speed otherwise) and the batch-inner transpose."""
+    N, C = x_shape[:2]
+    O, Cg = w_shape[:2]
+    G, Og = groups, O // groups
+    K = int(np.prod(w_shape[2:]))
+    P = int(np.prod(_outs(x_shape, w_shape, stride, dilation)))
+    flops = 2 * N * O * Cg * K * P
+    b = itemsize
+    plan = _row_blocks(x_shape, w_shape, stride, dilation)
+    inner = op == "grad_weight" or _batch_inner(N, P)
+    if plan is not None:  # blocked: columns written and read in cache
+        blocks = N * -(-plan[1] // plan[0])
+        t = _cost.gemm_time(flops, b, Og, min(P, plan[0] * plan[2]), Cg * K, G * blocks)
+        return t + 2 * N * C * K * P * b / _cost.CACHE_RATE + blocks * (K + 3) * _cost.CALL
+    t = _cost.gemm_time(flops, b, Og, N * P if inner else P, Cg * K, G * (1 if inner else N))
+    cols = 0 if (K == 1 and op != "grad_weight" and not inner) else N * C * K * P * b
+    t += (3 if op == "grad_input" else 2) * cols / _cost.MEM_RATE + K * _cost.CALL
+    return t + (2 * N * O * P * b / _cost.MEM_RATE if inner else 0)
 
 
 def im2col(x, kernel, stride, dilation, batch_inner=False, buffer=None):

@@ -11,6 +11,7 @@ import numpy as np
 from .windows import out_size
 
 name = "reference"
+local = True  # the formula itself; but only tests pick it (see `select.AUTOMATIC`)
 
 
 def supports(op, x_shape, w_shape, stride, dilation, groups):
@@ -21,6 +22,12 @@ def supports(op, x_shape, w_shape, stride, dilation, groups):
 def workspace(op, x_shape, w_shape, stride, dilation, groups, itemsize):
     """One window of the batch at a time."""
     return x_shape[0] * x_shape[1] * int(np.prod(w_shape[2:])) * itemsize
+
+
+def cost(op, x_shape, w_shape, stride, dilation, groups, itemsize):
+    """Seconds: one tensordot per output position and group."""
+    P = int(np.prod([out_size(s, k, st, d) for s, k, st, d in zip(x_shape[2:], w_shape[2:], stride, dilation)]))
+    return P * groups * 20e-6
 
 
 def _positions(x_shape, w_shape, stride, dilation):

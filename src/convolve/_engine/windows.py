@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-__all__ = ["out_size", "tap_slices", "windows", "fold_windows", "wide_geometry", "wide_crop", "wide_grid"]
+__all__ = ["out_size", "tap_slices", "windows", "fold_windows", "wide_applies", "wide_geometry", "wide_crop",
+           "wide_grid"]
 
 
 def out_size(size: int, kernel: int, stride: int = 1, dilation: int = 1) -> int:
@@ -66,6 +67,21 @@ def fold_windows(cols: np.ndarray, spatial, stride, dilation, out=None) -> np.nd
 # q + offset(tap) of the flattened plane, so every tap is one contiguous run. Outputs laid out on
 # that grid have a few junk columns per row (the input width, not the output width), dropped by
 # `wide_crop`; gradients laid out on it must be zero there (`wide_grid`) so the junk adds nothing.
+# Every algorithm that uses the layout asks `wide_applies` first: it holds the one guard that keeps
+# the junk from changing a result.
+
+def wide_applies(stride, factor=None) -> bool:
+    """Whether the wide layout gives exactly the direct sums: stride 1, and `factor` finite.
+
+    `factor` is the array the zeros in a gradient's junk columns get multiplied by: the weight for
+    the input gradient, the input for the weight gradient (None for the forward pass, whose junk
+    outputs are simply dropped). 0·inf and 0·NaN are NaN, so one non-finite value there would put a
+    NaN where the direct sum is finite; callers then take their strided path instead.
+    """
+    if any(s != 1 for s in stride):
+        return False
+    return factor is None or bool(np.isfinite(factor).all())
+
 
 def wide_geometry(x_shape, w_shape, dilation):
     """Stride-1 geometry on the flattened planes of x (N, C, *S): the output sizes O, the grid

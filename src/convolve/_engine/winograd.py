@@ -22,12 +22,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _cost
 from .parallel import map_blocks, sum_blocks
 
 __all__ = ["Winograd", "F2", "F4"]
 
 BLOCK_BYTES = 4 * 2**20  # transformed input + product tiles per block, kept near cache size
 BLOCK_THREADS = 1  # blocks call BLAS, which already uses every core (see `parallel`)
+TILE_BYTE = {2: 0.37e-9, 4: 0.65e-9}  # seconds per byte of transformed tiles (V and M), both transforms
+KERNEL_BYTE = 2e-9  # seconds per byte of the transformed kernel U (thin products + transpose)
 
 # Transform matrices (Lavin & Gray, 2015). The slice code below implements exactly these; the tests
 # check it against them.
@@ -123,6 +126,8 @@ def _lincomb(mat, d, o, scratch):
 class Winograd:
     """The F(m x m, 3 x 3) algorithm behind the engine interface."""
 
+    local = True  # an output depends on its own input tile only (tiles overlap by 2)
+
     def __init__(self, m):
         self.m, self.a = m, m + 2
         self.name = f"winograd{m}"
@@ -148,6 +153,23 @@ class Winograd:
         m, a = self.m, self.a
         padded = N * C * (TH * m + 2) * (TW * m + 2) + N * O * TH * TW * m * m  # tile-aligned copies
         return (padded + a * a * O * Cg) * itemsize + 3 * BLOCK_BYTES
+
+    def cost(self, op, x_shape, w_shape, stride, dilation, groups, itemsize):
+        """Seconds: the (m+2)² batched GEMMs per block, the tile transforms at their measured byte
+        rate, the kernel transform and per-block call overhead."""
+        N, C = x_shape[:2]
+        O, Cg = w_shape[:2]
+        Og, S, b = O // groups, x_shape[2:], itemsize
+        m, a = self.m, self.a
+        if op == "grad_input":  # a forward of the padded output gradient, channels exchanged
+            C, O, Cg, Og, S = O, C, Og, Cg, tuple(s + 4 for s in S)
+        TH, TW = self._tiles(*S)
+        blocks = self._blocks(N, C, O, TH, TW, b)
+        T = N * TH * TW
+        t = _cost.gemm_time(2 * a * a * O * Cg * T, b, Og, T // len(blocks), Cg, a * a * groups * len(blocks))
+        t += TILE_BYTE[m] * a * a * (C + O) * T * b * (1.5 if op == "grad_weight" else 1)
+        t += KERNEL_BYTE * a * a * O * Cg * b
+        return t + len(blocks) * (8 * a + 40) * _cost.CALL
 
     # --- transforms --------------------------------------------------------------------------------
 
