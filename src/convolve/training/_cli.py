@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._setup import CHOICES, DATA_FORMATS_HELP, DEFAULT_LR, DEFAULTS
+from ._settings import CHOICES, DEFAULT_LR, DEFAULTS
+from ._setup import DATA_FORMATS_HELP
 
 __all__ = ["add_commands"]
 

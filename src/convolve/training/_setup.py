@@ -7,76 +7,17 @@ from pathlib import Path
 import numpy as np
 
 from .. import optim
-from .._shared.checks import check_choice, check_int, check_number
 from ..data import ArrayDataset, Compose, DataLoader, RandomCrop, RandomFlip, load_dataset
-from ._models import PRESETS
+from ._settings import Settings
 
-__all__ = ["DEFAULTS", "CHOICES", "resolve_settings", "load_data", "channel_stats", "make_loaders",
-           "make_optimizer", "make_scheduler", "DATA_FORMATS_HELP"]
+__all__ = ["load_data", "channel_stats", "make_loaders", "make_optimizer", "make_scheduler", "DATA_FORMATS_HELP"]
 
-DEFAULTS = {
-    "model": "lenet",
-    "data": None,  # None: the embedded Fashion-MNIST subset
-    "epochs": 5,
-    "batch_size": 128,
-    "lr": None,  # per optimiser, see DEFAULT_LR
-    "optimizer": "adam",
-    "weight_decay": 0.0,
-    "momentum": 0.9,
-    "schedule": "cosine",
-    "augment": "none",
-    "seed": 0,
-    "limit": None,
-}
-CHOICES = {
-    "model": tuple(PRESETS),
-    "optimizer": ("sgd", "adam", "adamw"),
-    "schedule": ("cosine", "step", "none"),
-    "augment": ("none", "crop", "flip", "crop+flip"),
-}
-DEFAULT_LR = {"sgd": 0.05, "adam": 1e-3, "adamw": 1e-3}
 DATA_FORMATS_HELP = (
     "a directory of IDX files (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], "
     "t10k-... for the test split: MNIST, Fashion-MNIST, KMNIST), CIFAR-10 python batches "
     "(data_batch_1..5, test_batch), or image folders (one subfolder per class, optionally "
     "inside train/ and test/)"
 )
-
-
-def resolve_settings(given, stored=None):
-    """Merge explicitly given settings over `stored` ones (a resumed run) or the defaults; validate.
-
-    Parameters
-    ----------
-    given : dict
-        Settings the caller passed; None values mean "not given".
-    stored : dict, optional
-        The settings of the run being resumed.
-
-    Returns
-    -------
-    dict
-        Every key of ``DEFAULTS``, checked, with ``lr`` filled in.
-    """
-    unknown = sorted(set(given) - set(DEFAULTS))
-    if unknown:
-        raise TypeError(f"unknown training settings {unknown}; known: {sorted(DEFAULTS)}")
-    base = dict(DEFAULTS if stored is None else {**DEFAULTS, **stored})
-    if stored is None or given.get("optimizer") not in (None, stored.get("optimizer")):
-        base["lr"] = None  # a new optimiser gets its own default rate unless lr is given
-    s = {**base, **{k: v for k, v in given.items() if v is not None}}
-    for key, allowed in CHOICES.items():
-        check_choice(key, s[key], allowed)
-    s["epochs"] = check_int("epochs", s["epochs"], minimum=1)
-    s["batch_size"] = check_int("batch_size", s["batch_size"], minimum=1)
-    s["seed"] = check_int("seed", s["seed"], minimum=0)
-    s["limit"] = check_int("limit", s["limit"], minimum=1, allow_none=True)
-    s["lr"] = DEFAULT_LR[s["optimizer"]] if s["lr"] is None else check_number("lr", s["lr"], minimum=0.0, strict_min=True)
-    s["weight_decay"] = check_number("weight_decay", s["weight_decay"], minimum=0.0)
-    s["momentum"] = check_number("momentum", s["momentum"], minimum=0.0)
-    if s["data"] is not None:
-        s["data"] = str(s["data"])
-    return s
 
 
 def load_data(data, seed, limit):
@@ -128,30 +69,30 @@ def _augmentation(name, image_size):
     return Compose(parts[name])
 
 
-def make_loaders(train, test, settings, normalize):
+def make_loaders(train, test, settings: Settings, normalize):
     """The shuffled, seeded training loader and the in-order test loader."""
-    augment = _augmentation(settings["augment"], train.image_shape[1:])
-    train_loader = DataLoader(train, settings["batch_size"], shuffle=True, seed=settings["seed"],
+    augment = _augmentation(settings.augment, train.image_shape[1:])
+    train_loader = DataLoader(train, settings.batch_size, shuffle=True, seed=settings.seed,
                               augment=augment, normalize=normalize)
     test_loader = DataLoader(test, 256, shuffle=False, seed=0, normalize=normalize)
     return train_loader, test_loader
 
 
-def make_optimizer(model, settings):
+def make_optimizer(model, settings: Settings) -> optim.Optimizer:
     params = model.parameters()
-    name, lr, wd = settings["optimizer"], settings["lr"], settings["weight_decay"]
+    name, lr, wd = settings.optimizer, settings.lr, settings.weight_decay
     if name == "sgd":
-        return optim.SGD(params, lr=lr, momentum=settings["momentum"], weight_decay=wd)
+        return optim.SGD(params, lr=lr, momentum=settings.momentum, weight_decay=wd)
     if name == "adam":
         return optim.Adam(params, lr=lr, weight_decay=wd)
     return optim.AdamW(params, lr=lr, weight_decay=wd)
 
 
-def make_scheduler(optimizer, settings):
+def make_scheduler(optimizer, settings: Settings):
     """Stepped once per epoch; None for a constant rate."""
-    epochs = settings["epochs"]
-    if settings["schedule"] == "cosine":
+    epochs = settings.epochs
+    if settings.schedule == "cosine":
         return optim.CosineAnnealingLR(optimizer, T_max=epochs)
-    if settings["schedule"] == "step":
+    if settings.schedule == "step":
         return optim.StepLR(optimizer, step_size=max(1, epochs // 3), gamma=0.1)
     return None
