@@ -29,6 +29,10 @@ from .conv import (
     conv_transpose3d as conv_transpose3d,
 )
 from .fold import fold as fold, unfold as unfold
+from .hard import hardsigmoid as hardsigmoid, hardswish as hardswish, hardtanh as hardtanh, relu6 as relu6
+from .lrn import local_response_norm as local_response_norm
+from .prelu import prelu as prelu
+from .resize import interpolate as interpolate
 from .pad import pad as pad
 from .pool import (
     avg_pool1d as avg_pool1d,
@@ -46,4 +50,5 @@ __all__ = [
     "relu", "leaky_relu", "tanh", "sigmoid", "softmax", "log_softmax",
     "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d", "adaptive_max_pool2d",
     "cross_entropy", "nll_loss", "mse_loss", "linear", "batch_norm", "dropout",
+    "hardtanh", "relu6", "hardsigmoid", "hardswish", "prelu", "local_response_norm", "interpolate",
 ]
