@@ -11,7 +11,7 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_path", "atomic_write", "check_writable_dir"]
+__all__ = ["atomic_path", "atomic_write", "check_writable_dir", "check_can_create_dir"]
 
 
 @contextlib.contextmanager
@@ -24,16 +24,22 @@ def atomic_path(path):
     path = Path(path)
     folder = path.parent
     if not folder.is_dir():
-        raise FileNotFoundError(f"cannot write {str(path)!r}: folder {str(folder)!r} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+        what = "is not a folder" if folder.exists() else "does not exist"
+        raise FileNotFoundError(f"cannot write {str(path)!r}: folder {str(folder)!r} {what}")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise _naming(exc, path) from None
     os.close(fd)
     try:
         yield tmp
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the permissions open() would
         os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise _naming(exc, path) from None
         raise
 
 
@@ -46,14 +52,65 @@ def atomic_write(path, mode="wb"):
         os.fsync(f.fileno())
 
 
-def check_writable_dir(folder) -> Path:
-    """Create `folder` if needed and make sure it is a folder we can write to."""
+def _naming(exc: OSError, path) -> OSError:
+    """The same kind of OSError, naming the file the user asked for rather than our temporary file."""
+    if exc.errno is None:
+        return exc
+    return type(exc)(exc.errno, f"cannot write {str(path)!r}: {exc.strerror}")
+
+
+def _probe(folder: Path, what: str) -> None:
+    """Create and remove a file in `folder`: the one test that also holds for root and read-only mounts."""
+    try:
+        fd, name = tempfile.mkstemp(prefix=".convolve-probe.", dir=folder)
+        os.close(fd)
+        os.unlink(name)
+    except OSError as exc:
+        raise type(exc)(exc.errno, f"cannot write to {str(folder)!r} ({what}): {exc.strerror}") from None
+
+
+def check_writable_dir(folder, what="out") -> Path:
+    """Create `folder` if needed and make sure it is a folder we can write to.
+
+    Raises
+    ------
+    ValueError
+        `folder` (or one of its parents) is a file.
+    OSError
+        The folder cannot be created or written (permission, read-only file system, ...), naming it.
+    """
     folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise ValueError(f"out must be a folder, but {str(folder)!r} is a file")
-    folder.mkdir(parents=True, exist_ok=True)
-    if not os.access(folder, os.W_OK):
-        raise ValueError(f"cannot write to the output folder {str(folder)!r}")
+    check_can_create_dir(folder, what)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise type(exc)(exc.errno, f"cannot create {str(folder)!r} ({what}): {exc.strerror}") from None
+    _probe(folder, what)
+    return folder
+
+
+def check_can_create_dir(folder, what="out") -> Path:
+    """Make sure `folder` exists and is writable, or could be created, without creating anything.
+
+    The nearest existing ancestor must be a folder we can write to (probed with a temporary file).
+
+    Raises
+    ------
+    ValueError
+        `folder` or one of its parents is a file.
+    OSError
+        The nearest existing folder cannot be written, naming it.
+    """
+    folder = Path(folder)
+    probe = folder
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        where = "is a file" if probe == folder else f"has a file {str(probe)!r} where a folder should be"
+        raise ValueError(f"{what} must be a folder, but {str(folder)!r} {where}")
+    _probe(probe if probe.exists() else Path.cwd(), what)
     return folder
 
 

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import json
 import struct
-import zipfile
 from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 
 from ._io import atomic_write
+from ._npz import NpzReader
 from .nn.module import to_numpy
 
 __all__ = ["save_state_dict", "load_state_dict_file", "SAFETENSORS_DTYPES"]
@@ -154,22 +154,15 @@ def _load_safetensors(path: Path):
 
 
 def _load_npz(path: Path):
-    with open(path, "rb") as f:
-        magic = f.read(4)
-    if magic not in (b"PK\x03\x04", b"PK\x05\x06"):  # np.load would otherwise try to unpickle it
-        raise ValueError(f"{str(path)!r} is not a readable .npz file (not a zip archive)")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            out = OrderedDict((k, z[k]) for k in z.files)
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
-        raise ValueError(f"{str(path)!r} is not a readable .npz file ({exc})") from None
-    except ValueError as exc:  # object arrays need pickle, which we refuse
-        raise ValueError(f"{str(path)!r} holds data that needs pickle to load, which is refused ({exc})") from None
+    with NpzReader(path) as z:  # checks sizes before reading; refuses pickle; says what a non-zip file is
+        out = OrderedDict((k, z.read(k)) for k in z.keys)
     meta = out.pop(_META_KEY, None)
     try:
         metadata = json.loads(str(meta)) if meta is not None else {}
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         raise ValueError(f"{str(path)!r}: the __metadata__ entry is not valid JSON") from None
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise ValueError(f"{str(path)!r}: the __metadata__ entry must be a JSON object of strings")
     return out, metadata
 
 

@@ -32,8 +32,9 @@ def check_map_path(path) -> Path:
     path = Path(path)
     if path.suffix.lower() != ".npy" and Image.registered_extensions().get(path.suffix.lower()) is None:
         raise ValueError(f"out must end in .png, .jpg, .tif, ... (an image) or .npy (the numbers), but got {str(path)!r}")
-    if not path.parent.exists():
-        raise FileNotFoundError(f"cannot write {str(path)!r}: folder {str(path.parent)!r} does not exist")
+    if not path.parent.is_dir():
+        what = "is not a folder" if path.parent.exists() else "does not exist"
+        raise FileNotFoundError(f"cannot write {str(path)!r}: folder {str(path.parent)!r} {what}")
     return path
 
 

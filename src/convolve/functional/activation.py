@@ -129,4 +129,5 @@ def log_softmax(input, dim: int):
 
 
 for _f in (relu, tanh, sigmoid):
-    _f.__doc__ += _ELEMENTWISE
+    if _f.__doc__ is not None:  # None under ``python -OO``
+        _f.__doc__ += _ELEMENTWISE

@@ -15,7 +15,6 @@ array is replaced by ``{"__array__": "optimizer/3"}``, the name of its entry.
 from __future__ import annotations
 
 import json
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,12 +22,15 @@ import numpy as np
 
 from ..autograd import as_array
 from .._io import atomic_write
+from .._npz import NpzReader
+from ._schema import check_config, check_meta, state_size
 
 __all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint", "load_weights"]
 
 FORMAT = "convolve-checkpoint"
 VERSION = 1
 META = "__meta__"
+MAX_META_BYTES = 64 << 20  # the JSON is stored as UTF-32: 16 M characters
 
 
 @dataclass
@@ -80,14 +82,24 @@ def _flatten(obj, prefix, arrays):
     raise TypeError(f"cannot store a {type(obj).__name__} in a checkpoint: {obj!r}")
 
 
-def _unflatten(obj, npz):
+def _unflatten(obj, npz, prefix):
+    """Rebuild what `_flatten` stored; `obj` comes from the file, so every node is checked."""
     if isinstance(obj, dict):
         if "__array__" in obj:
-            return np.array(npz[obj["__array__"]])
+            name = obj["__array__"]
+            if not isinstance(name, str) or not name.startswith(prefix + "/") or name not in npz.keys:
+                raise ValueError(f"the {prefix} state names an array {str(name)[:60]!r} that the file lacks")
+            return npz.read(name)
+        pairs = obj.get("__dict__")
+        if not isinstance(pairs, list) or not all(isinstance(p, list) and len(p) == 2 for p in pairs):
+            raise ValueError(f"the {prefix} state holds a malformed mapping")
         # dict keys may be ints (PyTorch's optimiser state is keyed by parameter index)
-        return {_unflatten(k, npz): _unflatten(v, npz) for k, v in obj["__dict__"]}
+        keys = [_unflatten(k, npz, prefix) for k, _ in pairs]
+        if not all(isinstance(k, (str, int, float, bool)) or k is None for k in keys):
+            raise ValueError(f"the {prefix} state has a mapping key that is not a string or number")
+        return {k: _unflatten(v, npz, prefix) for k, (_, v) in zip(keys, pairs)}
     if isinstance(obj, list):
-        return [_unflatten(v, npz) for v in obj]
+        return [_unflatten(v, npz, prefix) for v in obj]
     return obj
 
 
@@ -142,31 +154,70 @@ def load_checkpoint(path):
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such checkpoint file")
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            if META not in npz.files:
+        with NpzReader(path) as npz:
+            if META not in npz.keys:
                 raise ValueError(
                     f"{path}: not a convolve checkpoint (no {META} entry; expected a file "
                     "written by `convolve train`)"
                 )
-            meta = json.loads(str(npz[META]))
-            if meta.get("format") != FORMAT or not isinstance(meta.get("version"), int):
-                raise ValueError(f"{path}: not a convolve checkpoint (format is {meta.get('format')!r})")
-            if meta["version"] > VERSION:
-                raise ValueError(
-                    f"{path}: checkpoint format version {meta['version']} is newer than this "
-                    f"convolve reads ({VERSION}); upgrade convolve"
-                )
-            model_state = {k[len("model/"):]: np.array(npz[k]) for k in npz.files if k.startswith("model/")}
-            optimizer = _unflatten(meta["optimizer"], npz)
-            scheduler = _unflatten(meta["scheduler"], npz)
-    except (OSError, EOFError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as err:
-        raise ValueError(f"{path}: checkpoint is corrupt or truncated ({type(err).__name__}: {err})") from None
+            meta = _read_meta(path, npz)
+            _check_sizes(meta["config"], npz)
+            model_state = {k[len("model/"):]: npz.read(k) for k in npz.keys if k.startswith("model/")}
+            optimizer = _unflatten(meta.get("optimizer"), npz, "optimizer")
+            scheduler = _unflatten(meta.get("scheduler"), npz, "scheduler")
     except ValueError as err:
-        if str(err).startswith(str(path)):
-            raise
-        raise ValueError(f"{path}: checkpoint is corrupt or truncated ({err})") from None
+        text = str(err)
+        if text.startswith(f"{path}: not a readable .npz file: it is"):  # say what the file is instead
+            raise ValueError(f"{path}: checkpoint is corrupt or not a checkpoint at all: the file is "
+                             + text.split(": it is ", 1)[1]) from None
+        if text.startswith(str(path)):
+            text = text[len(str(path)) + 2 :]
+        if text.startswith(("not a convolve checkpoint", "checkpoint format version")):
+            raise ValueError(f"{path}: {text}") from None
+        raise ValueError(f"{path}: checkpoint is corrupt or truncated ({text})") from None
+    except OSError as err:  # unreadable: permission, I/O error
+        raise type(err)(err.errno, f"cannot read checkpoint {str(path)!r}: {err.strerror}") from None
     return Checkpoint(path, meta["config"], meta["classes"], meta["epoch"], model_state,
                       optimizer, scheduler, meta.get("extra", {}))
+
+
+def _check_sizes(config, npz):
+    """Before reading any array: the stored model must be the size its config describes, and the
+    optimiser state a small multiple of it (Adam keeps two values per parameter)."""
+    from ._models import PRESETS, build_model  # the presets import nn; keep this module light
+
+    counts = {k: npz.nbytes(k) // max(1, npz.header(k)[1].itemsize) for k in npz.keys if k != META}
+    have = sum(n for k, n in counts.items() if k.startswith("model/"))
+    try:
+        check_config(config, PRESETS)
+    except ValueError:
+        return  # a partial config (written by hand with save_checkpoint): nothing to compare with
+    need = state_size(config, build_model)
+    if have != need:
+        raise ValueError(f"its config ({config['model']}, {config['in_channels']} channels, image "
+                         f"{config['image_size']}, {config['num_classes']} classes) describes {need} "
+                         f"model values but the file stores {have}")
+    extra = sum(n for k, n in counts.items() if not k.startswith("model/"))
+    if extra > 4 * need + (1 << 20):
+        raise ValueError(f"its optimiser and scheduler state hold {extra} values, far more than a model "
+                         f"of {need} values needs")
+
+
+def _read_meta(path, npz):
+    """The ``__meta__`` JSON, bounded in size and checked against the schema before anything else is read."""
+    shape, dtype, _, _ = npz.header(META)
+    if shape != () or dtype.kind != "U" or npz.nbytes(META) > MAX_META_BYTES:
+        raise ValueError(f"its {META} entry must be one JSON string of at most {MAX_META_BYTES} bytes, "
+                         f"but is {dtype} of shape {shape}")
+    try:
+        meta = json.loads(str(npz.read(META)))
+    except (json.JSONDecodeError, RecursionError) as err:
+        raise ValueError(f"its {META} entry is not valid JSON ({type(err).__name__})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        what = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise ValueError(f"not a convolve checkpoint (format is {what!r})")
+    check_meta(meta, VERSION)
+    return meta
 
 
 def load_weights(model, state, source):

@@ -11,7 +11,8 @@ from ..data import DataLoader
 from ..data import read_image  # the loaders' own Pillow reader
 from ._checkpoint import load_weights, load_checkpoint
 from ._loop import evaluate, predict_proba
-from ._models import build_model
+from ._models import PRESETS, build_model
+from ._schema import check_config
 from ._setup import load_data
 
 __all__ = ["load_model", "evaluate_checkpoint", "predict_files", "load_images"]
@@ -34,6 +35,7 @@ def load_model(path):
     """
     ckpt = load_checkpoint(path)
     try:
+        check_config(ckpt.config, PRESETS)  # load_checkpoint compared its size with the stored weights
         model = build_model(ckpt.config)
     except (TypeError, ValueError) as err:
         raise ValueError(f"{ckpt.path}: the stored model config is invalid ({err})") from None

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
+from .._io import check_can_create_dir
 from ..nn import init
 from ._checkpoint import Checkpoint, load_checkpoint, load_weights, save_checkpoint
 from ._loop import evaluate, train_epoch
@@ -171,6 +172,7 @@ def _resolve_run(given: Dict[str, Any], out: Union[str, Path, None],
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"out must be a directory, but {out} is a file")
+    check_can_create_dir(out, "out")  # fail now, not after the first epoch
     return settings, ckpt, out
 
 
