@@ -187,6 +187,7 @@ def load(path) -> OnnxModel:
     _plan_frees(steps, outputs)
     keep = {k: consts[k] for k in runtime_consts | (set(outputs) & set(consts))}
     result = OnnxModel(steps, specs, outputs, keep, opset, sources)
+    result.source_path = str(path)
     for key, m in modules.items():
         Module.add_module(result, key, m)
     return result
