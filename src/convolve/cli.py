@@ -8,7 +8,7 @@ import os
 import sys
 
 # each module provides add_commands(subparsers); a sub-parser sets `func(args) -> exit code`
-_COMMAND_MODULES = ("convolve.explain._cli", "convolve.training._cli")
+_COMMAND_MODULES = ("convolve.explain._cli", "convolve.training._cli", "convolve.onnx._cli")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -39,6 +39,10 @@ def _run_explain(args) -> int:
 
     if args.model is not None:
         return _run_summary(args)
+    if args.input.lower().endswith(".onnx"):  # a real graph: the table from convolve.onnx
+        from ..onnx._cli import explain_command
+
+        return explain_command(args)
     layers = parse_layers(args.layers)
     if args.expect is not None:
         want = parse_shape(args.expect, "--expect")

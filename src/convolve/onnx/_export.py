@@ -27,21 +27,26 @@ class _Emitter:
         from onnx import helper, numpy_helper
 
         self.h, self.nh, self.opset = helper, numpy_helper, opset
-        self.nodes, self.inits, self.count = [], [], 0
+        self.nodes, self.inits, self.taken = [], [], set()
 
     def name(self, base):
-        self.count += 1
-        return f"{base}_{self.count}"
+        """`base`, or `base_2`, `base_3`, ... when taken: state_dict-like names where possible."""
+        out, i = base, 1
+        while out in self.taken:
+            i += 1
+            out = f"{base}_{i}"
+        self.taken.add(out)
+        return out
 
     def const(self, prefix, array):
-        name = prefix if prefix and prefix not in {i.name for i in self.inits} else self.name(prefix or "const")
+        name = self.name(prefix or "const")
         self.inits.append(self.nh.from_array(np.ascontiguousarray(array), name))
         return name
 
-    def node(self, op, inputs, where, n_out=1, **attrs):
-        outs = [self.name(f"{where or op}/{op}") for _ in range(n_out)]
-        self.nodes.append(self.h.make_node(op, inputs, outs, name=self.name(where or op), **attrs))
-        return outs[0] if n_out == 1 else outs
+    def node(self, op, inputs, where, **attrs):
+        out = self.name(f"{where}/{op}" if where else op)
+        self.nodes.append(self.h.make_node(op, inputs, [out], name=self.name(where or op), **attrs))
+        return out
 
     # --- one layer ------------------------------------------------------------------------------
     def module(self, m, x, a, path):
@@ -238,6 +243,7 @@ def save(model, example_input, path, *, opset=17, input_name="input", output_nam
     if a.dtype.kind != "f":
         raise TypeError(f"example_input must be a float array, but got dtype {a.dtype}")
     em = _Emitter(opset)
+    em.taken.update((input_name, output_name))
     was_training = model.training
     model.eval()
     try:

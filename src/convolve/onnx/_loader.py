@@ -170,7 +170,9 @@ def load(path) -> OnnxModel:
                 consts.update(zip(node.output, value if len(node.output) > 1 else (value,)))
                 continue
         if module is not None:
-            key = _safe(name, taken)
+            weight = node.input[1] if len(node.input) > 1 else ""
+            # "layer1.0.conv1.weight" -> module "layer1_0_conv1": state_dict keys that read like the source's
+            key = _safe(weight[: -len(".weight")] if weight.endswith(".weight") else name, taken)
             modules[key] = module
             for param, slot in _PARAM_SLOTS.get(node.op_type, {}).items():
                 init = node.input[slot] if slot < len(node.input) else ""
