@@ -1,0 +1,119 @@
+"""`convolve run`, `convolve explain MODEL.onnx` and `convolve convert` through convolve.cli.main."""
+
+import contextlib
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+onnx = pytest.importorskip("onnx")
+
+import convolve.nn as nn  # noqa: E402
+import convolve.onnx  # noqa: E402
+from convolve.cli import main  # noqa: E402
+from convolve.interop import load_state_dict_file  # noqa: E402
+from convolve.training._models import lenet  # noqa: E402
+
+
+def cli(*argv):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([str(a) for a in argv])
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def classifier(tmp_path_factory):
+    """A small colour classifier saved as ONNX (fixed 12x12 input), and two pictures."""
+    tmp = tmp_path_factory.mktemp("onnx-cli")
+    nn.init.seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(4 * 36, 5))
+    path = tmp / "clf.onnx"
+    convolve.onnx.save(model, np.zeros((1, 3, 12, 12), np.float32), path)
+    images = []
+    for i in range(2):
+        p = tmp / f"img{i}.png"
+        Image.fromarray((np.random.default_rng(i).random((20, 16, 3)) * 255).astype(np.uint8)).save(p)
+        images.append(p)
+    (tmp / "labels.txt").write_text("\n".join(["cat", "dog", "fox", "owl", "elk"]))
+    return model, path, images, tmp
+
+
+def test_run_prints_the_top_classes_of_each_image_as_the_model_scores_them(classifier):
+    model, path, images, tmp = classifier
+    code, out, _ = cli("run", path, *images, "--top", "2", "--labels", tmp / "labels.txt", "--mean", "0.5",
+                       "--std", "0.25")
+    assert code == 0
+    from convolve.data import read_image
+
+    x = np.stack([read_image(p, "RGB", size=(12, 12)) for p in images]).astype(np.float32) / 255
+    logits = model.eval()(np.ascontiguousarray(((x - 0.5) / 0.25).transpose(0, 3, 1, 2))).data
+    probs = np.exp(logits - logits.max(1, keepdims=True))
+    probs /= probs.sum(1, keepdims=True)
+    names = ["cat", "dog", "fox", "owl", "elk"]
+    blocks = out.strip().split(f"{images[1]}:")
+    for block, p in zip(blocks, probs):
+        best = np.argsort(-p)[:2]
+        lines = [ln for ln in block.splitlines() if "class" in ln]
+        assert len(lines) == 2
+        for line, i in zip(lines, best):
+            assert line.split() == [f"{p[i]:.4f}", "class", str(i), names[i]]
+
+
+def test_run_refuses_a_size_the_model_cannot_take_and_bad_options(classifier):
+    _, path, images, tmp = classifier
+    code, _, err = cli("run", path, images[0], "--size", "20")
+    assert code == 2 and "does not match the model's fixed input 12x12" in err
+    code, _, err = cli("run", path, images[0], "--std", "0,1,1")
+    assert code == 2 and "--std values must be non-zero" in err
+    (tmp / "short.txt").write_text("a\nb\n")
+    code, _, err = cli("run", path, images[0], "--labels", tmp / "short.txt")
+    assert code == 2 and "has 2 lines but the model scores 5 classes" in err
+
+
+def test_explain_prints_the_table_of_the_real_graph(tmp_path):
+    nn.init.seed(1)
+    path = tmp_path / "lenet.onnx"
+    convolve.onnx.save(lenet(1, 10, (28, 28)), np.zeros((1, 1, 28, 28), np.float32), path)
+    code, out, _ = cli("explain", path)
+    assert code == 0
+    rows = [line.split() for line in out.splitlines()[2:] if line[:1].isdigit()]
+    conv = next(r for r in rows if r[1] == "Conv")  # the first conv: 28x28x32, 320 params, 28*28*32*(2*9) FLOPs, 3x3 receptive field
+    assert conv[3:7] == ["28x28x32", "320", f"{28 * 28 * 32 * 18:,}", "3x3"]
+    assert "421,642 parameters" in out.splitlines()[-1]  # what explain --model lenet reports too
+
+
+def test_explain_needs_a_shape_for_dynamic_spatial_axes(tmp_path):
+    nn.init.seed(2)
+    path = tmp_path / "fcn.onnx"
+    convolve.onnx.save(nn.Sequential(nn.Conv2d(3, 2, 3), nn.ReLU()), np.zeros((1, 3, 8, 8), np.float32), path)
+    m = onnx.load(str(path))
+    for d, name in zip(m.graph.input[0].type.tensor_type.shape.dim[2:], "HW"):
+        d.dim_param = name
+    onnx.save(m, str(path))
+    code, _, err = cli("explain", path)
+    assert code == 2 and "give one sample's shape" in err
+    code, out, _ = cli("explain", path, "10x12x3")
+    assert code == 0 and "8x10x2" in out
+
+
+def test_convert_onnx_weights_to_safetensors_and_npz_and_back(classifier, tmp_path):
+    model, path, images, _ = classifier
+    assert cli("convert", path, tmp_path / "w.safetensors")[0] == 0
+    state = load_state_dict_file(tmp_path / "w.safetensors")
+    np.testing.assert_array_equal(state["0.weight"], model[0].weight.data)
+    state["0.weight"] = state["0.weight"] * 2
+    from convolve.interop import save_state_dict
+
+    save_state_dict(state, tmp_path / "w.npz")
+    assert cli("convert", tmp_path / "w.npz", tmp_path / "new.onnx", "--graph", path)[0] == 0
+    back = convolve.onnx.load(tmp_path / "new.onnx")
+    np.testing.assert_array_equal(dict(back.named_parameters())["n0.weight"].data, 2 * model[0].weight.data)
+    code, _, err = cli("convert", tmp_path / "w.npz", tmp_path / "x.onnx")
+    assert code == 2 and "needs --graph" in err
+    del state["4.bias"]
+    save_state_dict(state, tmp_path / "short.npz")
+    code, _, err = cli("convert", tmp_path / "short.npz", tmp_path / "x.onnx", "--graph", path)
+    assert code == 2 and "1 missing ['4.bias']" in err
+    assert not (tmp_path / "x.onnx").exists()
