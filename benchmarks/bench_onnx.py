@@ -1,0 +1,175 @@
+"""ONNX inference speed: a ResNet-18 (random weights) at 224x224, batch 1 and 8, run by convolve.onnx,
+onnxruntime and onnx.reference in one process, 2 threads each, interleaved repetitions.
+
+Run (the BLAS settings of the environment are unset for this command only)::
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OMP_WAIT_POLICY=PASSIVE python benchmarks/bench_onnx.py
+
+Reports the median time per batch of each runtime, the ratios (onnxruntime-time / convolve-time: the
+share of onnxruntime's speed convolve reaches; reference-time / convolve-time), the largest output
+difference, and each runtime's peak memory (the rise of the peak RSS over the process after loading,
+measured in a fresh subprocess per runtime and batch). Results go to benchmarks/results/bench_onnx.json.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import resource  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+THREADS = 2
+HERE = Path(__file__).resolve().parent
+
+
+def resnet18_onnx(path):
+    """torchvision's ResNet-18 layout, written out here (no torchvision), exported with a dynamic batch."""
+    import torch
+    from torch import nn
+
+    class Basic(nn.Module):
+        def __init__(self, c, o, s):
+            super().__init__()
+            self.conv1, self.bn1 = nn.Conv2d(c, o, 3, s, 1, bias=False), nn.BatchNorm2d(o)
+            self.conv2, self.bn2 = nn.Conv2d(o, o, 3, 1, 1, bias=False), nn.BatchNorm2d(o)
+            self.downsample = (nn.Sequential(nn.Conv2d(c, o, 1, s, bias=False), nn.BatchNorm2d(o))
+                               if s != 1 or c != o else None)
+
+        def forward(self, x):
+            y = self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x)))))
+            return torch.relu(y + (x if self.downsample is None else self.downsample(x)))
+
+    class ResNet18(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1, self.bn1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64)
+            self.maxpool = nn.MaxPool2d(3, 2, 1)
+            layers, c = [], 64
+            for o, s in ((64, 1), (128, 2), (256, 2), (512, 2)):
+                layers.append(nn.Sequential(Basic(c, o, s), Basic(o, o, 1)))
+                c = o
+            self.layer1, self.layer2, self.layer3, self.layer4 = layers
+            self.fc = nn.Linear(512, 1000)
+
+        def forward(self, x):
+            x = self.maxpool(torch.relu(self.bn1(self.conv1(x))))
+            x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+            return self.fc(torch.flatten(torch.nn.functional.adaptive_avg_pool2d(x, 1), 1))
+
+    torch.manual_seed(0)
+    net = ResNet18().eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, torch.zeros(1, 3, 224, 224), str(path), dynamo=False, opset_version=17,
+                          input_names=["x"], output_names=["y"], dynamic_axes={"x": {0: "N"}, "y": {0: "N"}})
+
+
+def runtimes(path):
+    """name -> callable(x) -> output array, each limited to THREADS threads."""
+    import onnx
+    import onnxruntime as ort
+    from onnx.reference import ReferenceEvaluator
+    from threadpoolctl import threadpool_limits
+
+    import convolve
+    import convolve.onnx
+
+    threadpool_limits(THREADS)
+    convolve.engine_config.set_threads(THREADS)
+    model = convolve.onnx.load(path)
+    model.eval()
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads, opts.inter_op_num_threads = THREADS, 1
+    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    ref = ReferenceEvaluator(onnx.load(str(path)))
+
+    def ours(x):
+        with convolve.no_grad():
+            return model(x).data
+
+    def tuned(x):  # the engine measures each layer's algorithms once, then reuses the fastest
+        with convolve.engine_config.options(autotune=True), convolve.no_grad():
+            return model(x).data
+
+    return {"convolve": ours, "convolve autotune": tuned, "onnxruntime": lambda x: sess.run(None, {"x": x})[0],
+            "onnx.reference": lambda x: ref.run(None, {"x": x})[0]}
+
+
+def time_all(path, batches, reps, ref_reps):
+    fns = runtimes(path)
+    results = {}
+    for batch in batches:
+        x = np.random.default_rng(batch).standard_normal((batch, 3, 224, 224)).astype(np.float32)
+        outs = {name: fn(x) for name, fn in fns.items()}  # warm-up, and the outputs to compare
+        times = {name: [] for name in fns}
+        for r in range(reps):
+            for name, fn in fns.items():
+                if name == "onnx.reference" and r >= ref_reps:
+                    continue
+                t0 = time.perf_counter()
+                fn(x)
+                times[name].append(time.perf_counter() - t0)
+        med = {k: statistics.median(v) for k, v in times.items()}
+        diff = {k: float(np.max(np.abs(outs[k] - outs["onnxruntime"]))) for k in fns}
+        results[batch] = {"median_s": med, "reps": {k: len(v) for k, v in times.items()},
+                          "ort_over_convolve": med["onnxruntime"] / med["convolve"],
+                          "ort_over_convolve_autotune": med["onnxruntime"] / med["convolve autotune"],
+                          "reference_over_convolve": med["onnx.reference"] / med["convolve"],
+                          "max_abs_diff_vs_onnxruntime": diff}
+        print(f"batch {batch}: " + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in med.items())
+              + f"; convolve reaches {results[batch]['ort_over_convolve']:.2f}x onnxruntime's speed and runs "
+              f"{results[batch]['reference_over_convolve']:.1f}x faster than onnx.reference (autotune: "
+              f"{results[batch]['ort_over_convolve_autotune']:.2f}x onnxruntime)", flush=True)
+    return results
+
+
+def peak_memory(path, name, batch):
+    """Peak RSS rise (MiB) of one run of `name` in a fresh process, after imports and loading."""
+    code = (f"import sys; sys.path.insert(0, {str(HERE)!r}); import bench_onnx as b, numpy as np, resource;"
+            f"fns = b.runtimes({str(path)!r}); x = np.zeros(({batch}, 3, 224, 224), np.float32);"
+            f"before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; fns[{name!r}](x);"
+            f"print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return int(out.stdout.split()[-1]) / 1024  # ru_maxrss is in KiB on Linux
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--reps", type=int, default=7)
+    parser.add_argument("--ref-reps", type=int, default=1, help="repetitions of the slow onnx.reference")
+    parser.add_argument("--batches", default="1,8")
+    parser.add_argument("--no-memory", action="store_true")
+    args = parser.parse_args()
+    batches = [int(b) for b in args.batches.split(",")]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "resnet18.onnx"
+        resnet18_onnx(path)
+        results = time_all(path, batches, args.reps, args.ref_reps)
+        if not args.no_memory:
+            for batch in batches:
+                mem = {name: peak_memory(path, name, batch) for name in ("convolve", "convolve autotune", "onnxruntime",
+                                                                        "onnx.reference")}
+                results[batch]["peak_memory_mib"] = mem
+                print(f"batch {batch} peak memory: " + ", ".join(f"{k} {v:.0f} MiB" for k, v in mem.items()),
+                      flush=True)
+    out = HERE / "results" / "bench_onnx.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps({"threads": THREADS, "results": results}, indent=2))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
