@@ -1,7 +1,9 @@
-"""Save and load state_dicts as .npz or .safetensors, with no PyTorch and no pickle.
+"""Save and load state_dicts as .npz or .safetensors, and read PyTorch's .pt / .pth, all without PyTorch.
 
-A PyTorch ``state_dict`` exported to either format (same keys) loads into the same convolve
-architecture with ``model.load_state_dict(load_state_dict_file(path))``, and ours export the same way.
+A PyTorch ``state_dict`` saved with ``torch.save`` or exported to .npz / .safetensors (same keys) loads
+into the same convolve architecture with ``model.load_state_dict(load_state_dict_file(path))``, and
+ours export the same way. No file is ever unpickled with :mod:`pickle`'s defaults: .npz entries that
+need pickle are refused, and .pt files go through an allow-list unpickler (``_torchfile``).
 
 safetensors layout (written and read here with NumPy only): 8-byte little-endian unsigned header
 length n, then n bytes of JSON ``{name: {"dtype": "F32", "shape": [...], "data_offsets": [begin, end]},
@@ -20,23 +22,22 @@ import numpy as np
 
 from ._io import atomic_write
 from ._npz import NpzReader
+from ._safetensors import SAFETENSORS_DTYPES, read_safetensors
+from ._torchfile import read_torch_file
 from .nn.module import to_numpy
 
 __all__ = ["save_state_dict", "load_state_dict_file", "SAFETENSORS_DTYPES"]
 
-SAFETENSORS_DTYPES = {
-    "F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4", "I16": "<i2", "I8": "i1",
-    "U64": "<u8", "U32": "<u4", "U16": "<u2", "U8": "u1", "BOOL": "?",
-}
 _CODE = {np.dtype(v): k for k, v in SAFETENSORS_DTYPES.items()}
 _META_KEY = "__metadata__"
-_MAX_HEADER = 100 * 1024 * 1024
 
 
-def _format(path: Path) -> str:
+def _format(path: Path, reading=False) -> str:
     suffix = path.suffix.lower()
-    if suffix not in (".npz", ".safetensors"):
-        raise ValueError(f"path must end in .npz or .safetensors (the format is chosen by suffix), but got {str(path)!r}")
+    allowed = (".npz", ".safetensors", ".pt", ".pth") if reading else (".npz", ".safetensors")
+    if suffix not in allowed:
+        raise ValueError(f"path must end in {', '.join(allowed[:-1])} or {allowed[-1]} (the format is chosen by "
+                         f"suffix), but got {str(path)!r}")
     return suffix[1:]
 
 
@@ -111,48 +112,6 @@ def save_state_dict(state_dict, path, metadata=None) -> Path:
     return path
 
 
-def _load_safetensors(path: Path):
-    data = path.read_bytes()
-    if len(data) < 8:
-        raise ValueError(f"{str(path)!r} is not a safetensors file: it is only {len(data)} bytes long")
-    (n,) = struct.unpack("<Q", data[:8])
-    if n > min(_MAX_HEADER, len(data) - 8):
-        raise ValueError(f"{str(path)!r} is not a valid safetensors file: header length {n} exceeds the file size")
-    try:
-        header = json.loads(data[8 : 8 + n].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{str(path)!r} is not a valid safetensors file: bad JSON header ({exc})") from None
-    if not isinstance(header, dict):
-        raise ValueError(f"{str(path)!r} is not a valid safetensors file: the header is not a JSON object")
-    metadata = header.pop(_META_KEY, None) or {}
-    body = memoryview(data)[8 + n :]
-    out = OrderedDict()
-    for k, info in header.items():  # JSON keeps the file's key order
-        if not isinstance(info, dict) or not {"dtype", "shape", "data_offsets"} <= set(info):
-            raise ValueError(f"{str(path)!r}: entry {k!r} needs dtype, shape and data_offsets, but got {info!r}")
-        if info["dtype"] not in SAFETENSORS_DTYPES:
-            raise ValueError(
-                f"{str(path)!r}: entry {k!r} has dtype {info['dtype']!r}, which is unsupported here "
-                f"(supported: {', '.join(SAFETENSORS_DTYPES)})"
-            )
-        dtype = np.dtype(SAFETENSORS_DTYPES[info["dtype"]])
-        try:
-            shape = tuple(int(v) for v in info["shape"])
-            begin, end = (int(v) for v in info["data_offsets"])
-        except (TypeError, ValueError):
-            raise ValueError(f"{str(path)!r}: entry {k!r} has a malformed shape or data_offsets") from None
-        if any(v < 0 for v in shape):
-            raise ValueError(f"{str(path)!r}: entry {k!r} has a negative dimension in shape {shape}")
-        expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-        if not 0 <= begin <= end <= len(body) or end - begin != expected:
-            raise ValueError(
-                f"{str(path)!r}: entry {k!r} (dtype {info['dtype']}, shape {shape}) needs {expected} bytes but its "
-                f"data_offsets [{begin}, {end}] do not fit the {len(body)}-byte data section (truncated file?)"
-            )
-        out[k] = np.frombuffer(body[begin:end], dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
-    return out, metadata
-
-
 def _load_npz(path: Path):
     with NpzReader(path) as z:  # checks sizes before reading; refuses pickle; says what a non-zip file is
         out = OrderedDict((k, z.read(k)) for k in z.keys)
@@ -166,13 +125,39 @@ def _load_npz(path: Path):
     return out, metadata
 
 
+def _load_torch(path: Path):
+    """A torch.save file: nested mappings and lists flattened to dotted names (``model.0.weight``);
+    tensors become the state_dict, other leaves (epoch numbers, names) the metadata, as JSON text."""
+    arrays, metadata = OrderedDict(), {}
+    stack = [("", read_torch_file(path))]
+    while stack:
+        prefix, obj = stack.pop()
+        if isinstance(obj, dict):
+            stack.extend((f"{prefix}{k}.", v) for k, v in reversed(list(obj.items())))
+        elif isinstance(obj, (list, tuple)):
+            stack.extend((f"{prefix}{i}.", v) for i, v in reversed(list(enumerate(obj))))
+        elif isinstance(obj, np.ndarray):
+            arrays[prefix[:-1]] = obj
+        else:
+            metadata[prefix[:-1]] = json.dumps(obj, default=repr)
+    return arrays, metadata
+
+
 def load_state_dict_file(path, *, with_metadata: bool = False):
-    """Read a state_dict written by :func:`save_state_dict` (or by PyTorch-side tools: same formats).
+    """Read a state_dict written by :func:`save_state_dict`, by PyTorch-side tools or by ``torch.save``.
 
     Parameters
     ----------
     path : str or Path
-        A .npz (read with ``allow_pickle=False``) or .safetensors file.
+        The format is chosen by suffix:
+
+        - ``.npz``: entries checked before reading (see ``convolve._npz``), pickle refused;
+        - ``.safetensors``: memory-mapped, header checked; ``BF16`` widened to float32;
+        - ``.pt`` / ``.pth``: PyTorch's zip format, read through an allow-list unpickler (any other
+          global, e.g. ``os.system``, is refused and never run); storages memory-mapped; float16 and
+          bfloat16 widened to float32. A nested object (``{"model": state_dict, "epoch": 3}``) is
+          flattened to dotted names (``model.0.weight``); its non-tensor leaves go to the metadata
+          as JSON text.
     with_metadata : bool
         Also return the metadata dict (empty when there is none).
 
@@ -188,8 +173,9 @@ def load_state_dict_file(path, *, with_metadata: bool = False):
         A truncated or corrupt file, named in the message.
     """
     path = Path(path)
-    fmt = _format(path)
+    fmt = _format(path, reading=True)
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {str(path)!r}")
-    sd, metadata = _load_safetensors(path) if fmt == "safetensors" else _load_npz(path)
+    reader = {"safetensors": read_safetensors, "npz": _load_npz, "pt": _load_torch, "pth": _load_torch}[fmt]
+    sd, metadata = reader(path)
     return (sd, metadata) if with_metadata else sd
