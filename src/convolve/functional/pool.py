@@ -91,6 +91,10 @@ def _padded(a, padding, extra, fill):
 def _max_pool(nd: int, input: Any, kernel_size: Any, stride: Any, padding: Any, dilation: Any, ceil_mode: Any,
               return_indices: Any, data_format: Any) -> Any:
     """The core behind max_pool1d/2d/3d."""
+    if type(input).__module__.startswith("dask"):  # a dask array: lazy, blockwise (convolve.dask)
+        from ..dask import _lazy
+        return _lazy.max_pool(nd, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices,
+                              data_format)
     h, layout, win = _prepare(nd, f"max_pool{nd}d", input, kernel_size, stride, padding, dilation, ceil_mode,
                               data_format)
     return_indices = check_bool("return_indices", return_indices)
@@ -235,6 +239,10 @@ def _divisor(spatial: Ints, win: PoolWindow, count_include_pad: bool, divisor_ov
 def _avg_pool(nd: int, input: Any, kernel_size: Any, stride: Any, padding: Any, ceil_mode: Any,
               count_include_pad: Any, divisor_override: Any, data_format: Any) -> Any:
     """The core behind avg_pool1d/2d/3d."""
+    if type(input).__module__.startswith("dask"):  # a dask array: lazy, blockwise (convolve.dask)
+        from ..dask import _lazy
+        return _lazy.avg_pool(nd, input, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                              divisor_override, data_format)
     count_include_pad = check_bool("count_include_pad", count_include_pad)
     if divisor_override is not None:
         check_int("divisor_override", divisor_override)
