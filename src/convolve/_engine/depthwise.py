@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _cost
+from . import _cost, direct, kernels
 from .config import settings
 from .parallel import map_blocks, sum_blocks
 from .windows import out_size, tap_slices, wide_applies, wide_crop, wide_geometry, wide_grid
@@ -47,10 +47,13 @@ def workspace(op, x_shape, w_shape, stride, dilation, groups, itemsize):
 
 
 def cost(op, x_shape, w_shape, stride, dilation, groups, itemsize):
-    """Seconds: K passes over the output held in cache, plus per-block call overhead."""
+    """Seconds: K passes over the output held in cache, plus per-block call overhead; with the
+    compiled tier, the multiply-adds at its rate (`direct.cost`)."""
     N, C, O = x_shape[0], x_shape[1], w_shape[0]
     K = int(np.prod(w_shape[2:]))
     P = int(np.prod(_cost.outs(x_shape, w_shape, stride, dilation)))
+    if len(x_shape) == 4 and kernels.enabled():
+        return direct.cost(op, x_shape, w_shape, stride, dilation, groups, itemsize)
     _, blocks = _blocks(N, C, (O // C) * P * itemsize)
     return 3 * K * N * O * P * itemsize / _cost.CACHE_RATE + len(blocks) * K * 2 * _cost.CALL
 
@@ -138,8 +141,26 @@ def _grad_weight_wide(x, gy, w_shape, dilation):
     return sum_blocks(block, _blocks(N, C, M * L * gy.itemsize)[1]).reshape(w_shape)
 
 
+def _jit(a) -> bool:
+    """Whether the compiled direct kernels (`kernels.direct`, groups = channels) run this call
+    (2-D, float32/float64, the tier switched on)."""
+    return a.ndim == 4 and a.dtype in (np.float32, np.float64) and kernels.enabled()
+
+
+def _forward_jit(x, w, bias, stride, dilation):
+    from .kernels import direct as kd
+
+    outs = tuple(out_size(s, k, st, d) for s, k, st, d in zip(x.shape[2:], w.shape[2:], stride, dilation))
+    y = np.empty((x.shape[0], w.shape[0]) + outs, dtype=x.dtype)
+    b = np.zeros(w.shape[0], dtype=x.dtype) if bias is None else np.ascontiguousarray(bias, dtype=x.dtype)
+    kd.run("forward", np.ascontiguousarray(x), np.ascontiguousarray(w, dtype=x.dtype), stride, dilation, x.shape[1], y, bias=b)
+    return y
+
+
 def forward(x, w, bias, stride, dilation, groups):
     _check(x.shape, w.shape, groups)
+    if _jit(x):
+        return _forward_jit(x, w, bias, stride, dilation)
     if wide_applies(stride):
         return _forward_wide(x, w, bias, dilation)
     N, C = x.shape[:2]
@@ -172,6 +193,12 @@ def forward(x, w, bias, stride, dilation, groups):
 
 def grad_input(gy, w, x_shape, stride, dilation, groups):
     _check(x_shape, w.shape, groups)
+    if _jit(gy):
+        from .kernels import direct as kd
+
+        gx = np.empty(x_shape, dtype=gy.dtype)
+        kd.run("grad_input", np.ascontiguousarray(gy), np.ascontiguousarray(w, dtype=gy.dtype), stride, dilation, x_shape[1], gx)
+        return gx
     if wide_applies(stride, w):
         return _grad_input_wide(gy, w, x_shape, dilation)
     N, C = x_shape[:2]
@@ -202,6 +229,12 @@ def grad_input(gy, w, x_shape, stride, dilation, groups):
 
 def grad_weight(x, gy, w_shape, stride, dilation, groups):
     _check(x.shape, w_shape, groups)
+    if _jit(x):
+        from .kernels import direct as kd
+
+        gw = np.empty(w_shape, dtype=gy.dtype)
+        kd.run("grad_weight", np.ascontiguousarray(x), np.ascontiguousarray(gy, dtype=x.dtype), stride, dilation, x.shape[1], gw)
+        return gw
     if wide_applies(stride, x):
         return _grad_weight_wide(x, gy, w_shape, dilation)
     N, C = x.shape[:2]

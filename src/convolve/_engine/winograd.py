@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _cost
+from . import kernels
 from .parallel import map_blocks, sum_blocks
 
 __all__ = ["Winograd", "F2", "F4"]
@@ -31,6 +32,10 @@ BLOCK_BYTES = 4 * 2**20  # transformed input + product tiles per block, kept nea
 BLOCK_THREADS = 1  # blocks call BLAS, which already uses every core (see `parallel`)
 TILE_BYTE = {2: 0.37e-9, 4: 0.65e-9}  # seconds per byte of transformed tiles (V and M), both transforms
 KERNEL_BYTE = 2e-9  # seconds per byte of the transformed kernel U (thin products + transpose)
+JIT_BLOCK_BYTES = 2 * 2**20  # compiled tier: transformed tiles (V or M) per block, at least ...
+JIT_BLOCK_PER_U = 2  # ... this many times the transformed kernel U, which every block reads again
+JIT_TILE_BYTE = 0.15e-9  # compiled tier: seconds per byte of transformed tiles (V and M), both transforms
+JIT_CALL = 20e-6  # compiled tier: one parallel kernel launch
 
 # Transform matrices (Lavin & Gray, 2015). The slice code below implements exactly these; the tests
 # check it against them.
@@ -151,6 +156,9 @@ class Winograd:
             C, O, H, W = O, C, H + 4, W + 4
         TH, TW = self._tiles(H, W)
         m, a = self.m, self.a
+        if self._jit(np.float32 if itemsize == 4 else np.float64):  # one block's V and M, U, dU
+            most = max((n1 - n0) * (t1 - t0) for n0, n1, t0, t1 in self._jit_blocks(N, C, O, TH, TW, itemsize, Cg))
+            return (a * a * (C + O) * most * TW + 3 * a * a * O * Cg) * itemsize
         padded = N * C * (TH * m + 2) * (TW * m + 2) + N * O * TH * TW * m * m  # tile-aligned copies
         return (padded + a * a * O * Cg) * itemsize + 3 * BLOCK_BYTES
 
@@ -164,8 +172,14 @@ class Winograd:
         if op == "grad_input":  # a forward of the padded output gradient, channels exchanged
             C, O, Cg, Og, S = O, C, Og, Cg, tuple(s + 4 for s in S)
         TH, TW = self._tiles(*S)
-        blocks = self._blocks(N, C, O, TH, TW, b)
         T = N * TH * TW
+        if self._jit(np.float32 if b == 4 else np.float64):
+            nb = len(self._jit_blocks(N, C, O, TH, TW, b, Cg))
+            U = a * a * O * Cg * b
+            t = _cost.gemm_time(2 * a * a * O * Cg * T, b, Og, T // nb, Cg, a * a * groups * nb)
+            t += JIT_TILE_BYTE * a * a * (C + O) * T * b * (1.5 if op == "grad_weight" else 1)
+            return t + KERNEL_BYTE * U + nb * (U / _cost.MEM_RATE + 3 * JIT_CALL)
+        blocks = self._blocks(N, C, O, TH, TW, b)
         t = _cost.gemm_time(2 * a * a * O * Cg * T, b, Og, T // len(blocks), Cg, a * a * groups * len(blocks))
         t += TILE_BYTE[m] * a * a * (C + O) * T * b * (1.5 if op == "grad_weight" else 1)
         t += KERNEL_BYTE * a * a * O * Cg * b
@@ -225,8 +239,78 @@ class Winograd:
         rows = min(rows, TH)
         return [(slice(n0, n0 + nb), slice(t0, min(TH, t0 + rows))) for n0 in range(0, N, nb) for t0 in range(0, TH, rows)]
 
-    def _conv(self, x, w, groups, pad=0):
-        """Stride-1 3x3 correlation of x (zero-padded by `pad`) with w: (N, O, H + 2 pad - 2, W + 2 pad - 2)."""
+    def _jit(self, dtype) -> bool:
+        """Whether the compiled transforms run (F(4x4, 3x3), float32/float64, the tier switched on)."""
+        return self.m == 4 and dtype in (np.float32, np.float64) and kernels.enabled()
+
+    def _jit_blocks(self, N, C, O, TH, TW, itemsize, Cg):
+        """(n0, n1, t0, t1) blocks of tiles whose transformed tiles stay about JIT_BLOCK_BYTES, or
+        JIT_BLOCK_PER_U times the transformed kernel when that is larger (deep layers)."""
+        per_row = self.a * self.a * max(C, O) * TW * itemsize
+        target = max(JIT_BLOCK_BYTES, JIT_BLOCK_PER_U * self.a * self.a * O * Cg * itemsize)
+        rows = max(1, target // per_row)
+        nb = max(1, min(N, rows // TH)) if rows >= TH else 1
+        rows = min(rows, TH)
+        return [(n0, min(N, n0 + nb), t0, min(TH, t0 + rows)) for n0 in range(0, N, nb) for t0 in range(0, TH, rows)]
+
+    def _conv_jit(self, x, w, bias, groups, pad):
+        """`_conv` with the compiled transforms: per block, V = Bᵀ d B, M = U @ V (BLAS), Y = Aᵀ M A + bias."""
+        from .kernels import winograd as kw
+
+        a, G = self.a, groups
+        N, C, H, W = x.shape
+        O = w.shape[0]
+        OH, OW = H + 2 * pad - 2, W + 2 * pad - 2
+        TH, TW = -(-OH // 4), -(-OW // 4)
+        U = self._kernel(w).reshape(a * a, G, O // G, C // G)
+        Y = np.empty((N, O, OH, OW), dtype=x.dtype)
+        b = np.zeros(O, dtype=x.dtype) if bias is None else np.ascontiguousarray(bias, dtype=x.dtype)
+        x = np.ascontiguousarray(x)
+        blocks = self._jit_blocks(N, C, O, TH, TW, x.itemsize, C // G)
+        most = max((n1 - n0) * (t1 - t0) for n0, n1, t0, t1 in blocks) * TW
+        Vb = np.empty(a * a * C * most, dtype=x.dtype)
+        Mb = np.empty(a * a * O * most, dtype=x.dtype)
+        for n0, n1, t0, t1 in blocks:
+            T = (n1 - n0) * (t1 - t0) * TW
+            V = Vb[: a * a * C * T].reshape(a * a, G, C // G, T)
+            M = Mb[: a * a * O * T].reshape(a * a, G, O // G, T)
+            kw.input_tiles(x, pad, n0, n1, t0, t1, TW, V.reshape(a * a, C, T))
+            np.matmul(U, V, out=M)  # the 36 batched GEMMs (per group)
+            kw.output_tiles(M.reshape(a * a, O, T), b, n0, n1, t0, t1, TW, Y)
+        return Y
+
+    def _grad_weight_jit(self, x, gy, w_shape, groups):
+        """dU[ξ] = Σ_blocks (A gY Aᵀ)[ξ] @ V[ξ]ᵀ with the compiled transforms; then dg = Gᵀ dU G."""
+        from .kernels import winograd as kw
+
+        a, G = self.a, groups
+        N, C = x.shape[:2]
+        O = w_shape[0]
+        OH, OW = gy.shape[2:]
+        TH, TW = -(-OH // 4), -(-OW // 4)
+        x, gy = np.ascontiguousarray(x), np.ascontiguousarray(gy)
+        dU = np.zeros((a * a, G, O // G, C // G), dtype=gy.dtype)
+        blocks = self._jit_blocks(N, C, O, TH, TW, x.itemsize, C // G)
+        most = max((n1 - n0) * (t1 - t0) for n0, n1, t0, t1 in blocks) * TW
+        Vb = np.empty(a * a * C * most, dtype=x.dtype)
+        Mb = np.empty(a * a * O * most, dtype=x.dtype)
+        part = np.empty_like(dU)
+        for n0, n1, t0, t1 in blocks:
+            T = (n1 - n0) * (t1 - t0) * TW
+            V = Vb[: a * a * C * T].reshape(a * a, G, C // G, T)
+            Mg = Mb[: a * a * O * T].reshape(a * a, G, O // G, T)
+            kw.input_tiles(x, 0, n0, n1, t0, t1, TW, V.reshape(a * a, C, T))
+            kw.grad_tiles(gy, n0, n1, t0, t1, TW, Mg.reshape(a * a, O, T))
+            np.matmul(Mg, V.swapaxes(2, 3), out=part)
+            dU += part
+        Gm = GM[4].astype(gy.dtype)
+        gw = np.tensordot(np.tensordot(dU.reshape(a, a, O, C // G), Gm, axes=([0], [0])), Gm, axes=([0], [0]))
+        return np.ascontiguousarray(gw).reshape(w_shape)
+
+    def _conv(self, x, w, groups, pad=0, bias=None):
+        """Stride-1 3x3 correlation of x (zero-padded by `pad`) with w, plus `bias`: (N, O, H + 2 pad - 2, W + 2 pad - 2)."""
+        if self._jit(x.dtype):
+            return self._conv_jit(x, w, bias, groups, pad)
         m, a, G = self.m, self.a, groups
         N, C, H, W = x.shape
         O = w.shape[0]
@@ -243,7 +327,10 @@ class Winograd:
 
         map_blocks(block, self._blocks(N, C, O, TH, TW, x.itemsize), threads=BLOCK_THREADS)
         OH, OW = H + 2 * pad - 2, W + 2 * pad - 2
-        return Y if Y.shape[2:] == (OH, OW) else np.ascontiguousarray(Y[:, :, :OH, :OW])
+        Y = Y if Y.shape[2:] == (OH, OW) else np.ascontiguousarray(Y[:, :, :OH, :OW])
+        if bias is not None:
+            Y += bias.reshape(1, -1, 1, 1)
+        return Y
 
     # --- the engine interface ---------------------------------------------------------------------
 
@@ -254,10 +341,7 @@ class Winograd:
 
     def forward(self, x, w, bias, stride, dilation, groups):
         self._check("forward", x.shape, w.shape, stride, dilation, groups)
-        y = self._conv(x, w, groups)
-        if bias is not None:
-            y += bias.reshape(1, -1, 1, 1)
-        return y
+        return self._conv(x, w, groups, bias=bias)
 
     def grad_input(self, gy, w, x_shape, stride, dilation, groups):
         """Full correlation of gy with the flipped kernel, in- and output channels exchanged per group."""
@@ -274,6 +358,8 @@ class Winograd:
     def grad_weight(self, x, gy, w_shape, stride, dilation, groups):
         """dU[ξ] = Σ_tiles (A gY Aᵀ)[ξ] @ V[ξ]ᵀ, block by block; then dg = Gᵀ dU G."""
         self._check("grad_weight", x.shape, w_shape, stride, dilation, groups)
+        if self._jit(x.dtype):
+            return self._grad_weight_jit(x, gy, w_shape, groups)
         m, a, G = self.m, self.a, groups
         N, C = x.shape[:2]
         O = w_shape[0]

@@ -1,0 +1,136 @@
+"""Direct convolution: one multiply-add per kernel tap, no im2col columns.
+
+For small and thin layers (LeNet-sized: a few channels, 5x5 kernels, 28x28 images) the columns of
+im2col cost more to write than a GEMM saves. The compiled kernels (`kernels.direct`, 1-D and 2-D)
+do every tap as a row-long multiply-add inside one (sample, output channel) plane that stays in
+cache; elsewhere (the tier off, 3-D) the NumPy twin below runs: per tap and group, one small
+matrix product ``y[:, group] += w[group, :, tap] @ x[:, group, under the tap]``.
+
+Gradients: grad input adds ``w[:, :, tap]ᵀ @ gy`` back under each tap; grad weight sums
+``gy · x under the tap`` over the batch and positions (derivation in `convolve._engine`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _cost, kernels
+from .windows import out_size, tap_slices
+
+__all__ = ["name", "local", "supports", "workspace", "cost", "compiled", "forward", "grad_input", "grad_weight"]
+
+name = "direct"
+local = True  # each output is a sum over its own window, tap by tap
+RATE = {4: 60e9, 8: 30e9}  # flop/s of the compiled kernels on rows long enough to vectorise (2 threads)
+MOST_PER_OUTPUT = 256  # Cg·K above this the planes no longer stay in cache: left to im2col + GEMM
+
+
+def supports(op, x_shape, w_shape, stride, dilation, groups):
+    """None: every convolution is supported."""
+    return None
+
+
+def workspace(op, x_shape, w_shape, stride, dilation, groups, itemsize):
+    """Bytes of temporaries: one output-sized array (the twin's per-tap product)."""
+    outs = tuple(out_size(s, k, st, d) for s, k, st, d in zip(x_shape[2:], w_shape[2:], stride, dilation))
+    return x_shape[0] * max(w_shape[0], x_shape[1]) * int(np.prod(outs)) * itemsize
+
+
+def cost(op, x_shape, w_shape, stride, dilation, groups, itemsize):
+    """Seconds: the multiply-adds at the compiled kernels' rate, lower for short rows (the vector
+    width is 8-16) and strided reads; inf without the compiled tier (the twin is for tests and
+    `algorithm="direct"`) and for wide layers, where im2col + GEMM is the better plan."""
+    nd = len(x_shape) - 2
+    CgK = w_shape[1] * int(np.prod(w_shape[2:]))
+    if not compiled(nd, np.float32 if itemsize == 4 else np.float64) or CgK > MOST_PER_OUTPUT:
+        return float("inf")
+    outs = _outs(x_shape, w_shape, stride, dilation)
+    row = outs[-1]
+    eff = row / (row + 16) / (1 if stride[-1] == 1 else 2)
+    flops = 2 * x_shape[0] * w_shape[0] * CgK * int(np.prod(outs))
+    return flops / (RATE[itemsize] * eff) + 3 * _cost.CALL
+
+
+def compiled(ndim, dtype) -> bool:
+    """Whether the compiled kernels run a call with `ndim` spatial axes and this dtype."""
+    return ndim in (1, 2) and np.dtype(dtype) in (np.float32, np.float64) and kernels.enabled()
+
+
+def _as2d(a, nd):
+    """1-D arrays as 2-D with one row: (N, C, L) -> (N, C, 1, L)."""
+    return a.reshape(a.shape[:2] + (1,) + a.shape[2:]) if nd == 1 else a
+
+
+def _pair(t, nd, one=1):
+    return (one,) + tuple(t) if nd == 1 else tuple(t)
+
+
+def _outs(x_shape, w_shape, stride, dilation):
+    return tuple(out_size(s, k, st, d) for s, k, st, d in zip(x_shape[2:], w_shape[2:], stride, dilation))
+
+
+def forward(x, w, bias, stride, dilation, groups):
+    nd = x.ndim - 2
+    outs = _outs(x.shape, w.shape, stride, dilation)
+    if compiled(nd, x.dtype):
+        from .kernels import direct as kd
+
+        y = np.empty((x.shape[0], w.shape[0]) + outs, dtype=x.dtype)
+        b = np.zeros(w.shape[0], dtype=x.dtype) if bias is None else np.ascontiguousarray(bias, dtype=x.dtype)
+        kd.run("forward", np.ascontiguousarray(_as2d(x, nd)), np.ascontiguousarray(_as2d(w, nd), dtype=x.dtype),
+               _pair(stride, nd), _pair(dilation, nd), groups, _as2d(y, nd), bias=b)
+        return y
+    N, O = x.shape[0], w.shape[0]
+    G, Og, Cg = groups, O // groups, w.shape[1]
+    y = np.zeros((N, G, Og) + outs, dtype=x.dtype)
+    xg = x.reshape((N, G, Cg) + x.shape[2:])
+    wg = w.reshape((G, Og, Cg) + w.shape[2:])
+    for k in np.ndindex(*w.shape[2:]):
+        xk = xg[(slice(None),) * 3 + tap_slices(k, stride, dilation, outs)]  # (N, G, Cg, *O)
+        y += np.einsum("gij,ngj...->ngi...", wg[(Ellipsis,) + k], xk)
+    y = y.reshape((N, O) + outs)
+    if bias is not None:
+        y += bias.reshape((1, -1) + (1,) * nd)
+    return y
+
+
+def grad_input(gy, w, x_shape, stride, dilation, groups):
+    nd = gy.ndim - 2
+    if compiled(nd, gy.dtype):
+        from .kernels import direct as kd
+
+        gx = np.empty(x_shape, dtype=gy.dtype)
+        kd.run("grad_input", np.ascontiguousarray(_as2d(gy, nd)), np.ascontiguousarray(_as2d(w, nd), dtype=gy.dtype),
+               _pair(stride, nd), _pair(dilation, nd), groups, _as2d(gx, nd))
+        return gx
+    N, O = gy.shape[:2]
+    G, Og, Cg = groups, O // groups, w.shape[1]
+    outs = gy.shape[2:]
+    gx = np.zeros((N, G, Cg) + tuple(x_shape[2:]), dtype=gy.dtype)
+    gyg = gy.reshape((N, G, Og) + outs)
+    wg = w.reshape((G, Og, Cg) + w.shape[2:])
+    for k in np.ndindex(*w.shape[2:]):
+        gx[(slice(None),) * 3 + tap_slices(k, stride, dilation, outs)] += np.einsum("gij,ngi...->ngj...", wg[(Ellipsis,) + k], gyg)
+    return gx.reshape(x_shape)
+
+
+def grad_weight(x, gy, w_shape, stride, dilation, groups):
+    nd = x.ndim - 2
+    if compiled(nd, x.dtype):
+        from .kernels import direct as kd
+
+        gw = np.empty(w_shape, dtype=gy.dtype)
+        kd.run("grad_weight", np.ascontiguousarray(_as2d(x, nd)), np.ascontiguousarray(_as2d(gy, nd), dtype=x.dtype),
+               _pair(stride, nd), _pair(dilation, nd), groups, _as2d(gw, nd))
+        return gw
+    N, O = gy.shape[:2]
+    G, Og, Cg = groups, O // groups, w_shape[1]
+    outs = gy.shape[2:]
+    gw = np.empty((G, Og, Cg) + tuple(w_shape[2:]), dtype=gy.dtype)
+    xg = x.reshape((N, G, Cg) + x.shape[2:])
+    gyg = gy.reshape((N, G, Og) + outs)
+    axes = "abc"[:nd]
+    for k in np.ndindex(*w_shape[2:]):
+        xk = xg[(slice(None),) * 3 + tap_slices(k, stride, dilation, outs)]
+        gw[(Ellipsis,) + k] = np.einsum(f"ngi{axes},ngj{axes}->gij", gyg, xk)
+    return gw.reshape(w_shape)

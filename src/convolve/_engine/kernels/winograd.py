@@ -1,0 +1,164 @@
+"""Compiled Winograd F(4x4, 3x3) tile transforms (numba), the parallel parts around BLAS's batched products.
+
+The three transforms of `convolve._engine.winograd` for m = 4, each one pass over its data:
+
+- `input_tiles`: V[ξ, c, t] = (Bᵀ d B)[ξ] for every 6x6 input tile d (zero padding and the ragged
+  last tiles handled while loading, so no padded copy of x is made);
+- `output_tiles`: Y = Aᵀ M A for every tile, written straight into the output (bias added, the part
+  past the output's edge dropped);
+- `grad_tiles`: A gY Aᵀ for every 4x4 tile of the output gradient (zero past its edge).
+
+A block of tiles is (samples n0:n1) x (tile rows t0:t1) x (all TW tile columns); tile t of a block is
+``((n - n0)·(t1 - t0) + (ty - t0))·TW + tx``. Each kernel runs its (sample, channel) planes on numba's
+threads; inside a plane, the row pass runs over whole rows (contiguous, vectorised) and the column
+pass over the tiles of a row. The NumPy twin is the slice code in `convolve._engine.winograd`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import prange
+
+from . import njit
+
+__all__ = ["input_tiles", "output_tiles", "grad_tiles"]
+
+_FLAGS = dict(fastmath={"contract"})  # fused multiply-adds; no other reordering, NaN/inf kept
+_parallel = njit(parallel=True, **_FLAGS)
+_serial = njit(**_FLAGS)  # each plane's body: numba vectorises it here, not inside the parallel loop
+_inline = njit(inline="always", **_FLAGS)
+
+
+@_inline
+def _bt(d0, d1, d2, d3, d4, d5, k2, k4, k5):
+    """Bᵀ d for one 6-vector (F(4, 3))."""
+    return (k4 * d0 - k5 * d2 + d4,
+            d3 + d4 - k4 * (d1 + d2),
+            d4 - d3 + k4 * (d1 - d2),
+            d4 - d2 + k2 * (d3 - d1),
+            d4 - d2 - k2 * (d3 - d1),
+            k4 * d1 - k5 * d3 + d5)
+
+
+@_inline
+def _at(m0, m1, m2, m3, m4, m5, k2, k4, k8):
+    """Aᵀ m for one 6-vector: 4 values."""
+    p, q, r, s = m1 + m2, m1 - m2, m3 + m4, m3 - m4
+    return m0 + p + r, q + k2 * s, p + k4 * r, q + k8 * s + m5
+
+
+@_inline
+def _a(g0, g1, g2, g3, k2, k4, k8):
+    """A g for one 4-vector: 6 values (the adjoint of `_at`)."""
+    e, o = g0 + g2, g1 + g3
+    e4, o2 = g0 + k4 * g2, k2 * g1 + k8 * g3
+    return g0, e + o, e - o, e4 + o2, e4 - o2, g3
+
+
+@_serial
+def _input_plane(x, pad, n, c, t0, t1, base, TW, rows, r, V):
+    """One (sample, channel) plane of `input_tiles`; rows, r: (6, 4·TW + 2) scratch (rows zeroed)."""
+    H, W = x.shape[2], x.shape[3]
+    Wp = 4 * TW + 2
+    dt = x.dtype.type
+    k2, k4, k5 = dt(2), dt(4), dt(5)
+    for ty in range(t0, t1):
+        for i in range(6):
+            h = 4 * ty + i - pad
+            if 0 <= h < H:
+                rows[i, pad:pad + W] = x[n, c, h]
+            else:
+                rows[i, pad:pad + W] = 0
+        for col in range(Wp):  # Bᵀ over the 6 rows, all columns at once
+            v = _bt(rows[0, col], rows[1, col], rows[2, col], rows[3, col], rows[4, col], rows[5, col], k2, k4, k5)
+            for i in range(6):
+                r[i, col] = v[i]
+        b = base + (ty - t0) * TW
+        for i in range(6):  # ... then over the 6 columns of every tile
+            for tx in range(TW):
+                w0 = 4 * tx
+                v = _bt(r[i, w0], r[i, w0 + 1], r[i, w0 + 2], r[i, w0 + 3], r[i, w0 + 4], r[i, w0 + 5], k2, k4, k5)
+                for j in range(6):
+                    V[6 * i + j, c, b + tx] = v[j]
+
+
+@_parallel
+def input_tiles(x, pad, n0, n1, t0, t1, TW, V):
+    """V (36, C, tiles of the block) <- Bᵀ d B of the block's 6x6 tiles of x (N, C, H, W) zero-padded by `pad`."""
+    C = x.shape[1]
+    for job in prange((n1 - n0) * C):
+        n, c = n0 + job // C, job % C
+        rows = np.zeros((6, 4 * TW + 2), dtype=x.dtype)
+        r = np.empty((6, 4 * TW + 2), dtype=x.dtype)
+        _input_plane(x, pad, n, c, t0, t1, (n - n0) * (t1 - t0) * TW, TW, rows, r, V)
+
+
+@_serial
+def _output_plane(M, b, n, o, t0, t1, base, TW, z, out, Y):
+    """One (sample, channel) plane of `output_tiles`; z (6, 4·TW), out (4, 4·TW) scratch."""
+    OH, OW = Y.shape[2], Y.shape[3]
+    dt = M.dtype.type
+    k2, k4, k8 = dt(2), dt(4), dt(8)
+    for ty in range(t0, t1):
+        bt = base + (ty - t0) * TW
+        for i in range(6):  # Aᵀ over the 6 columns of every tile
+            for tx in range(TW):
+                t = bt + tx
+                v = _at(M[6 * i, o, t], M[6 * i + 1, o, t], M[6 * i + 2, o, t], M[6 * i + 3, o, t],
+                        M[6 * i + 4, o, t], M[6 * i + 5, o, t], k2, k4, k8)
+                for l in range(4):
+                    z[i, 4 * tx + l] = v[l]
+        for col in range(4 * TW):  # ... then over the 6 rows, all columns at once
+            v = _at(z[0, col], z[1, col], z[2, col], z[3, col], z[4, col], z[5, col], k2, k4, k8)
+            for r in range(4):
+                out[r, col] = v[r] + b
+        for r in range(min(4, OH - 4 * ty)):
+            Y[n, o, 4 * ty + r] = out[r, :OW]
+
+
+@_parallel
+def output_tiles(M, bias, n0, n1, t0, t1, TW, Y):
+    """Y[n0:n1, :, rows of tiles t0:t1] <- Aᵀ M A + bias, M (36, O, tiles of the block); Y (N, O, OH, OW)."""
+    O = Y.shape[1]
+    for job in prange((n1 - n0) * O):
+        n, o = n0 + job // O, job % O
+        z = np.empty((6, 4 * TW), dtype=M.dtype)
+        out = np.empty((4, 4 * TW), dtype=M.dtype)
+        _output_plane(M, bias[o], n, o, t0, t1, (n - n0) * (t1 - t0) * TW, TW, z, out, Y)
+
+
+@_serial
+def _grad_plane(gy, n, o, t0, t1, base, TW, g, u, Mg):
+    """One (sample, channel) plane of `grad_tiles`; g (4, 4·TW) scratch (zeroed), u (6, 4·TW)."""
+    OH, OW = gy.shape[2], gy.shape[3]
+    dt = gy.dtype.type
+    k2, k4, k8 = dt(2), dt(4), dt(8)
+    for ty in range(t0, t1):
+        for r in range(4):
+            h = 4 * ty + r
+            if h < OH:
+                g[r, :OW] = gy[n, o, h]
+            else:
+                g[r, :OW] = 0
+        for col in range(4 * TW):
+            v = _a(g[0, col], g[1, col], g[2, col], g[3, col], k2, k4, k8)
+            for i in range(6):
+                u[i, col] = v[i]
+        bt = base + (ty - t0) * TW
+        for i in range(6):
+            for tx in range(TW):
+                w0 = 4 * tx
+                v = _a(u[i, w0], u[i, w0 + 1], u[i, w0 + 2], u[i, w0 + 3], k2, k4, k8)
+                for j in range(6):
+                    Mg[6 * i + j, o, bt + tx] = v[j]
+
+
+@_parallel
+def grad_tiles(gy, n0, n1, t0, t1, TW, Mg):
+    """Mg (36, O, tiles of the block) <- A g Aᵀ of the block's 4x4 tiles of gy (N, O, OH, OW), zero past its edge."""
+    O = gy.shape[1]
+    for job in prange((n1 - n0) * O):
+        n, o = n0 + job // O, job % O
+        g = np.zeros((4, 4 * TW), dtype=gy.dtype)
+        u = np.empty((6, 4 * TW), dtype=gy.dtype)
+        _grad_plane(gy, n, o, t0, t1, (n - n0) * (t1 - t0) * TW, TW, g, u, Mg)
