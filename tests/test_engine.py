@@ -21,7 +21,8 @@ from convolve._engine.chunks import smallest_piece
 from convolve._engine.select import ALGORITHMS, AUTOMATIC
 
 # float32 error bound relative to the output scale, per algorithm (docs/speed.md)
-F32_TOL = {"gemm": 1e-5, "kn2row": 1e-5, "depthwise": 1e-5, "fft": 1e-5, "winograd2": 1e-5, "winograd4": 1e-4}
+F32_TOL = {"gemm": 1e-5, "kn2row": 1e-5, "depthwise": 1e-5, "fft": 1e-5, "winograd2": 1e-5, "winograd4": 1e-4,
+           "direct": 1e-5}
 
 
 @st.composite
@@ -250,7 +251,7 @@ def test_autotune_measures_once_and_caches_the_fastest():
 
 def test_unknown_algorithm_names_the_choices():
     x, w = np.zeros((1, 2, 5, 5)), np.zeros((2, 2, 3, 3))
-    with pytest.raises(ValueError, match=r"algorithm must be one of \['depthwise', 'fft', 'gemm', .*but got 'magic'"):
+    with pytest.raises(ValueError, match=r"algorithm must be one of \['depthwise', 'direct', 'fft', 'gemm', .*but got 'magic'"):
         F.conv2d(x, w, algorithm="magic")
 
 

@@ -1,0 +1,158 @@
+"""The compiled conv kernels (numba) and their NumPy twins, both tiers against the reference.
+
+Forward and both gradients, float32 and float64, on Hypothesis-generated shapes, with the tier on
+(``engine_config.set_jit(True)``, kernels run) and off (the NumPy twins run). Shapes are kept small
+and the dtypes few: numba compiles once per dtype and array rank (cached on disk afterwards).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import convolve.engine_config as ec
+from convolve._engine import depthwise, direct, kernels, reference, winograd
+from convolve._engine.select import ALGORITHMS
+
+needs_numba = pytest.mark.skipif(not kernels.available(), reason="numba cannot be imported here: only the NumPy tier runs")
+TIERS = [pytest.param(True, marks=needs_numba, id="jit"), pytest.param(False, id="numpy")]
+F32_TOL = {"winograd4": 1e-4, "direct": 1e-5, "depthwise": 1e-5}  # relative to the output scale (docs/speed.md)
+
+
+@st.composite
+def problems(draw, name):
+    """(x, w, bias, stride, dilation, groups) that `name` accepts, 2-D (direct: also 1-D)."""
+    nd = draw(st.integers(1, 2)) if name == "direct" else 2
+    if name == "winograd4":
+        kernel, stride, dilation = (3, 3), (1, 1), (1, 1)
+    else:
+        kernel = tuple(draw(st.integers(1, 4)) for _ in range(nd))
+        stride = tuple(draw(st.integers(1, 2)) for _ in range(nd))
+        dilation = tuple(draw(st.integers(1, 2)) for _ in range(nd))
+    if name == "depthwise":
+        C = draw(st.integers(1, 4))
+        groups, Cg, O = C, 1, C * draw(st.integers(1, 2))
+    else:
+        groups = draw(st.sampled_from([1, 2]))
+        Cg, O = draw(st.integers(1, 3)), groups * draw(st.integers(1, 3))
+    N = draw(st.integers(1, 3))
+    spatial = tuple(d * (k - 1) + 1 + draw(st.integers(0, 9)) for k, d in zip(kernel, dilation))
+    r = np.random.default_rng(draw(st.integers(0, 2**16)))
+    x = r.standard_normal((N, Cg * groups) + spatial)
+    w = r.standard_normal((O, Cg) + kernel)
+    b = r.standard_normal(O) if draw(st.booleans()) else None
+    return x, w, b, stride, dilation, groups
+
+
+def _compiled(name, ndim, dtype):
+    """Whether `name` runs its compiled kernels for this call."""
+    if name == "winograd4":
+        return winograd.F4._jit(np.dtype(dtype).type)
+    if name == "depthwise":
+        return ndim == 2 and depthwise._jit(np.zeros((1,) * (ndim + 2), dtype))
+    return direct.compiled(ndim, dtype)
+
+
+def _check(name, x, w, b, stride, dilation, groups, dtype, jit):
+    algo = ALGORITHMS[name]
+    args = (stride, dilation, groups)
+    y_ref = reference.forward(x, w, b, *args)
+    gy = np.random.default_rng(7).standard_normal(y_ref.shape)
+    refs = (y_ref, reference.grad_input(gy, w, x.shape, *args), reference.grad_weight(x, gy, w.shape, *args))
+    cast = (lambda a: None if a is None else a.astype(dtype))
+    with ec.options(jit=jit):
+        assert _compiled(name, x.ndim - 2, dtype) == jit
+        got = (algo.forward(cast(x), cast(w), cast(b), *args),
+               algo.grad_input(cast(gy), cast(w), x.shape, *args),
+               algo.grad_weight(cast(x), cast(gy), w.shape, *args))
+    tol = 1e-10 if dtype == np.float64 else F32_TOL[name]
+    for what, ours, ref in zip(("forward", "grad_input", "grad_weight"), got, refs):
+        assert ours.dtype == dtype and ours.shape == ref.shape, f"{name} {what}: {ours.dtype} {ours.shape}"
+        scale = max(1.0, float(np.abs(ref).max()))
+        np.testing.assert_allclose(ours, ref, rtol=tol, atol=tol * scale, err_msg=f"{name} {what} jit={jit}")
+
+
+def _kernel_test(name):
+    @pytest.mark.parametrize("jit", TIERS)
+    @given(problem=problems(name), dtype=st.sampled_from([np.float64, np.float32]))
+    @settings(max_examples=20, deadline=None)
+    def test(jit, problem, dtype):
+        _check(name, *problem, dtype, jit)
+
+    test.__name__ = f"test_{name}_in_both_tiers_equals_the_reference"
+    return test
+
+
+for _name in F32_TOL:
+    globals()[f"test_{_name}_in_both_tiers_equals_the_reference"] = _kernel_test(_name)
+
+
+@needs_numba
+@pytest.mark.parametrize("block_bytes", [1, 2**20])
+def test_winograd_blocks_of_tiles_equal_the_reference(block_bytes, monkeypatch):
+    """Tiny blocks: every tile row of every sample is its own block (ragged last tiles, padding)."""
+    monkeypatch.setattr(winograd, "JIT_BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr(winograd, "JIT_BLOCK_PER_U", 0)
+    r = np.random.default_rng(5)
+    x, w, b = r.standard_normal((3, 4, 11, 14)), r.standard_normal((6, 2, 3, 3)), r.standard_normal(6)
+    _check("winograd4", x, w, b, (1, 1), (1, 1), 2, np.float64, True)
+
+
+@needs_numba
+@pytest.mark.parametrize("name", ["direct", "depthwise"])
+def test_direct_kernels_keep_non_finite_values_where_the_reference_has_them(name):
+    """Each output is its own window's sum: an inf or NaN reaches exactly the outputs (and gradient
+    entries) whose windows hold it."""
+    r = np.random.default_rng(2)
+    groups = 3 if name == "depthwise" else 1
+    x, w = r.standard_normal((2, 3, 9, 8)), r.standard_normal((3, 3 // groups, 3, 3))
+    x[0, 1, 4, 0], x[1, 2, 8, 7] = np.inf, np.nan
+    args = ((1, 2), (2, 1), groups)
+    algo = ALGORITHMS[name]
+    with ec.options(jit=True):
+        y = algo.forward(x, w, None, *args)
+        gy = r.standard_normal(y.shape)
+        gy[0, 0, 1, 1] = np.inf
+        w2 = w.copy()
+        w2[0, 0, 2, 2] = np.nan
+        got = (y, algo.grad_input(gy, w2, x.shape, *args), algo.grad_weight(x, gy, w.shape, *args))
+    refs = (reference.forward(x, w, None, *args), reference.grad_input(gy, w2, x.shape, *args),
+            reference.grad_weight(x, gy, w.shape, *args))
+    for ours, ref in zip(got, refs):
+        assert not np.isfinite(ref).all() and np.isfinite(ref).any()
+        np.testing.assert_array_equal(np.isnan(ours), np.isnan(ref))
+        np.testing.assert_array_equal(np.isinf(ours), np.isinf(ref))
+        np.testing.assert_allclose(ours[np.isfinite(ref)], ref[np.isfinite(ref)], rtol=1e-12)
+
+
+@needs_numba
+def test_the_cost_model_knows_the_compiled_tier():
+    """With the tier on, the automatic choice picks the compiled kernels for the layers they win;
+    with it off, never the twins that are slower than im2col."""
+    from convolve._engine import choose
+
+    lenet = ("forward", (64, 1, 28, 28), (6, 1, 5, 5), (1, 1), (1, 1), 1, np.float32)
+    mobilenet = ("forward", (8, 128, 58, 58), (128, 1, 3, 3), (1, 1), (1, 1), 128, np.float32)
+    resnet = ("forward", (8, 64, 58, 58), (64, 64, 3, 3), (1, 1), (1, 1), 1, np.float32)
+    with ec.options(jit=True):
+        assert choose(*lenet).name in ("direct", "depthwise")
+        assert choose(*mobilenet).name == "depthwise"
+        assert choose(*resnet).name == "winograd4"
+    with ec.options(jit=False):
+        assert choose(*lenet).name != "direct"
+        assert direct.cost(*lenet[:-1], 4) == float("inf")
+
+
+def test_import_and_explain_do_not_import_numba():
+    """numba loads the first time a kernel runs, never on import or for `convolve explain`."""
+    code = ("import sys, convolve, convolve.functional, convolve.nn; assert 'numba' not in sys.modules, 'import'; "
+            "from convolve.cli import main; main(['explain', '28x28', 'conv 6 5x5', 'maxpool 2', 'conv 16 5x5']); "
+            "assert 'numba' not in sys.modules, 'explain'")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "conv" in done.stdout.lower()
