@@ -28,8 +28,8 @@ F32_TOL = {"winograd4": 1e-4, "direct": 1e-5, "depthwise": 1e-5}  # relative to 
 def problems(draw, name):
     """(x, w, bias, stride, dilation, groups) that `name` accepts, 2-D (direct: also 1-D)."""
     nd = draw(st.integers(1, 2)) if name == "direct" else 2
-    if name == "winograd4":
-        kernel, stride, dilation = (3, 3), (1, 1), (1, 1)
+    if name == "winograd4":  # dilated: per phase of the subsampled grids
+        kernel, stride, dilation = (3, 3), (1, 1), tuple(draw(st.integers(1, 2)) for _ in range(2))
     else:
         kernel = tuple(draw(st.integers(1, 4)) for _ in range(nd))
         stride = tuple(draw(st.integers(1, 2)) for _ in range(nd))

@@ -1,5 +1,10 @@
 """Winograd minimal filtering F(m x m, 3 x 3) for 2-D 3x3 stride-1 convolutions, m = 2 or 4.
 
+Dilated 3x3 layers run as d² dilation-1 convolutions on the subsampled grids ``x[:, :, a::d, b::d]``.
+With the compiled tier (m = 4) the tile transforms are numba kernels (`kernels.winograd`): one
+fused, parallel pass each, around the same BLAS batched products; the slice code below is their
+NumPy twin.
+
 Each m x m output tile is ``Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A`` for the (m+2) x (m+2) input tile d
 and kernel g (Lavin & Gray, 2015). Summed over input channels, the elementwise product ⊙ becomes
 (m+2)² independent matrix products ``M[ξ] = U[ξ] (O, C) @ V[ξ] (C, tiles)``: batched GEMMs doing
@@ -141,15 +146,35 @@ class Winograd:
 
     def supports(self, op, x_shape, w_shape, stride, dilation, groups):
         """None if supported, else why not."""
-        if len(w_shape) != 4 or tuple(w_shape[2:]) != (3, 3) or tuple(stride) != (1, 1) or tuple(dilation) != (1, 1):
-            return (f"{self.name} supports only 2-D 3x3 kernels with stride 1 and dilation 1, but got kernel "
+        if len(w_shape) != 4 or tuple(w_shape[2:]) != (3, 3) or tuple(stride) != (1, 1):
+            return (f"{self.name} supports only 2-D 3x3 kernels with stride 1 (any dilation), but got kernel "
                     f"{tuple(w_shape[2:])}, stride {tuple(stride)}, dilation {tuple(dilation)}")
         return None
+
+    # A dilation-d convolution is d² dilation-1 convolutions on the subsampled grids
+    # x[:, :, a::d, b::d] (output positions ≡ (a, b) mod d read only input positions ≡ (a, b) mod d).
+
+    @staticmethod
+    def _phases(shape, dilation):
+        """(row phase, column phase, that phase's spatial shape) for every phase of `dilation`."""
+        H, W = shape[2:]
+        dh, dw = dilation
+        return [(a, b, (len(range(a, H, dh)), len(range(b, W, dw)))) for a in range(dh) for b in range(dw)]
+
+    def _dilated(self, method, op, x_shape, w_shape, stride, dilation, groups, itemsize):
+        """`method` (cost or workspace) of a dilated call: summed (cost) or largest (workspace) over phases."""
+        parts = [method(op, tuple(x_shape[:2]) + S, w_shape, stride, (1, 1), groups, itemsize)
+                 for _, _, S in self._phases(x_shape, dilation) if min(S) >= 3]
+        if method == self.workspace:  # plus the phase's input copy and its result
+            return max(parts, default=0) + 2 * int(np.prod(x_shape)) // max(1, len(parts)) * itemsize
+        return sum(parts)
 
     def _tiles(self, H, W):
         return -(-(H - 2) // self.m), -(-(W - 2) // self.m)
 
     def workspace(self, op, x_shape, w_shape, stride, dilation, groups, itemsize):
+        if tuple(dilation) != (1, 1):
+            return self._dilated(self.workspace, op, x_shape, w_shape, stride, dilation, groups, itemsize)
         N, C, H, W = x_shape
         O, Cg = w_shape[:2]
         if op == "grad_input":
@@ -165,6 +190,8 @@ class Winograd:
     def cost(self, op, x_shape, w_shape, stride, dilation, groups, itemsize):
         """Seconds: the (m+2)² batched GEMMs per block, the tile transforms at their measured byte
         rate, the kernel transform and per-block call overhead."""
+        if tuple(dilation) != (1, 1):
+            return self._dilated(self.cost, op, x_shape, w_shape, stride, dilation, groups, itemsize)
         N, C = x_shape[:2]
         O, Cg = w_shape[:2]
         Og, S, b = O // groups, x_shape[2:], itemsize
@@ -341,11 +368,30 @@ class Winograd:
 
     def forward(self, x, w, bias, stride, dilation, groups):
         self._check("forward", x.shape, w.shape, stride, dilation, groups)
-        return self._conv(x, w, groups, bias=bias)
+        if tuple(dilation) == (1, 1):
+            return self._conv(x, w, groups, bias=bias)
+        dh, dw = dilation
+        y = np.empty((x.shape[0], w.shape[0], x.shape[2] - 2 * dh, x.shape[3] - 2 * dw), dtype=x.dtype)
+        for a, b, S in self._phases(x.shape, dilation):
+            if min(S) >= 3:  # else no output falls on this phase
+                y[:, :, a::dh, b::dw] = self._conv(np.ascontiguousarray(x[:, :, a::dh, b::dw]), w, groups, bias=bias)
+        return y
 
     def grad_input(self, gy, w, x_shape, stride, dilation, groups):
-        """Full correlation of gy with the flipped kernel, in- and output channels exchanged per group."""
+        """Full correlation of gy with the flipped kernel, in- and output channels exchanged per group
+        (dilated: per phase, see `_phases`)."""
         self._check("grad_input", x_shape, w.shape, stride, dilation, groups)
+        if tuple(dilation) == (1, 1):
+            return self._grad_input1(gy, w, x_shape, groups)
+        dh, dw = dilation
+        gx = np.zeros(x_shape, dtype=gy.dtype)
+        for a, b, S in self._phases(x_shape, dilation):
+            if min(S) >= 3:
+                gx[:, :, a::dh, b::dw] = self._grad_input1(np.ascontiguousarray(gy[:, :, a::dh, b::dw]), w,
+                                                           tuple(x_shape[:2]) + S, groups)
+        return gx
+
+    def _grad_input1(self, gy, w, x_shape, groups):
         O, Cg = w.shape[:2]
         wf = w[:, :, ::-1, ::-1].reshape(groups, O // groups, Cg, 3, 3).swapaxes(1, 2).reshape(groups * Cg, O // groups, 3, 3)
         gx = self._conv(gy, np.ascontiguousarray(wf), groups, pad=2)
@@ -356,8 +402,20 @@ class Winograd:
         return gx
 
     def grad_weight(self, x, gy, w_shape, stride, dilation, groups):
-        """dU[ξ] = Σ_tiles (A gY Aᵀ)[ξ] @ V[ξ]ᵀ, block by block; then dg = Gᵀ dU G."""
+        """dU[ξ] = Σ_tiles (A gY Aᵀ)[ξ] @ V[ξ]ᵀ, block by block; then dg = Gᵀ dU G (dilated: summed
+        over the phases, see `_phases`)."""
         self._check("grad_weight", x.shape, w_shape, stride, dilation, groups)
+        if tuple(dilation) == (1, 1):
+            return self._grad_weight1(x, gy, w_shape, groups)
+        dh, dw = dilation
+        gw = np.zeros(w_shape, dtype=gy.dtype)
+        for a, b, S in self._phases(x.shape, dilation):
+            if min(S) >= 3:
+                gw += self._grad_weight1(np.ascontiguousarray(x[:, :, a::dh, b::dw]),
+                                         np.ascontiguousarray(gy[:, :, a::dh, b::dw]), w_shape, groups)
+        return gw
+
+    def _grad_weight1(self, x, gy, w_shape, groups):
         if self._jit(x.dtype):
             return self._grad_weight_jit(x, gy, w_shape, groups)
         m, a, G = self.m, self.a, groups
