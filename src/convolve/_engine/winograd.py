@@ -283,7 +283,9 @@ class Winograd:
     def _conv_jit(self, x, w, bias, groups, pad):
         """`_conv` with the compiled transforms: per block, V = Bᵀ d B, M = U @ V (BLAS), Y = Aᵀ M A + bias."""
         from .kernels import winograd as kw
+        from .kernels.threads import follow_settings
 
+        follow_settings()
         a, G = self.a, groups
         N, C, H, W = x.shape
         O = w.shape[0]
@@ -309,7 +311,9 @@ class Winograd:
     def _grad_weight_jit(self, x, gy, w_shape, groups):
         """dU[ξ] = Σ_blocks (A gY Aᵀ)[ξ] @ V[ξ]ᵀ with the compiled transforms; then dg = Gᵀ dU G."""
         from .kernels import winograd as kw
+        from .kernels.threads import follow_settings
 
+        follow_settings()
         a, G = self.a, groups
         N, C = x.shape[:2]
         O = w_shape[0]

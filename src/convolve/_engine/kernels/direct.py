@@ -19,6 +19,7 @@ import numpy as np
 from numba import prange
 
 from . import njit
+from .threads import follow_settings
 
 __all__ = ["run", "forward", "grad_input", "grad_weight", "forward_unit", "grad_input_unit", "grad_weight_unit"]
 
@@ -170,6 +171,7 @@ def grad_weight_unit(x, gy, G, gw):
 def run(op, a, b, stride, dilation, groups, out, bias=None):
     """Call the `op` kernel ("forward", "grad_input", "grad_weight"), the ``*_unit`` one when stride
     and dilation are all 1. a, b: (x, w), (gy, w) or (x, gy)."""
+    follow_settings()
     if all(s == 1 for s in stride) and all(d == 1 for d in dilation):
         fn = {"forward": forward_unit, "grad_input": grad_input_unit, "grad_weight": grad_weight_unit}[op]
         return fn(a, b, bias, groups, out) if op == "forward" else fn(a, b, groups, out)
