@@ -10,7 +10,8 @@ PyTorch-time / convolve-time (> 1: convolve is faster), the algorithm the engine
 geometric means. It also measures this machine's float32 GEMM rate (NumPy's BLAS, 2048^3) in the
 same run and gives each float32 layer's rate (direct-convolution flops / time) as a share of it.
 Results go to benchmarks/results/bench_conv.json and .md; `plot_speed.py` draws them.
-``--threads 1`` runs both libraries on one thread; ``--report JSON`` rewrites a table.
+``--threads 1`` runs both libraries on one thread; ``--report JSON`` rewrites a table; ``--tiers``
+also times convolve with its compiled tier off (the NumPy twins), interleaved with the others.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import torch
 import torch.nn.functional as TF
 from threadpoolctl import threadpool_info, threadpool_limits
 
+import convolve.engine_config as ec
 import convolve.functional as F
 from convolve import _engine
 from convolve._engine.config import settings
@@ -109,7 +111,7 @@ def gemm_rate(reps=5, n=2048):
     return 2 * n**3 / t
 
 
-def bench_layer(spec, dtype, budget):
+def bench_layer(spec, dtype, budget, tiers=False):
     name, nd, x, w, kw = _layer(spec, dtype)
     ours, theirs = _conv_fns(nd)
     s, p, d, g = kw["stride"], kw["padding"], kw["dilation"], kw["groups"]
@@ -143,15 +145,24 @@ def bench_layer(spec, dtype, budget):
     if err > tol:
         raise AssertionError(f"{name} {np.dtype(dtype).name}: forward differs from PyTorch by {err:.2e}")
 
-    fwd = _median_times([f_ours, f_torch], _reps([f_ours, f_torch], budget))
-    bwd = _median_times([b_ours, b_torch], _reps([b_ours, b_torch], budget))
+    fs, bs = [f_ours, f_torch], [b_ours, b_torch]
+    if tiers:  # convolve with the compiled tier off (the NumPy twins, and the choice they get), interleaved too
+        def off(fn):
+            def run():
+                with ec.options(jit=False):
+                    fn()
+            return run
+        fs, bs = fs + [off(f_ours)], bs + [off(b_ours)]
+    fwd = _median_times(fs, _reps(fs, budget))
+    bwd = _median_times(bs, _reps(bs, budget))
     algos = {op: choose(op, sh, w.shape, S, Sn, g, dtype).name
              for op, sh in (("forward", xp.shape), ("grad_input", xp.shape), ("grad_weight", xp.shape))}
     flops = 2 * int(np.prod(y.shape)) * int(np.prod(w.shape[1:]))
     return dict(layer=name, dtype=np.dtype(dtype).name, x=list(x.shape), w=list(w.shape), **kw,
                 fwd_ours=fwd[0], fwd_torch=fwd[1], bwd_ours=bwd[0], bwd_torch=bwd[1],
                 fwd_ratio=fwd[1] / fwd[0], bwd_ratio=bwd[1] / bwd[0], algorithms=algos, flops=flops,
-                fwd_gflops=flops / fwd[0] / 1e9, max_rel_err=err)
+                fwd_gflops=flops / fwd[0] / 1e9, max_rel_err=err,
+                **({"fwd_ours_nojit": fwd[2], "bwd_ours_nojit": bwd[2]} if tiers else {}))
 
 
 def geomean(v):
@@ -193,6 +204,11 @@ def markdown(res):
                          f"{r['fwd_ours'] * 1e3:.2f} | {r['fwd_torch'] * 1e3:.2f} | {r['fwd_ratio']:.2f} | "
                          f"{r['bwd_ours'] * 1e3:.2f} | {r['bwd_torch'] * 1e3:.2f} | {r['bwd_ratio']:.2f} | "
                          f"{r['fwd_gflops']:.0f}" + (f" ({100 * r['fwd_gflops'] * 1e9 / peak:.0f}%) |" if dt == "float32" else " |"))
+        if "fwd_ours_nojit" in rows[0]:
+            lines += ["", f"Compiled tier on vs off ({dt}, time off / time on, same run): " + ", ".join(
+                f"{r['layer']} {r['fwd_ours_nojit'] / r['fwd_ours']:.2f} / {r['bwd_ours_nojit'] / r['bwd_ours']:.2f}"
+                for r in rows) + f"; geometric mean forward **{geomean([r['fwd_ours_nojit'] / r['fwd_ours'] for r in rows]):.2f}**"
+                f", backward **{geomean([r['bwd_ours_nojit'] / r['bwd_ours'] for r in rows]):.2f}**."]
         lines += ["", f"Geometric mean ratio {dt}: forward **{geomean([r['fwd_ratio'] for r in rows]):.2f}**, "
                       f"backward **{geomean([r['bwd_ratio'] for r in rows]):.2f}**; slowest forward layer "
                       f"{min(r['fwd_ratio'] for r in rows):.2f}.", ""]
@@ -207,6 +223,7 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=THREADS, help="threads for both libraries (BLAS, FFT, PyTorch)")
     ap.add_argument("--out", default=str(HERE / "results" / "bench_conv"))
     ap.add_argument("--report", metavar="JSON", help="only rewrite the markdown table of an earlier run's results")
+    ap.add_argument("--tiers", action="store_true", help="also time convolve with the compiled tier off (CONVOLVE_JIT=0)")
     args = ap.parse_args(argv)
     if args.report:
         src = Path(args.report)
@@ -221,11 +238,13 @@ def main(argv=None):
         res = dict(machine=machine(threads), gemm_rate=gemm_rate(), layers=[])
         for dt in args.dtypes.split(","):
             for spec in suite:
-                r = bench_layer(spec, np.dtype(dt).type, args.budget)
+                r = bench_layer(spec, np.dtype(dt).type, args.budget, args.tiers)
                 res["layers"].append(r)
                 print(f"{r['layer']:16s} {dt:8s} fwd {r['fwd_ours'] * 1e3:8.2f} ms vs {r['fwd_torch'] * 1e3:8.2f} "
                       f"(x{r['fwd_ratio']:.2f})  bwd {r['bwd_ours'] * 1e3:8.2f} vs {r['bwd_torch'] * 1e3:8.2f} "
-                      f"(x{r['bwd_ratio']:.2f})  {r['algorithms']['forward']}", flush=True)
+                      f"(x{r['bwd_ratio']:.2f})  {r['algorithms']['forward']}" +
+                      (f"  tier off: fwd {r['fwd_ours_nojit'] * 1e3:.2f} bwd {r['bwd_ours_nojit'] * 1e3:.2f}" if args.tiers else ""),
+                      flush=True)
         res["gemm_rate_end"] = gemm_rate()
     md = markdown(res)
     print(md)

@@ -16,8 +16,9 @@ Shapes: x (N, C, *S), w (O, C/groups, *K), y (N, O, *P) with
 P = floor((S - dilation·(K-1) - 1) / stride) + 1.
 
 Algorithms (`select.REGISTRY`): ``reference`` (the oracle), ``gemm`` (im2col), ``kn2row``
-(shift-GEMM), ``winograd2`` and ``winograd4`` (F(2x2,3x3), F(4x4,3x3)), ``fft`` and ``depthwise``.
-`select.choose` takes the least `cost` among those that support a call; `chunks` runs it under the
+(shift-GEMM), ``winograd2`` and ``winograd4`` (F(2x2,3x3), F(4x4,3x3)), ``fft``, ``depthwise`` and
+``direct`` (tap by tap, no im2col). Compiled kernels (numba, `kernels`) run inside winograd4, direct
+and depthwise when the tier is on; their NumPy twins otherwise. `select.choose` takes the least `cost` among those that support a call; `chunks` runs it under the
 memory cap. Adding an algorithm is one module plus one line in `select.REGISTRY`. Algorithms that
 use the stride-1 "wide" layout take it from `windows` (`wide_applies` guards it).
 
