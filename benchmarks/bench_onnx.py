@@ -7,8 +7,10 @@ Run (the BLAS settings of the environment are unset for this command only)::
 
 Reports the median time per batch of each runtime, the ratios (onnxruntime-time / convolve-time: the
 share of onnxruntime's speed convolve reaches; reference-time / convolve-time), the largest output
-difference, and each runtime's peak memory (the rise of the peak RSS over the process after loading,
-measured in a fresh subprocess per runtime and batch). Results go to benchmarks/results/bench_onnx.json.
+difference, and each runtime's peak memory in a fresh process per runtime and batch: the peak resident
+memory over loading the model and running it, above the process after its imports, and the peak of
+one more call above the memory just before it (Linux: the peak is reset through /proc/self/clear_refs).
+Results go to benchmarks/results/bench_onnx.json.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import resource  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -77,8 +78,8 @@ def resnet18_onnx(path):
                           input_names=["x"], output_names=["y"], dynamic_axes={"x": {0: "N"}, "y": {0: "N"}})
 
 
-def runtimes(path):
-    """name -> callable(x) -> output array, each limited to THREADS threads."""
+def runtimes(path, only=None):
+    """name -> callable(x) -> output array, each limited to THREADS threads (`only`: just that one)."""
     import onnx
     import onnxruntime as ort
     from onnx.reference import ReferenceEvaluator
@@ -89,12 +90,12 @@ def runtimes(path):
 
     threadpool_limits(THREADS)
     convolve.engine_config.set_threads(THREADS)
-    model = convolve.onnx.load(path)
-    model.eval()
+    model = convolve.onnx.load(path) if only in (None, "convolve", "convolve autotune") else None
     opts = ort.SessionOptions()
     opts.intra_op_num_threads, opts.inter_op_num_threads = THREADS, 1
-    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    ref = ReferenceEvaluator(onnx.load(str(path)))
+    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"]) if only in (
+        None, "onnxruntime") else None
+    ref = ReferenceEvaluator(onnx.load(str(path))) if only in (None, "onnx.reference") else None
 
     def ours(x):
         with convolve.no_grad():
@@ -104,8 +105,9 @@ def runtimes(path):
         with convolve.engine_config.options(autotune=True), convolve.no_grad():
             return model(x).data
 
-    return {"convolve": ours, "convolve autotune": tuned, "onnxruntime": lambda x: sess.run(None, {"x": x})[0],
-            "onnx.reference": lambda x: ref.run(None, {"x": x})[0]}
+    fns = {"convolve": ours, "convolve autotune": tuned, "onnxruntime": lambda x: sess.run(None, {"x": x})[0],
+           "onnx.reference": lambda x: ref.run(None, {"x": x})[0]}
+    return fns if only is None else {only: fns[only]}
 
 
 def time_all(path, batches, reps, ref_reps):
@@ -136,14 +138,41 @@ def time_all(path, batches, reps, ref_reps):
     return results
 
 
+def _status_kib(key):
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"{key} not in /proc/self/status")
+
+
+def measure_peak(path, name, batch):
+    """In this (fresh) process, in MiB: (peak over loading the model and one call, above the process
+    after its imports; peak of one call above the memory just before it)."""
+    import onnx  # noqa: F401 -- imports are not what is measured
+    import onnxruntime  # noqa: F401
+    import onnx.reference  # noqa: F401
+    import convolve.onnx  # noqa: F401
+
+    x = np.zeros((batch, 3, 224, 224), np.float32)
+    Path("/proc/self/clear_refs").write_text("5")  # reset the peak (VmHWM) to the current RSS
+    base = _status_kib("VmRSS")
+    fn = runtimes(path, only=name)[name]
+    if name == "convolve autotune":
+        fn(x)  # the tuning runs once; then a tuned call
+    before = _status_kib("VmRSS")
+    fn(x)
+    total = _status_kib("VmHWM") - base
+    Path("/proc/self/clear_refs").write_text("5")
+    before = _status_kib("VmRSS")
+    fn(x)
+    return total / 1024, (_status_kib("VmHWM") - before) / 1024
+
+
 def peak_memory(path, name, batch):
-    """Peak RSS rise (MiB) of one run of `name` in a fresh process, after imports and loading."""
-    code = (f"import sys; sys.path.insert(0, {str(HERE)!r}); import bench_onnx as b, numpy as np, resource;"
-            f"fns = b.runtimes({str(path)!r}); x = np.zeros(({batch}, 3, 224, 224), np.float32);"
-            f"before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; fns[{name!r}](x);"
-            f"print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)")
+    code = (f"import sys; sys.path.insert(0, {str(HERE)!r}); import bench_onnx as b;"
+            f"print(*b.measure_peak({str(path)!r}, {name!r}, {batch}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return int(out.stdout.split()[-1]) / 1024  # ru_maxrss is in KiB on Linux
+    return [float(v) for v in out.stdout.split()[-2:]]
 
 
 def main():
@@ -163,8 +192,8 @@ def main():
                 mem = {name: peak_memory(path, name, batch) for name in ("convolve", "convolve autotune", "onnxruntime",
                                                                         "onnx.reference")}
                 results[batch]["peak_memory_mib"] = mem
-                print(f"batch {batch} peak memory: " + ", ".join(f"{k} {v:.0f} MiB" for k, v in mem.items()),
-                      flush=True)
+                print(f"batch {batch} peak memory (load + call; one call): "
+                      + ", ".join(f"{k} {a:.0f} MiB; {b:.0f} MiB" for k, (a, b) in mem.items()), flush=True)
     out = HERE / "results" / "bench_onnx.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps({"threads": THREADS, "results": results}, indent=2))

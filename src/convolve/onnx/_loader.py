@@ -72,10 +72,20 @@ def _dims(vtype):
 
 def _infer(model):
     """Name every dynamic input axis, then run ONNX shape inference (shapes of intermediates)."""
-    from onnx import shape_inference
+    from onnx import TensorProto, shape_inference
 
-    m = type(model)()
-    m.CopyFrom(model)
+    m = type(model)()  # a copy without the weights' bytes (a ResNet's 45 MB need not be copied)
+    m.ir_version = model.ir_version
+    m.opset_import.extend(model.opset_import)
+    g = model.graph
+    m.graph.name = g.name
+    for part in ("node", "input", "output", "value_info"):
+        getattr(m.graph, part).extend(getattr(g, part))
+    for init in g.initializer:  # weights by shape only: inference needs no values but small shape constants
+        if np.prod(init.dims) <= 64:
+            m.graph.initializer.append(init)
+        else:
+            m.graph.initializer.append(TensorProto(name=init.name, dims=init.dims, data_type=init.data_type))
     inits = {i.name for i in m.graph.initializer}
     for inp in m.graph.input:
         if inp.name in inits:
