@@ -32,8 +32,14 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-THREADS = 2
+THREADS = int(os.environ.get("CONVOLVE_BENCH_THREADS", "2"))
 HERE = Path(__file__).resolve().parent
+
+
+def _set_threads(n):
+    global THREADS
+    THREADS = n
+    os.environ["CONVOLVE_BENCH_THREADS"] = str(n)  # the memory subprocesses run with the same count
 
 
 def resnet18_onnx(path):
@@ -181,7 +187,9 @@ def main():
     parser.add_argument("--ref-reps", type=int, default=1, help="repetitions of the slow onnx.reference")
     parser.add_argument("--batches", default="1,8")
     parser.add_argument("--no-memory", action="store_true")
+    parser.add_argument("--threads", type=int, default=THREADS, help=f"threads per runtime (default {THREADS})")
     args = parser.parse_args()
+    _set_threads(args.threads)
     batches = [int(b) for b in args.batches.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "resnet18.onnx"
@@ -194,7 +202,7 @@ def main():
                 results[batch]["peak_memory_mib"] = mem
                 print(f"batch {batch} peak memory (load + call; one call): "
                       + ", ".join(f"{k} {a:.0f} MiB; {b:.0f} MiB" for k, (a, b) in mem.items()), flush=True)
-    out = HERE / "results" / "bench_onnx.json"
+    out = HERE / "results" / ("bench_onnx.json" if THREADS == 2 else f"bench_onnx_{THREADS}thread.json")
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps({"threads": THREADS, "results": results}, indent=2))
     print(f"wrote {out}")
