@@ -112,8 +112,33 @@ def test_convert_onnx_weights_to_safetensors_and_npz_and_back(classifier, tmp_pa
     np.testing.assert_array_equal(dict(back.named_parameters())["n0.weight"].data, 2 * model[0].weight.data)
     code, _, err = cli("convert", tmp_path / "w.npz", tmp_path / "x.onnx")
     assert code == 2 and "needs --graph" in err
-    del state["4.bias"]
-    save_state_dict(state, tmp_path / "short.npz")
-    code, _, err = cli("convert", tmp_path / "short.npz", tmp_path / "x.onnx", "--graph", path)
-    assert code == 2 and "1 missing ['4.bias']" in err
+    state["extra.weight"] = state.pop("4.bias")
+    save_state_dict(state, tmp_path / "odd.npz")
+    code, _, err = cli("convert", tmp_path / "odd.npz", tmp_path / "x.onnx", "--graph", path)
+    assert code == 2 and "1 weight name(s) of" in err and "['extra.weight']" in err
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_convert_a_pytorch_checkpoint_into_an_onnx_graph(tmp_path):
+    torch = pytest.importorskip("torch")
+    import warnings
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
+                              torch.nn.Flatten(), torch.nn.Linear(4 * 6 * 6, 2)).eval()
+    x = torch.randn(2, 3, 8, 8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, x, str(tmp_path / "g.onnx"), dynamo=False, input_names=["x"],
+                          do_constant_folding=False, training=torch.onnx.TrainingMode.PRESERVE)
+    with torch.no_grad():  # "fine-tuned" in PyTorch
+        for p in net.parameters():
+            p.mul_(1.5)
+        net[1].running_mean.add_(0.3)
+    torch.save(net.state_dict(), tmp_path / "tuned.pt")
+    code, out, _ = cli("convert", tmp_path / "tuned.pt", tmp_path / "tuned.onnx", "--graph", tmp_path / "g.onnx")
+    assert code == 0 and "initializers replaced" in out
+    got = convolve.onnx.load(tmp_path / "tuned.onnx")(x.numpy()).data
+    np.testing.assert_allclose(got, net(x).detach().numpy(), rtol=1e-4, atol=1e-5)
+    assert cli("convert", tmp_path / "tuned.pt", tmp_path / "tuned.safetensors")[0] == 0
+    assert set(load_state_dict_file(tmp_path / "tuned.safetensors")) == set(net.state_dict())

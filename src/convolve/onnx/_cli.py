@@ -1,5 +1,5 @@
 """Sub-commands ``convolve run`` (classify images with an ONNX model) and ``convolve convert`` (weights
-between .onnx, .safetensors and .npz)."""
+between .onnx, .safetensors, .npz and PyTorch's .pt/.pth)."""
 
 from __future__ import annotations
 
@@ -156,11 +156,13 @@ def add_commands(subparsers):
     p.set_defaults(func=_run)
 
     p = subparsers.add_parser(
-        "convert", help="convert weights between .onnx, .safetensors and .npz", formatter_class=fmt,
-        description="Copy weights from SOURCE to DEST; formats by suffix. Into an .onnx file the weights go "
-                    "into a copy of --graph (matched by initializer name and shape).",
+        "convert", help="convert weights between .onnx, .safetensors, .npz (and from .pt/.pth)", formatter_class=fmt,
+        description="Copy weights from SOURCE to DEST; formats by suffix (.pt/.pth are read without PyTorch, "
+                    "never written). Into an .onnx file the weights go into a copy of --graph (matched by "
+                    "initializer name and shape; the graph's other initializers are kept).",
         epilog="examples:\n  convolve convert model.onnx weights.safetensors\n"
-               "  convolve convert weights.npz tuned.onnx --graph model.onnx")
+               "  convolve convert weights.npz tuned.onnx --graph model.onnx\n"
+               "  convolve convert finetuned.pt tuned.onnx --graph model.onnx")
     p.add_argument("source")
     p.add_argument("dest")
     p.add_argument("--graph", help="the .onnx whose graph receives the weights (when DEST is .onnx)")

@@ -1,6 +1,6 @@
-"""Weights between .onnx, .safetensors and .npz: an ONNX file's initializers are a state_dict keyed by
-initializer name (PyTorch exports name them ``layer1.0.conv1.weight``), so they interchange with
-PyTorch-layout state_dicts."""
+"""Weights between .onnx, .safetensors, .npz and (read only) PyTorch's .pt/.pth: an ONNX file's
+initializers are a state_dict keyed by initializer name (PyTorch exports name them
+``layer1.0.conv1.weight``), so they interchange with PyTorch-layout state_dicts."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import numpy as np
 __all__ = ["convert", "onnx_weights"]
 
 _STATE = (".npz", ".safetensors")
+_TORCH = (".pt", ".pth")
 
 
 def onnx_weights(path) -> dict:
@@ -33,13 +34,16 @@ def _read(path: Path):
 def convert(source, dest, graph=None):
     """Copy the weights in `source` into `dest` (formats by suffix: .onnx, .safetensors, .npz).
 
-    Writing .onnx needs `graph`, an .onnx file whose initializers are replaced by name; every name must
-    exist there with the same shape, and none may be left out.
+    Writing .onnx needs `graph`, an .onnx file whose initializers are replaced by name: every weight must
+    be an initializer of the same shape there; initializers the source lacks keep the graph's values.
+    Returns what was written (a path, or a line saying how many initializers were replaced).
     """
     src, dst = Path(source), Path(dest)
-    for p, what in ((src, "source"), (dst, "dest")):
-        if p.suffix.lower() not in _STATE + (".onnx",):
-            raise ValueError(f"{what} must end in .onnx, .safetensors or .npz, but got {str(p)!r}")
+    if src.suffix.lower() not in _STATE + _TORCH + (".onnx",):
+        raise ValueError(f"source must end in .onnx, .safetensors, .npz, .pt or .pth, but got {str(src)!r}")
+    if dst.suffix.lower() not in _STATE + (".onnx",):
+        raise ValueError(f"dest must end in .onnx, .safetensors or .npz (.pt is read, not written), "
+                         f"but got {str(dst)!r}")
     if not src.is_file():
         raise FileNotFoundError(f"no file at {str(src)!r}")
     weights = _read(src)
@@ -59,11 +63,13 @@ def convert(source, dest, graph=None):
 
     proto = read_model(graph)
     inits = {i.name: n for n, i in enumerate(proto.graph.initializer)}
+    # BatchNorm's step counter is training state, never part of an inference graph
+    weights = {k: v for k, v in weights.items() if not k.endswith("num_batches_tracked")}
+    _split_aliases(proto, weights, inits)
     unknown = sorted(set(weights) - set(inits))
-    missing = sorted(set(inits) - set(weights))
-    if unknown or missing:
-        raise ValueError(f"the weights do not match {graph}: {len(unknown)} unknown name(s) {unknown[:5]}, "
-                         f"{len(missing)} missing {missing[:5]}")
+    if unknown:
+        raise ValueError(f"{len(unknown)} weight name(s) of {source} are not initializers of {graph}: {unknown[:5]}"
+                         f"{' ...' if len(unknown) > 5 else ''} (the graph has {len(inits)}, e.g. {sorted(inits)[:3]})")
     for name, value in weights.items():
         old = proto.graph.initializer[inits[name]]
         want = tuple(old.dims)
@@ -72,4 +78,19 @@ def convert(source, dest, graph=None):
         dtype = numpy_helper.to_array(old).dtype
         old.CopyFrom(numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
     _write(proto, dst)
-    return dst
+    kept = len(inits) - len(weights)
+    return f"{dst} ({len(weights)} initializers replaced, {kept} kept from {graph})"
+
+
+def _split_aliases(proto, weights, inits):
+    """PyTorch's exporter stores equal tensors once and names the copies with Identity nodes (a fresh
+    BatchNorm's running_var is its weight); a weight named like such a copy becomes its own initializer."""
+    from onnx import numpy_helper
+
+    for node in list(proto.graph.node):
+        if node.op_type == "Identity" and node.output[0] in weights and node.input[0] in inits:
+            source = proto.graph.initializer[inits[node.input[0]]]
+            copy = numpy_helper.from_array(numpy_helper.to_array(source), node.output[0])
+            proto.graph.node.remove(node)
+            proto.graph.initializer.append(copy)
+            inits[node.output[0]] = len(proto.graph.initializer) - 1
