@@ -115,12 +115,13 @@ def _safe(name, taken):
 def load(path) -> OnnxModel:
     """See :func:`convolve.onnx.load`."""
     model = read_model(path)
-    from onnx import numpy_helper
+    from onnx import helper, numpy_helper
 
     opset = _opset(model, path)
     inferred = _infer(model)
     g = inferred.graph
     consts = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    initializers = set(consts)
     input_dims = {}
     specs = []
     for inp in g.input:
@@ -129,8 +130,6 @@ def load(path) -> OnnxModel:
         shape = _dims(inp.type)
         if shape is None:
             raise OnnxUnsupportedError(f"{path}: input {inp.name!r} has no declared shape")
-        from onnx import helper
-
         dtype = np.dtype(helper.tensor_dtype_to_np_dtype(inp.type.tensor_type.elem_type))
         specs.append(InputSpec(inp.name, tuple(d if isinstance(d, str) or (d or 0) > 0 else None for d in shape), dtype))
         for d in shape:
@@ -143,7 +142,9 @@ def load(path) -> OnnxModel:
             shapes[vi.name] = [d if isinstance(d, int) and d > 0 else input_dims.get(d) for d in dims]
 
     ops, steps, modules, sources = table(), [], {}, {}
-    taken, producers, runtime_consts = set(), {}, set()
+    taken: set = set()
+    producers: dict = {}
+    runtime_consts: set = set()
     queue, index = list(reversed(model.graph.node)), -1
     while queue:
         node, index = queue.pop(), index + 1
@@ -154,10 +155,9 @@ def load(path) -> OnnxModel:
         if node.domain not in ("", "ai.onnx"):
             raise OnnxUnsupportedError(f"{node.op_type} (node {name!r}, domain {node.domain!r}): only the default "
                                        f"ONNX domain is supported")
-        info = NodeInfo(node.op_type, name, node.domain, opset, list(node.input), list(node.output), _attrs(node),
+        info = NodeInfo(node.op_type, name, opset, list(node.input), list(node.output), _attrs(node),
                         [consts.get(i) if i else None for i in node.input],
-                        [shapes.get(i) if i else None for i in node.input], None)
-        info.producers = [producers.get(i) for i in node.input]
+                        [shapes.get(i) if i else None for i in node.input], [producers.get(i) for i in node.input])
         builder = ops.get(node.op_type)
         if builder is None:
             raise OnnxUnsupportedError(f"{info.where()}: op {node.op_type!r} is not supported by convolve.onnx")
@@ -186,7 +186,7 @@ def load(path) -> OnnxModel:
             modules[key] = module
             for param, slot in _PARAM_SLOTS.get(node.op_type, {}).items():
                 init = node.input[slot] if slot < len(node.input) else ""
-                if init and init in {i.name for i in model.graph.initializer} and getattr(module, param, None) is not None:
+                if init in initializers and getattr(module, param, None) is not None:
                     raw = consts[init]
                     sources[f"{key}.{param}"] = (init, raw.shape, node.op_type == "Gemm" and param == "weight"
                                                  and not info.attrs.get("transB", 0))

@@ -17,14 +17,15 @@ class NodeInfo:
     ``attrs`` holds Python values; every attribute a builder reads is marked used, and the loader
     refuses a node that has attributes its builder never read (so nothing is silently ignored).
     ``consts[i]`` is input i's value when known at load (an initializer or folded), else None;
-    ``shapes[i]`` its inferred shape (ints, dimension names or None) or None.
+    ``shapes[i]`` its inferred shape (ints, call-time dimensions or None) or None; ``producers[i]`` the
+    op type of the node that made input i (None for graph inputs and initializers).
     """
 
-    def __init__(self, op, name, domain, opset, inputs, outputs, attrs, consts, shapes, dtypes):
-        self.op, self.name, self.domain, self.opset = op, name, domain, opset
+    def __init__(self, op, name, opset, inputs, outputs, attrs, consts, shapes, producers):
+        self.op, self.name, self.opset = op, name, opset
         self.inputs, self.outputs = inputs, outputs
         self.attrs, self.used = attrs, set()
-        self.consts, self.shapes, self.dtypes = consts, shapes, dtypes
+        self.consts, self.shapes, self.producers = consts, shapes, producers
 
     def where(self) -> str:
         return f"{self.op} (node {self.name!r}, opset {self.opset})"

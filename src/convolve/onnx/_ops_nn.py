@@ -119,10 +119,8 @@ def _pool(n):
 def _global_pool(n):
     is_max = n.op == "GlobalMaxPool"
 
-    def pool(x):
+    def pool(x):  # the same method on Tensors (recorded) and arrays
         axes = tuple(range(2, as_array(x).ndim))
-        if isinstance(x, Tensor):
-            return x.max(axis=axes, keepdims=True) if is_max else x.mean(axis=axes, keepdims=True)
         return x.max(axis=axes, keepdims=True) if is_max else x.mean(axis=axes, keepdims=True)
 
     return pool
