@@ -22,7 +22,7 @@ def small_cluster():
     The compiled (numba) tier is off in the worker: compiling its kernels would take much of that memory.
     """
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, memory_limit=LIMIT, env={"CONVOLVE_JIT": "0"},
-                                  host="127.0.0.1", dashboard_address=None) as cluster:
+                                  host="127.0.0.1", dashboard_address=":0") as cluster:
         with distributed.Client(cluster) as client:
             yield client
 

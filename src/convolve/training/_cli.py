@@ -10,6 +10,15 @@ from ._setup import DATA_FORMATS_HELP
 
 __all__ = ["add_commands"]
 
+
+def _cluster_flags(parser, what):
+    """--workers N | --scheduler ADDRESS (convolve.dask; needs the dask extra)."""
+    g = parser.add_mutually_exclusive_group()
+    g.add_argument("--workers", type=int, default=None, metavar="N",
+                   help=f"{what} on a local dask cluster of N worker processes (pip install \"convolve[dask]\")")
+    g.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help=f"{what} on the dask cluster whose scheduler is at ADDRESS (e.g. tcp://10.0.0.5:8786)")
+
 _DATA_HELP = f"dataset directory: {DATA_FORMATS_HELP}. Default: the embedded Fashion-MNIST subset"
 
 
@@ -42,6 +51,7 @@ def add_commands(subparsers):
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last.npz")
     t.add_argument("--no-progress", action="store_true",
                    help="no progress bar (it is off anyway when stderr is not a terminal or CI=true)")
+    _cluster_flags(t, "synchronous data-parallel training")
     t.set_defaults(func=_train)
 
     e = subparsers.add_parser("evaluate", help="test accuracy of a checkpoint", formatter_class=fmt,
@@ -51,6 +61,7 @@ def add_commands(subparsers):
                    help="dataset directory (formats as for train; 'default': the embedded subset). "
                         "Default: the data the checkpoint was trained on")
     e.add_argument("--batch-size", type=int, default=256)
+    _cluster_flags(e, "run the batches")
     e.set_defaults(func=_evaluate)
 
     p = subparsers.add_parser("predict", help="classify image files with a checkpoint", formatter_class=fmt,
@@ -61,6 +72,7 @@ def add_commands(subparsers):
     p.add_argument("--top", type=int, default=3, help="classes to show per image")
     p.add_argument("--invert", action="store_true",
                    help="invert brightness first (for dark-on-light photos given to an MNIST-style model)")
+    _cluster_flags(p, "run the batches")
     p.set_defaults(func=_predict)
 
 
@@ -71,7 +83,8 @@ def _train(args):
         train(args.data, args.out, model=args.model, epochs=args.epochs, batch_size=args.batch_size,
                 lr=args.lr, optimizer=args.optimizer, weight_decay=args.weight_decay,
                 momentum=args.momentum, schedule=args.schedule, augment=args.augment, seed=args.seed,
-                limit=args.limit, resume=args.resume, progress=False if args.no_progress else None)
+                limit=args.limit, resume=args.resume, progress=False if args.no_progress else None,
+                workers=args.workers, scheduler=args.scheduler)
     except KeyboardInterrupt:
         print("\ninterrupted: finished epochs are kept in the run directory's last.npz; continue "
               "with convolve train --resume --out DIR", file=sys.stderr)
@@ -84,7 +97,8 @@ def _evaluate(args):
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, but got {args.batch_size}")
-    r = evaluate_checkpoint(args.checkpoint, args.data, args.batch_size)
+    r = evaluate_checkpoint(args.checkpoint, args.data, args.batch_size, workers=args.workers,
+                            scheduler=args.scheduler)
     ckpt = r["checkpoint"]
     print(f"{ckpt.path} ({ckpt.config['model']}, epoch {ckpt.epoch}) on {r['dataset']}: "
           f"test accuracy {100 * r['accuracy']:.2f}% ({r['correct']}/{r['images']}), "
@@ -95,7 +109,8 @@ def _evaluate(args):
 def _predict(args):
     from ._inference import predict_files
 
-    results = predict_files(args.checkpoint, args.images, top=args.top, invert=args.invert)
+    results = predict_files(args.checkpoint, args.images, top=args.top, invert=args.invert, workers=args.workers,
+                            scheduler=args.scheduler)
     for file, ranked in results:
         width = max(len(name) for name, _ in ranked)
         print(file)

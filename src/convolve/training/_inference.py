@@ -50,7 +50,7 @@ def _normalize(config):
     return config["mean"], config["std"]
 
 
-def evaluate_checkpoint(path, data=None, batch_size=256):
+def evaluate_checkpoint(path, data=None, batch_size=256, *, workers=None, scheduler=None):
     """Test loss and accuracy of a checkpoint on a dataset's test split.
 
     Parameters
@@ -62,6 +62,9 @@ def evaluate_checkpoint(path, data=None, batch_size=256):
         embedded subset). A source without a test split is split as in training (10% held out
         with the run's seed).
     batch_size : int
+    workers, scheduler : int or str, optional
+        Run the batches on a new local cluster of `workers` processes or on the dask cluster at
+        `scheduler` (the model is sent once; the same numbers). Needs ``convolve[dask]``.
 
     Returns
     -------
@@ -81,7 +84,13 @@ def evaluate_checkpoint(path, data=None, batch_size=256):
             f"{ckpt.config['num_classes']} classes, but {data or 'the default data'} has "
             f"{c}x{h}x{w} images in {test.num_classes} classes"
         )
-    loss, acc = evaluate(model, DataLoader(test, batch_size, normalize=_normalize(ckpt.config)))
+    loader = DataLoader(test, batch_size, normalize=_normalize(ckpt.config))
+    if workers is not None or scheduler is not None:
+        from ..dask import _cluster, _inference
+        with _cluster.connect(workers, scheduler) as client:
+            loss, acc = _inference.evaluate(model, loader, client)
+    else:
+        loss, acc = evaluate(model, loader)
     return {"loss": loss, "accuracy": acc, "correct": int(round(acc * len(test))), "images": len(test),
             "dataset": test.name, "checkpoint": ckpt}
 
@@ -115,8 +124,10 @@ def load_images(files, config, invert=False):
     return x.astype(np.float32, copy=False)
 
 
-def predict_files(path, files, top=3, invert=False):
+def predict_files(path, files, top=3, invert=False, *, workers=None, scheduler=None):
     """The `top` most likely classes for each image file.
+
+    `workers` / `scheduler` run the batches on a dask cluster, as in :func:`evaluate_checkpoint`.
 
     Returns
     -------
@@ -128,7 +139,13 @@ def predict_files(path, files, top=3, invert=False):
     if not files:
         raise ValueError("give at least one image file to classify")
     model, ckpt = load_model(path)
-    probs = predict_proba(model, load_images(files, ckpt.config, invert))  # (N, classes)
+    x = load_images(files, ckpt.config, invert)
+    if workers is not None or scheduler is not None:  # batches on a cluster (workers/scheduler as in evaluate)
+        from ..dask import _cluster, _inference
+        with _cluster.connect(workers, scheduler) as client:
+            probs = _inference.predict_proba(model, x, client)
+    else:
+        probs = predict_proba(model, x)  # (N, classes)
     results = []
     for file, p in zip(files, probs):
         order = np.argsort(-p, kind="stable")[: min(top, len(p))]

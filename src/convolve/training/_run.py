@@ -73,7 +73,8 @@ def train(data: Union[str, Path, None] = None, out: Union[str, Path, None] = Non
           schedule: Optional[str] = None, augment: Optional[str] = None, seed: Optional[int] = None,
           limit: Optional[int] = None, resume: bool = False, progress: Optional[bool] = None,
           log: Callable[[str], Any] = print,
-          on_epoch_end: Optional[Callable[[Dict[str, Any]], Any]] = None) -> Dict[str, Any]:
+          on_epoch_end: Optional[Callable[[Dict[str, Any]], Any]] = None, workers: Optional[int] = None,
+          scheduler: Optional[str] = None) -> Dict[str, Any]:
     """Train a preset CNN, writing ``last.npz``, ``best.npz``, ``metrics.json`` and a plot to `out`.
 
     Parameters
@@ -110,6 +111,9 @@ def train(data: Union[str, Path, None] = None, out: Union[str, Path, None] = Non
         Receives each line of the report (default ``print``).
     on_epoch_end : callable, optional
         ``on_epoch_end(record)`` after each epoch's files are written.
+    workers, scheduler : int or str, optional
+        Synchronous data parallelism on a new local cluster of `workers` processes, or on the dask
+        cluster at address `scheduler` (see :mod:`convolve.dask`; needs ``convolve[dask]``).
 
     Returns
     -------
@@ -119,6 +123,16 @@ def train(data: Union[str, Path, None] = None, out: Union[str, Path, None] = Non
     given = dict(model=model, data=data, epochs=epochs, batch_size=batch_size, lr=lr,
                  optimizer=optimizer, weight_decay=weight_decay, momentum=momentum,
                  schedule=schedule, augment=augment, seed=seed, limit=limit)
+    if workers is not None or scheduler is not None:  # the same run, each step's batch shared by a cluster
+        from ..dask._train import data_parallel
+        with data_parallel(workers, scheduler, log) as epoch_fn:
+            return _train(given, out, resume, progress, log, on_epoch_end, epoch_fn)
+    return _train(given, out, resume, progress, log, on_epoch_end, train_epoch)
+
+
+def _train(given: Dict[str, Any], out: Union[str, Path, None], resume: bool, progress: Optional[bool],
+           log: Callable[[str], Any], on_epoch_end: Optional[Callable[[Dict[str, Any]], Any]],
+           epoch_fn: Callable[..., Any]) -> Dict[str, Any]:
     settings, ckpt, out = _resolve_run(given, out, resume)
     run = _load_run_data(settings, ckpt)
     net, opt, sched, done = _build(settings, run.config, ckpt, log)
@@ -133,7 +147,7 @@ def train(data: Union[str, Path, None] = None, out: Union[str, Path, None] = Non
         lr_now = opt.param_groups[0]["lr"]
         bar = progress_bar(len(train_loader), f"epoch {epoch + 1}/{settings.epochs}", show)
         try:
-            train_loss, images, seconds = train_epoch(net, train_loader, opt, bar)
+            train_loss, images, seconds = epoch_fn(net, train_loader, opt, bar)
         finally:
             bar.close()
         if sched is not None:
