@@ -56,9 +56,12 @@ def test_data_parallel_train_matches_the_local_run(run):
     b = np.load(spread["out"] / "last.npz", allow_pickle=False)
     weights = [k for k in a.files if k.startswith("model.")] or a.files
     assert weights
+    steps, lr = 3, 1e-3  # 96 images in batches of 32, Adam's default rate
     for k in weights:
-        if a[k].dtype.kind == "f":  # float32 run: equal up to the order of the sums
-            np.testing.assert_allclose(b[k], a[k], rtol=1e-4, atol=1e-5, err_msg=k)
+        if a[k].dtype.kind == "f":  # float32 run: equal up to the order of the sums, which Adam can
+            diff = np.abs(b[k] - a[k])  # amplify to at most ~2 lr per step where a gradient is ~0
+            assert np.mean(diff <= 1e-5 + 1e-4 * np.abs(a[k])) > 0.999, k
+            assert diff.max() <= 2 * lr * steps, k
     assert spread["history"][0]["test_accuracy"] == pytest.approx(local["history"][0]["test_accuracy"], abs=0.02)
 
 

@@ -9,6 +9,7 @@ da = pytest.importorskip("dask.array", reason="the dask extra is not installed")
 
 import convolve.nn as nn  # noqa: E402
 from convolve import Tensor, no_grad  # noqa: E402
+from convolve.autograd import is_grad_enabled  # noqa: E402
 from convolve.dask import map_model, model_geometry  # noqa: E402
 from convolve.explain import explain  # noqa: E402
 
@@ -69,6 +70,15 @@ def test_map_model_1d_and_3d():
     m3 = _eval(nn.Sequential(nn.Conv3d(1, 2, 3, padding=1), nn.AvgPool3d(2), nn.Conv3d(2, 1, 3, dilation=2)))
     x = rng.standard_normal((1, 1, 20, 18, 22))
     _close(map_model(m3, da.from_array(x, chunks=(1, 1, 7, 6, 9))).compute(), _in_memory(m3, x))
+
+
+def test_threads_leave_recording_on():
+    """Blocks run on dask's threads; no_grad is one process-wide flag, so their model calls take turns."""
+    nn.init.seed(0)
+    model = _eval(nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU()))
+    for _ in range(3):
+        map_model(model, da.zeros((4, 1, 64, 64), chunks=(1, 1, 16, 16))).compute(scheduler="threads", num_workers=4)
+        assert is_grad_enabled()
 
 
 def test_halo_is_the_receptive_field_explain_computes():

@@ -6,18 +6,19 @@ import numpy as np
 
 from .. import functional as F
 from ..autograd import Tensor, no_grad
+from ._locks import model_lock
 
 __all__ = ["evaluate", "predict_proba"]
 
 
 def _eval_batch(model, x, y):
-    with no_grad():
+    with model_lock, no_grad():
         logits = model(Tensor(x)).data  # (B, classes)
     return float(F.cross_entropy(logits, y, reduction="sum")), int((logits.argmax(axis=1) == y).sum()), len(y)
 
 
 def _proba_batch(model, x):
-    with no_grad():
+    with model_lock, no_grad():
         logits = np.asarray(model(Tensor(x)).data, dtype=np.float64)
     logits -= logits.max(axis=1, keepdims=True)  # stable softmax, as training.predict_proba
     p = np.exp(logits)

@@ -12,6 +12,7 @@ from .. import nn
 from ..autograd import Tensor, no_grad
 from ._blocks import chunk_starts, gather_map
 from ._geometry import alignment, parse_model
+from ._locks import model_lock
 from ._require import is_dask_array, require
 
 __all__ = ["map_model", "model_geometry", "AxisGeometry"]
@@ -57,7 +58,7 @@ def model_geometry(model, nd=2):
 
 
 def _model_block(offsets, sizes, block, index, model):
-    with no_grad():
+    with model_lock, no_grad():
         y = np.asarray(model(Tensor(block)).data)
     window = tuple(slice(offsets[a][m], offsets[a][m] + sizes[a][m]) for a, m in enumerate(index))
     return y[(slice(None), slice(None)) + window]
@@ -133,7 +134,7 @@ def map_model(model, x):
         offsets.append(off)
         probe.append(tree.need(axis, 0, 1, n)[1])
     # channels and dtype of the output: the model once on zeros the size of one receptive field
-    with no_grad():
+    with model_lock, no_grad():
         small = np.asarray(model(Tensor(np.zeros((1, h.shape[1]) + tuple(probe), h.dtype))).data)
     func = partial(_model_block, offsets, sizes)
     return gather_map(h, intervals, sizes, func, small.shape[1], small.dtype, constants=(model,), name="map_model")

@@ -26,6 +26,7 @@ import numpy as np
 from .. import functional as F
 from ..autograd import Tensor
 from ._cluster import connect
+from ._locks import model_lock
 
 __all__ = ["data_parallel", "train_epoch", "shard_slices", "StepStats"]
 
@@ -38,15 +39,16 @@ def shard_slices(n, parts):
 
 def _shard_gradient(model, state, x, y):
     """Load `state` into the worker's copy of `model`; gradients, buffers and loss of one shard."""
-    model.load_state_dict(state)
-    model.train()
-    dtype = next(iter(model.parameters())).data.dtype
-    model.zero_grad()
-    loss = F.cross_entropy(model(Tensor(np.asarray(x, dtype=dtype))), y)  # mean over the shard
-    loss.backward()
-    grads = [None if p.grad is None else np.asarray(p.grad) for p in model.parameters()]
-    buffers = {name: np.asarray(b) for name, b in model.named_buffers() if b is not None}
-    return grads, buffers, float(loss.item()), len(y)
+    with model_lock:  # the worker's copy of the model is shared by its threads
+        model.load_state_dict(state)
+        model.train()
+        dtype = next(iter(model.parameters())).data.dtype
+        model.zero_grad()
+        loss = F.cross_entropy(model(Tensor(np.asarray(x, dtype=dtype))), y)  # mean over the shard
+        loss.backward()
+        grads = [None if p.grad is None else np.asarray(p.grad) for p in model.parameters()]
+        buffers = {name: np.asarray(b).copy() for name, b in model.named_buffers() if b is not None}
+        return grads, buffers, float(loss.item()), len(y)
 
 
 class StepStats:
