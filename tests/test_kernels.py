@@ -156,3 +156,18 @@ def test_import_and_explain_do_not_import_numba():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "conv" in done.stdout.lower()
+
+
+@needs_numba
+@pytest.mark.parametrize("name", ["winograd4", "direct", "depthwise"])
+def test_an_empty_batch_gives_empty_results(name):
+    """The compiled paths accept a batch of 0 (no kernel launch has work)."""
+    jit = True
+    groups = 2 if name == "depthwise" else 1
+    x, w = np.zeros((0, 2, 7, 6), np.float32), np.ones((2, 2 // groups, 3, 3), np.float32)
+    algo, args = ALGORITHMS[name], ((1, 1), (1, 1), groups)
+    with ec.options(jit=jit):
+        y = algo.forward(x, w, None, *args)
+        gy = np.ones(y.shape, np.float32)
+        assert y.shape == (0, 2, 5, 4) and algo.grad_input(gy, w, x.shape, *args).shape == x.shape
+        np.testing.assert_array_equal(algo.grad_weight(x, gy, w.shape, *args), np.zeros(w.shape, np.float32))

@@ -229,6 +229,8 @@ def grad_input(gy, w, x_shape, stride, dilation, groups):
 
 def grad_weight(x, gy, w_shape, stride, dilation, groups):
     _check(x.shape, w_shape, groups)
+    if x.shape[0] == 0:  # an empty batch: no blocks to sum
+        return np.zeros(w_shape, dtype=gy.dtype)
     if _jit(x):
         from .kernels import direct as kd
 

@@ -182,7 +182,7 @@ class Winograd:
         TH, TW = self._tiles(H, W)
         m, a = self.m, self.a
         if self._jit(np.float32 if itemsize == 4 else np.float64):  # one block's V and M, U, dU
-            most = max((n1 - n0) * (t1 - t0) for n0, n1, t0, t1 in self._jit_blocks(N, C, O, TH, TW, itemsize, Cg))
+            most = max(((n1 - n0) * (t1 - t0) for n0, n1, t0, t1 in self._jit_blocks(N, C, O, TH, TW, itemsize, Cg)), default=0)
             return (a * a * (C + O) * most * TW + 3 * a * a * O * Cg) * itemsize
         padded = N * C * (TH * m + 2) * (TW * m + 2) + N * O * TH * TW * m * m  # tile-aligned copies
         return (padded + a * a * O * Cg) * itemsize + 3 * BLOCK_BYTES
@@ -296,7 +296,7 @@ class Winograd:
         b = np.zeros(O, dtype=x.dtype) if bias is None else np.ascontiguousarray(bias, dtype=x.dtype)
         x = np.ascontiguousarray(x)
         blocks = self._jit_blocks(N, C, O, TH, TW, x.itemsize, C // G)
-        most = max((n1 - n0) * (t1 - t0) for n0, n1, t0, t1 in blocks) * TW
+        most = max(((n1 - n0) * (t1 - t0) for n0, n1, t0, t1 in blocks), default=0) * TW
         Vb = np.empty(a * a * C * most, dtype=x.dtype)
         Mb = np.empty(a * a * O * most, dtype=x.dtype)
         for n0, n1, t0, t1 in blocks:
@@ -322,7 +322,7 @@ class Winograd:
         x, gy = np.ascontiguousarray(x), np.ascontiguousarray(gy)
         dU = np.zeros((a * a, G, O // G, C // G), dtype=gy.dtype)
         blocks = self._jit_blocks(N, C, O, TH, TW, x.itemsize, C // G)
-        most = max((n1 - n0) * (t1 - t0) for n0, n1, t0, t1 in blocks) * TW
+        most = max(((n1 - n0) * (t1 - t0) for n0, n1, t0, t1 in blocks), default=0) * TW
         Vb = np.empty(a * a * C * most, dtype=x.dtype)
         Mb = np.empty(a * a * O * most, dtype=x.dtype)
         part = np.empty_like(dU)
@@ -420,6 +420,8 @@ class Winograd:
         return gw
 
     def _grad_weight1(self, x, gy, w_shape, groups):
+        if x.shape[0] == 0:  # an empty batch: no blocks to sum
+            return np.zeros(w_shape, dtype=gy.dtype)
         if self._jit(x.dtype):
             return self._grad_weight_jit(x, gy, w_shape, groups)
         m, a, G = self.m, self.a, groups
