@@ -14,7 +14,7 @@ import convolve.optim as optim  # noqa: E402
 from convolve.cli import main as cli  # noqa: E402
 from convolve.dask import _train  # noqa: E402
 from convolve.dask._cluster import local_cluster  # noqa: E402
-from convolve.training import evaluate_checkpoint, predict_files, train, train_epoch  # noqa: E402
+from convolve.training import evaluate_checkpoint, load_checkpoint, predict_files, train, train_epoch  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +54,8 @@ def test_data_parallel_train_matches_the_local_run(run):
     local, spread = run
     a = np.load(local["out"] / "last.npz", allow_pickle=False)
     b = np.load(spread["out"] / "last.npz", allow_pickle=False)
-    weights = [k for k in a.files if k.startswith("model.")] or a.files
-    assert weights
+    weights = [k for k in a.files if k.startswith("model/")]
+    assert len(weights) == 8  # LeNet's four weights and four biases
     steps, lr = 3, 1e-3  # 96 images in batches of 32, Adam's default rate
     for k in weights:
         if a[k].dtype.kind == "f":  # float32 run: equal up to the order of the sums, which Adam can
@@ -63,6 +63,14 @@ def test_data_parallel_train_matches_the_local_run(run):
             assert np.mean(diff <= 1e-5 + 1e-4 * np.abs(a[k])) > 0.999, k
             assert diff.max() <= 2 * lr * steps, k
     assert spread["history"][0]["test_accuracy"] == pytest.approx(local["history"][0]["test_accuracy"], abs=0.02)
+
+
+def test_resume_on_the_cluster_continues_the_run(run, client):
+    spread = run[1]
+    more = train(out=spread["out"], resume=True, epochs=2, scheduler=client.scheduler.address, progress=False,
+                 log=lambda line: None)
+    assert [r["epoch"] for r in more["history"]] == [1, 2]
+    assert load_checkpoint(spread["out"] / "last.npz").epoch == 2
 
 
 def _tiny(dtype=np.float64):
