@@ -31,6 +31,10 @@ class Algorithm(Protocol):
     #: whether it meets the numerical-locality policy (see `convolve._engine`): only local
     #: algorithms are chosen automatically unless the precision setting is "fast"
     local: bool
+    #: for a local algorithm, how many positions beyond an output's own window (and, for a tiled
+    #: algorithm, beyond the output itself) its rounding and non-finite values can come from:
+    #: 0 for a direct sum over the window, the tile size - 1 for a tiled one
+    reach: int
 
     def supports(self, op: str, x_shape: Shape, w_shape: Shape, stride: Shape, dilation: Shape,
                  groups: int) -> Optional[str]:

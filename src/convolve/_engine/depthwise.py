@@ -24,6 +24,7 @@ __all__ = ["name", "local", "supports", "workspace", "cost", "forward", "grad_in
 
 name = "depthwise"
 local = True  # each output is a sum over its own window
+reach = 0
 BLOCK_BYTES = 512 * 2**10  # per block (measured best of 64 KiB - 1 MiB on MobileNet 8x128x56x56)
 
 

@@ -24,6 +24,7 @@ __all__ = ["name", "local", "supports", "workspace", "cost", "forward", "grad_in
 
 name = "fft"
 local = False  # every output mixes the whole plane: rounding of the loudest values reaches all of them
+reach = None  # unbounded
 RATE = 8e9  # 2.5·n·log2(n) "flops" per second of a real FFT (2 workers)
 
 

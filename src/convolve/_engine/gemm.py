@@ -27,6 +27,7 @@ __all__ = ["name", "local", "supports", "workspace", "cost", "im2col", "forward"
 
 name = "gemm"
 local = True  # each output is one dot product over its own window
+reach = 0
 BATCH_INNER_BELOW = 640  # output positions per sample under which one GEMM over N·P wins (measured:
 # P <= 196 faster batch-inner, P = 576 mixed, P = 784 10-45% faster per sample)
 BLOCK_BYTES = 8 * 2**20  # columns per block in the blocked path (measured best of 0.25-8 MiB here)

@@ -19,6 +19,7 @@ __all__ = ["name", "local", "supports", "workspace", "cost", "forward", "grad_in
 
 name = "kn2row"
 local = True  # each output is a sum of per-tap products over its own window
+reach = 0
 PENALTY = 1.5  # its K·N separate GEMMs each wait for the BLAS threads; on a busy machine that costs most
 
 

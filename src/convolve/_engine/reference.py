@@ -12,6 +12,7 @@ from .windows import out_size
 
 name = "reference"
 local = True  # the formula itself; but only tests pick it (see `select.AUTOMATIC`)
+reach = 0
 
 
 def supports(op, x_shape, w_shape, stride, dilation, groups):

@@ -141,6 +141,7 @@ class Winograd:
     def __init__(self, m):
         self.m, self.a = m, m + 2
         self.name = f"winograd{m}"
+        self.reach = m + 1  # an input tile (m + 2 wide) feeds a whole output tile
         self._bt = _bt2 if m == 2 else _bt4
         self._at = _at2 if m == 2 else _at4
 
