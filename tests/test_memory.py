@@ -94,3 +94,59 @@ def test_a_forced_algorithm_that_cannot_fit_the_cap_says_so():
         with pytest.raises(ValueError, match=r"algorithm 'fft' needs at least .* MiB .* above the memory limit of 1.0 MiB"):
             _engine.forward(x, w, None, (1, 1), (1, 1), 1, "fft")
         assert _engine.choose("forward", x.shape, w.shape, (1, 1), (1, 1), 1, x.dtype).name != "fft"
+
+
+# --- padding is applied piece by piece and counted -----------------------------------------------------
+
+def test_padded_conv_stays_under_the_cap_forward_and_backward():
+    """The padded copy of the input used to be made in full before the engine chunked the call
+    (32x64x512x512 float32 padding 1: ~2 GB above input + output under a 256 MiB cap); now each piece
+    is padded on its own and counted. Same check on a smaller layer under a smaller cap."""
+    r = np.random.default_rng(3)
+    x = r.standard_normal((8, 16, 64, 64)).astype(np.float32)  # 2 MiB; its padded copy alone > CAP / 2
+    w = r.standard_normal((16, 16, 3, 3)).astype(np.float32)
+    pads = ((1, 1), (1, 1))
+    cap = x.nbytes // 4
+    expected = F.conv2d(x, w, padding=1)
+    with ec.options(memory_limit=cap):
+        y, extra = _peak_extra(lambda: F.conv2d(x, w, padding=1))
+        assert extra <= cap + y.nbytes + SLACK, f"forward used {extra / 2**20:.2f} MiB"
+        gy = r.standard_normal(y.shape).astype(np.float32)
+        gx, extra = _peak_extra(lambda: _engine.grad_input(gy, w, x.shape, (1, 1), (1, 1), 1, padding=pads))
+        assert extra <= cap + gx.nbytes + SLACK, f"grad_input used {extra / 2**20:.2f} MiB"
+        gw, extra = _peak_extra(lambda: _engine.grad_weight(x, gy, w.shape, (1, 1), (1, 1), 1, padding=pads))
+        assert extra <= cap + gw.nbytes + SLACK, f"grad_weight used {extra / 2**20:.2f} MiB"
+    np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-4)
+    xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    np.testing.assert_allclose(gx, _engine.grad_input(gy, w, xp.shape, (1, 1), (1, 1), 1)[:, :, 1:-1, 1:-1],
+                               rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(gw, _engine.grad_weight(xp, gy, w.shape, (1, 1), (1, 1), 1), rtol=1e-4, atol=1e-2)
+
+
+def test_the_issue_layer_is_planned_within_the_cap():
+    """32x64x512x512 float32, padding 1, 3x3: every piece the default plan runs, padded copy
+    included, needs at most the default 256 MiB cap (planning only: the layer itself is 2 GiB)."""
+    from convolve._engine import chunks
+
+    xs, ws, pads = (32, 64, 512, 512), (64, 64, 3, 3), ((1, 1), (1, 1))
+    for op in ("forward", "grad_input", "grad_weight"):
+        algo = _engine.choose(op, chunks.padded_shape(xs, pads), ws, (1, 1), (1, 1), 1, np.float32)
+        nb, rows = chunks.plan(op, algo, xs, ws, (1, 1), (1, 1), 1, 4, ec.DEFAULT_MEMORY_LIMIT, 512, pads)
+        piece = (nb, 64) + ((514, 514) if rows is None else (rows + 2, 514))
+        need = algo.workspace(op, piece, ws, (1, 1), (1, 1), 1, 4) + (2 if op == "grad_input" else 1) * np.prod(piece) * 4
+        assert need <= ec.DEFAULT_MEMORY_LIMIT, (op, algo.name, nb, rows)
+
+
+@pytest.mark.parametrize("mode", ["zeros", "replicate"])
+def test_absurd_padding_is_refused_up_front_with_the_size_it_would_need(mode):
+    x, w = np.zeros((1, 8, 10, 10), np.float32), np.zeros((8, 8, 3, 3), np.float32)
+    what = "output" if mode == "zeros" else "padded input"
+    pattern = (rf"the {what} of padding \(\(1000000, 1000000\), \(1000000, 1000000\)\) would be "
+               rf"\(1, 8, 20000\d+, 20000\d+\) float32: [\d,.]+ GiB, more than this machine's memory")
+
+    def call():
+        with pytest.raises(ValueError, match=pattern):
+            F.conv2d(x, w, padding=10**6, padding_mode=mode)
+
+    _, extra = _peak_extra(call)
+    assert extra < 2**20  # refused before anything was allocated

@@ -45,11 +45,54 @@ The transposed convolution's forward is ``grad_input`` and its gradients are ``f
 
 from __future__ import annotations
 
-from . import chunks
+import os
+
+import numpy as np
+
+from . import chunks, trim
 from .config import settings
 from .select import ALGORITHMS, choose, tune
+from .windows import out_size
 
-__all__ = ["forward", "grad_input", "grad_weight", "ALGORITHMS", "choose"]
+__all__ = ["forward", "grad_input", "grad_weight", "ALGORITHMS", "choose", "check_size"]
+
+
+def _memory_bytes() -> int:
+    """This machine's physical memory (a large number where the platform does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 2**50
+
+
+def check_size(shape, dtype, what, because="") -> None:
+    """Refuse up front an array that could not fit in this machine's memory, naming its size."""
+    nbytes = int(np.prod([int(s) for s in shape], dtype=object)) * np.dtype(dtype).itemsize
+    if nbytes > _memory_bytes():
+        raise ValueError(
+            f"{what}{because} would be {tuple(int(s) for s in shape)} {np.dtype(dtype).name}: "
+            f"{nbytes / 2**30:,.1f} GiB, more than this machine's memory ({_memory_bytes() / 2**30:,.1f} GiB)"
+        )
+
+
+def _pads(padding, nd):
+    return None if padding is None else tuple((int(a), int(b)) for a, b in padding)
+
+
+def _outs(x_shape, w_shape, stride, dilation, pads):
+    xp = chunks.padded_shape(x_shape, pads)
+    return tuple(out_size(s, k, st, d) for s, k, st, d in zip(xp[2:], w_shape[2:], stride, dilation))
+
+
+def _trim(x_shape, w_shape, stride, dilation, pads, algorithm):
+    """Drop the taps that read padding only (automatic choice and zero padding only)."""
+    if algorithm is not None or pads is None:
+        return None
+    return trim.plan(x_shape[2:], w_shape[2:], stride, dilation, pads, _outs(x_shape, w_shape, stride, dilation, pads))
+
+
+def _kept(t):
+    return (slice(None), slice(None)) + t.taps
 
 
 def _dispatch(op, x_shape, w_shape, stride, dilation, groups, dtype, algorithm, run):
@@ -58,19 +101,59 @@ def _dispatch(op, x_shape, w_shape, stride, dilation, groups, dtype, algorithm, 
     return run(choose(op, x_shape, w_shape, stride, dilation, groups, dtype, algorithm))
 
 
-def forward(x, w, bias, stride, dilation, groups, algorithm=None):
-    stride, dilation = tuple(stride), tuple(dilation)
-    return _dispatch("forward", x.shape, w.shape, stride, dilation, groups, x.dtype, algorithm,
-                     lambda a: chunks.forward(a, x, w, bias, stride, dilation, groups, settings["memory_limit"]))
+def forward(x, w, bias, stride, dilation, groups, algorithm=None, padding=None):
+    """y = conv(x zero-padded by `padding`, w) + bias; x (N, C, *S), `padding` (before, after) per axis."""
+    stride, dilation, pads = tuple(stride), tuple(dilation), _pads(padding, x.ndim - 2)
+    outs = _outs(x.shape, w.shape, stride, dilation, pads)
+    shape = (x.shape[0], w.shape[0]) + outs
+    check_size(shape, x.dtype, "the output", f" of padding {pads}" if pads else "")
+    t = _trim(x.shape, w.shape, stride, dilation, pads, algorithm)
+    if x.size == 0 or w.size == 0 or (t is not None and t.empty):  # a sum over nothing (or over zeros)
+        y = np.zeros(shape, dtype=x.dtype)
+        if bias is not None:
+            y += bias.reshape((1, -1) + (1,) * len(outs))
+    else:
+        wk, pk = (w, pads) if t is None else (w[_kept(t)], t.pads)
+        xp = chunks.padded_shape(x.shape, pk)
+        y = _dispatch("forward", xp, wk.shape, stride, dilation, groups, x.dtype, algorithm,
+                      lambda a: chunks.forward(a, x, wk, bias, stride, dilation, groups, settings["memory_limit"], pk))
+    if t is not None and x.shape[0] and not np.isfinite(w).all():  # dropped taps: 0·inf is NaN
+        bad = ~np.isfinite(w)
+        bad[_kept(t)] = False
+        y[:, bad.reshape(w.shape[0], -1).any(axis=1)] = np.nan
+    return y
 
 
-def grad_input(gy, w, x_shape, stride, dilation, groups, algorithm=None):
-    stride, dilation, x_shape = tuple(stride), tuple(dilation), tuple(x_shape)
-    return _dispatch("grad_input", x_shape, w.shape, stride, dilation, groups, gy.dtype, algorithm,
-                     lambda a: chunks.grad_input(a, gy, w, x_shape, stride, dilation, groups, settings["memory_limit"]))
+def grad_input(gy, w, x_shape, stride, dilation, groups, algorithm=None, padding=None):
+    """dL/dx for the unpadded x of shape `x_shape` (the padding's part of the gradient dropped)."""
+    stride, dilation, x_shape, pads = tuple(stride), tuple(dilation), tuple(x_shape), _pads(padding, len(x_shape) - 2)
+    t = _trim(x_shape, w.shape, stride, dilation, pads, algorithm)
+    if gy.size == 0 or w.size == 0 or 0 in x_shape or (t is not None and t.empty):
+        return np.zeros(x_shape, dtype=gy.dtype)
+    wk, pk = (w, pads) if t is None else (w[_kept(t)], t.pads)  # dropped taps only reach padding
+    return _dispatch("grad_input", chunks.padded_shape(x_shape, pk), wk.shape, stride, dilation, groups, gy.dtype,
+                     algorithm, lambda a: chunks.grad_input(a, gy, wk, x_shape, stride, dilation, groups,
+                                                            settings["memory_limit"], pk))
 
 
-def grad_weight(x, gy, w_shape, stride, dilation, groups, algorithm=None):
-    stride, dilation, w_shape = tuple(stride), tuple(dilation), tuple(w_shape)
-    return _dispatch("grad_weight", x.shape, w_shape, stride, dilation, groups, x.dtype, algorithm,
-                     lambda a: chunks.grad_weight(a, x, gy, w_shape, stride, dilation, groups, settings["memory_limit"]))
+def grad_weight(x, gy, w_shape, stride, dilation, groups, algorithm=None, padding=None):
+    """dL/dw from x (zero-padded by `padding`) and the output gradient."""
+    stride, dilation, w_shape, pads = tuple(stride), tuple(dilation), tuple(w_shape), _pads(padding, x.ndim - 2)
+    t = _trim(x.shape, w_shape, stride, dilation, pads, algorithm)
+    gw = np.zeros(w_shape, dtype=gy.dtype)
+    if x.size == 0 or gy.size == 0 or 0 in w_shape:
+        return gw
+    if t is not None and not np.isfinite(gy).all():  # dropped taps: Σ gy·0 is NaN where gy is not finite
+        gw[~np.isfinite(gy).all(axis=(0,) + tuple(range(2, gy.ndim)))] = np.nan
+    if t is not None and t.empty:
+        return gw
+    if t is None:
+        xp = chunks.padded_shape(x.shape, pads)
+        return _dispatch("grad_weight", xp, w_shape, stride, dilation, groups, x.dtype, algorithm,
+                         lambda a: chunks.grad_weight(a, x, gy, w_shape, stride, dilation, groups,
+                                                      settings["memory_limit"], pads))
+    kept = gw[_kept(t)].shape
+    gw[_kept(t)] = _dispatch("grad_weight", chunks.padded_shape(x.shape, t.pads), kept, stride, dilation, groups,
+                             x.dtype, algorithm, lambda a: chunks.grad_weight(a, x, gy, kept, stride, dilation, groups,
+                                                                              settings["memory_limit"], t.pads))
+    return gw

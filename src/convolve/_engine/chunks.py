@@ -5,6 +5,11 @@ cap, the call is split over the batch; when a single sample is still too big, ov
 rows (the first spatial axis), each block reading only the input rows its windows cover. Forward
 pieces are written into the output, grad-input pieces added into their (overlapping) input rows,
 grad-weight pieces summed. One output row of one sample is the smallest piece.
+
+Zero padding is applied per piece: each piece is cut from the unpadded input into a zero-filled
+buffer of the piece's padded shape, so the padded copy of the whole input never exists, and the
+buffer (and, for the input gradient, the padded gradient piece) counts against the cap. A negative
+padding crops (the engine trims kernel taps that would read padding only, see `convolve._engine`).
 """
 
 from __future__ import annotations
@@ -13,7 +18,18 @@ import numpy as np
 
 from .windows import out_size
 
-__all__ = ["smallest_piece", "plan", "forward", "grad_input", "grad_weight"]
+__all__ = ["padded_shape", "smallest_piece", "plan", "forward", "grad_input", "grad_weight"]
+
+
+def padded_shape(x_shape, pads) -> tuple:
+    """(N, C, *S) with each S[i] grown by its (before, after) padding (None: no padding)."""
+    if pads is None:
+        return tuple(x_shape)
+    return tuple(x_shape[:2]) + tuple(s + a + b for s, (a, b) in zip(x_shape[2:], pads))
+
+
+def _pads_copy(pads) -> bool:
+    return pads is not None and any(p != 0 for pair in pads for p in pair)
 
 
 def _rows_in(rows, stride, dilation, kernel):
@@ -21,35 +37,48 @@ def _rows_in(rows, stride, dilation, kernel):
     return (rows - 1) * stride + dilation * (kernel - 1) + 1
 
 
-def smallest_piece(op, algo, x_shape, w_shape, stride, dilation, groups, itemsize):
+def _need(op, algo, shape, w_shape, stride, dilation, groups, itemsize, pads):
+    """Bytes of temporaries for a piece of padded `shape`: the algorithm's, plus the padded copy
+    (and the input gradient's padded piece) when the call pads."""
+    ws = algo.workspace(op, shape, w_shape, stride, dilation, groups, itemsize)
+    if _pads_copy(pads):
+        ws += (2 if op == "grad_input" else 1) * int(np.prod(shape)) * itemsize
+    return ws
+
+
+def smallest_piece(op, algo, x_shape, w_shape, stride, dilation, groups, itemsize, pads=None):
     """Bytes of temporaries for one output row of one sample: the least any chunking can need."""
-    sub = (1, x_shape[1], min(x_shape[2], _rows_in(1, stride[0], dilation[0], w_shape[2]))) + tuple(x_shape[3:])
-    return algo.workspace(op, sub, w_shape, stride, dilation, groups, itemsize)
+    xp = padded_shape(x_shape, pads)
+    sub = (1, xp[1], min(xp[2], _rows_in(1, stride[0], dilation[0], w_shape[2]))) + tuple(xp[3:])
+    return _need(op, algo, sub, w_shape, stride, dilation, groups, itemsize, pads)
 
 
-def plan(op, algo, x_shape, w_shape, stride, dilation, groups, itemsize, cap, out_rows):
+def plan(op, algo, x_shape, w_shape, stride, dilation, groups, itemsize, cap, out_rows, pads=None):
     """(batch chunk, row chunk): None for the row chunk when whole samples fit."""
-    ws = algo.workspace(op, x_shape, w_shape, stride, dilation, groups, itemsize)
-    N = x_shape[0]
+    xp = padded_shape(x_shape, pads)
+
+    def need(shape):
+        return _need(op, algo, shape, w_shape, stride, dilation, groups, itemsize, pads)
+
+    ws = need(xp)
+    N = xp[0]
     if ws <= cap:
         return N, None
-    one = (1,) + tuple(x_shape[1:])
-    per = algo.workspace(op, one, w_shape, stride, dilation, groups, itemsize)
+    per = need((1,) + tuple(xp[1:]))
     if per <= cap:  # part of `per` is fixed (kernel spectra, transformed kernels): count it once
         fixed = max(0, per - (ws - per) / (N - 1)) if N > 1 else 0
         return max(1, int((cap - fixed) // max(1, per - fixed))), None
     rows = max(1, int(out_rows * cap // per))
     while rows > 1:
-        sub = (1, x_shape[1], _rows_in(rows, stride[0], dilation[0], w_shape[2])) + tuple(x_shape[3:])
-        if algo.workspace(op, sub, w_shape, stride, dilation, groups, itemsize) <= cap:
+        if need((1, xp[1], _rows_in(rows, stride[0], dilation[0], w_shape[2])) + tuple(xp[3:])) <= cap:
             break
         rows = max(1, rows // 2)
     if rows == 1:
-        least = smallest_piece(op, algo, x_shape, w_shape, stride, dilation, groups, itemsize)
+        least = smallest_piece(op, algo, x_shape, w_shape, stride, dilation, groups, itemsize, pads)
         if least > cap:
             raise ValueError(
                 f"algorithm {algo.name!r} needs at least {least / 2**20:.1f} MiB of temporaries for this "
-                f"convolution (input {tuple(x_shape)}, weight {tuple(w_shape)}), above the memory limit of "
+                f"convolution (input {tuple(xp)}, weight {tuple(w_shape)}), above the memory limit of "
                 f"{cap / 2**20:.1f} MiB; raise the limit (convolve.engine_config.set_memory_limit) or let the "
                 f"engine choose the algorithm"
             )
@@ -62,54 +91,95 @@ def _row_blocks(out_rows, rows, stride, dilation, kernel):
         yield slice(r0, r1), slice(r0 * stride, r0 * stride + _rows_in(r1 - r0, stride, dilation, kernel))
 
 
-def forward(algo, x, w, bias, stride, dilation, groups, cap):
-    outs = tuple(out_size(s, k, st, d) for s, k, st, d in zip(x.shape[2:], w.shape[2:], stride, dilation))
-    nb, rows = plan("forward", algo, x.shape, w.shape, stride, dilation, groups, x.itemsize, cap, outs[0])
-    N = x.shape[0]
+def _real(spatial, rows, pads):
+    """(piece slices, input slices) of the part of a padded piece that holds real input: the piece
+    covers padded rows `rows` and all of the other axes; None if it holds none."""
+    piece, real = [], []
+    for i, (s, (a, _b)) in enumerate(zip(spatial, pads)):
+        start, stop = (rows.start, rows.stop) if i == 0 else (0, s + a + _b)
+        lo, hi = max(start - a, 0), min(stop - a, s)  # real positions the piece covers
+        if hi <= lo:
+            return None
+        piece.append(slice(lo + a - start, hi + a - start))
+        real.append(slice(lo, hi))
+    return tuple(piece), tuple(real)
+
+
+def _piece(x, n, rows, pads):
+    """The zero-padded piece of x: samples `n`, padded rows `rows`, all of the other axes (a view
+    when there is no padding)."""
+    if not _pads_copy(pads):
+        return x[n, :, rows]
+    xp = padded_shape(x.shape, pads)
+    nb = len(range(x.shape[0])[n])
+    out = np.zeros((nb, x.shape[1], rows.stop - rows.start) + tuple(xp[3:]), dtype=x.dtype)
+    cut = _real(x.shape[2:], rows, pads)
+    if cut is not None:
+        out[(slice(None), slice(None)) + cut[0]] = x[(n, slice(None)) + cut[1]]
+    return out
+
+
+def _add_real(gx, n, gp, rows, pads):
+    """gx[n] += the real part of the padded gradient piece gp (padded rows `rows`)."""
+    cut = _real(gx.shape[2:], rows, pads) if pads is not None else None
+    if pads is None:
+        gx[n, :, rows] += gp
+    elif cut is not None:
+        gx[(n, slice(None)) + cut[1]] += gp[(slice(None), slice(None)) + cut[0]]
+
+
+def forward(algo, x, w, bias, stride, dilation, groups, cap, pads=None):
+    xp = padded_shape(x.shape, pads)
+    outs = tuple(out_size(s, k, st, d) for s, k, st, d in zip(xp[2:], w.shape[2:], stride, dilation))
+    nb, rows = plan("forward", algo, x.shape, w.shape, stride, dilation, groups, x.itemsize, cap, outs[0], pads)
+    N, every = x.shape[0], slice(0, xp[2])
     if rows is None and nb >= N:
-        return algo.forward(x, w, bias, stride, dilation, groups)
+        return algo.forward(_piece(x, slice(None), every, pads), w, bias, stride, dilation, groups)
     y = np.empty((N, w.shape[0]) + outs, dtype=x.dtype)
     for n0 in range(0, N, nb):
         n = slice(n0, n0 + nb)
         if rows is None:
-            y[n] = algo.forward(x[n], w, bias, stride, dilation, groups)
+            y[n] = algo.forward(_piece(x, n, every, pads), w, bias, stride, dilation, groups)
             continue
         for ro, ri in _row_blocks(outs[0], rows, stride[0], dilation[0], w.shape[2]):
-            y[n, :, ro] = algo.forward(x[n, :, ri], w, bias, stride, dilation, groups)
+            y[n, :, ro] = algo.forward(_piece(x, n, ri, pads), w, bias, stride, dilation, groups)
     return y
 
 
-def grad_input(algo, gy, w, x_shape, stride, dilation, groups, cap):
+def grad_input(algo, gy, w, x_shape, stride, dilation, groups, cap, pads=None):
     x_shape = tuple(x_shape)
-    nb, rows = plan("grad_input", algo, x_shape, w.shape, stride, dilation, groups, gy.itemsize, cap, gy.shape[2])
-    N = x_shape[0]
-    if rows is None and nb >= N:
+    xp = padded_shape(x_shape, pads)
+    nb, rows = plan("grad_input", algo, x_shape, w.shape, stride, dilation, groups, gy.itemsize, cap, gy.shape[2], pads)
+    N, padding = x_shape[0], _pads_copy(pads)
+    pads = pads if padding else None
+    if rows is None and nb >= N and not padding:
         return algo.grad_input(gy, w, x_shape, stride, dilation, groups)
     gx = np.zeros(x_shape, dtype=gy.dtype)
     for n0 in range(0, N, nb):
         n = slice(n0, n0 + nb)
-        sub = (len(range(N)[n]),) + x_shape[1:]
+        sub = (len(range(N)[n]),) + xp[1:]
         if rows is None:
-            gx[n] = algo.grad_input(gy[n], w, sub, stride, dilation, groups)
+            _add_real(gx, n, algo.grad_input(gy[n], w, sub, stride, dilation, groups), slice(0, xp[2]), pads)
             continue
         for ro, ri in _row_blocks(gy.shape[2], rows, stride[0], dilation[0], w.shape[2]):
             piece = sub[:2] + (ri.stop - ri.start,) + sub[3:]
-            gx[n, :, ri] += algo.grad_input(gy[n, :, ro], w, piece, stride, dilation, groups)
+            _add_real(gx, n, algo.grad_input(gy[n, :, ro], w, piece, stride, dilation, groups), ri, pads)
     return gx
 
 
-def grad_weight(algo, x, gy, w_shape, stride, dilation, groups, cap):
+def grad_weight(algo, x, gy, w_shape, stride, dilation, groups, cap, pads=None):
     w_shape = tuple(w_shape)
-    nb, rows = plan("grad_weight", algo, x.shape, w_shape, stride, dilation, groups, x.itemsize, cap, gy.shape[2])
-    N = x.shape[0]
+    xp = padded_shape(x.shape, pads)
+    nb, rows = plan("grad_weight", algo, x.shape, w_shape, stride, dilation, groups, x.itemsize, cap, gy.shape[2], pads)
+    N, every = x.shape[0], slice(0, xp[2])
     if rows is None and nb >= N:
-        return algo.grad_weight(x, gy, w_shape, stride, dilation, groups)
+        return algo.grad_weight(_piece(x, slice(None), every, pads), gy, w_shape, stride, dilation, groups)
     gw = np.zeros(w_shape, dtype=gy.dtype)
     for n0 in range(0, N, nb):
         n = slice(n0, n0 + nb)
         if rows is None:
-            gw += algo.grad_weight(x[n], gy[n], w_shape, stride, dilation, groups)
+            gw += algo.grad_weight(_piece(x, n, every, pads), gy[n], w_shape, stride, dilation, groups)
             continue
         for ro, ri in _row_blocks(gy.shape[2], rows, stride[0], dilation[0], w_shape[2]):
-            gw += algo.grad_weight(x[n, :, ri], gy[n, :, ro], w_shape, stride, dilation, groups)
+            gw += algo.grad_weight(_piece(x, n, ri, pads), gy[n, :, ro], w_shape, stride, dilation, groups)
     return gw

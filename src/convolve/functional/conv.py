@@ -80,15 +80,16 @@ def _check_bias(b: Any, channels: int) -> None:
 
 
 def _conv_core(x: Any, w: Any, b: Any, stride: Tuple[int, ...], dilation: Tuple[int, ...], groups: int,
-               algorithm: Optional[str]) -> Any:
-    """One recorded op: channels-first, already padded convolution plus bias."""
+               algorithm: Optional[str], zero_pads: Optional[Tuple[Tuple[int, int], ...]] = None) -> Any:
+    """One recorded op: channels-first convolution of x zero-padded by `zero_pads` (the engine pads
+    piece by piece), plus bias."""
     xa, wa, ba = as_array(x), as_array(w), as_array(b)
-    y = _engine.forward(xa, wa, ba, stride, dilation, groups, algorithm)
+    y = _engine.forward(xa, wa, ba, stride, dilation, groups, algorithm, zero_pads)
     need_x, need_w = _requires(x), _requires(w)
 
     def backward(g):
-        gx = _engine.grad_input(g, wa, xa.shape, stride, dilation, groups, algorithm) if need_x else None
-        gw = _engine.grad_weight(xa, g, wa.shape, stride, dilation, groups, algorithm) if need_w else None
+        gx = _engine.grad_input(g, wa, xa.shape, stride, dilation, groups, algorithm, zero_pads) if need_x else None
+        gw = _engine.grad_weight(xa, g, wa.shape, stride, dilation, groups, algorithm, zero_pads) if need_w else None
         gb = g.sum(axis=(0,) + tuple(range(2, g.ndim))) if ba is not None else None
         return gx, gw, gb
 
@@ -137,16 +138,26 @@ def _conv(nd: int, input: Any, weight: Any, bias: Any, stride: Any, padding: Any
             f"input has {C} channels but weight expects {Cg * groups} (input depth must equal kernel "
             f"depth x groups = {Cg} x {groups}); input shape {as_array(x).shape}, weight shape {as_array(w).shape}"
         )
+    if O == 0:
+        raise ValueError(f"weight has no output channels (shape {as_array(w).shape}); it needs at least one kernel")
     if O % groups:
         raise ValueError(f"groups={groups} must divide the weight's {O} output channels (kernels)")
     _check_bias(ops.bias, O)
     pairs = _conv_padding(nd, padding, spatial, kernel, ops, padding_mode)
 
     h, w, b = ops.in_compute_dtype()
+    zero_pads = None
     if any(p for pair in pairs for p in pair):
-        flat = tuple(v for pair in reversed(pairs) for v in pair)  # F.pad order: last dim first
-        h = _pad(h, flat, mode="constant" if padding_mode == "zeros" else padding_mode)
-    y = _conv_core(h, w, b, ops.stride, ops.dilation, groups, algorithm)
+        if padding_mode == "zeros":
+            zero_pads = pairs
+        else:
+            padded = ops.shape[:2] + tuple(n + pb + pe for n, (pb, pe) in zip(spatial, pairs))
+            _engine.check_size(padded, ops.layout.compute_dtype, "the padded input", f" of padding {pairs}")
+            flat = tuple(v for pair in reversed(pairs) for v in pair)  # F.pad order: last dim first
+            h = _pad(h, flat, mode=padding_mode)
+    y = _conv_core(h, w, b, ops.stride, ops.dilation, groups, algorithm, zero_pads)
+    if C == 0:  # PyTorch's convention: an input without channels gives an output without channels
+        y = y[:, :0]
     return ops.layout.from_channels_first(y)
 
 
@@ -213,6 +224,9 @@ def _conv_transpose(nd: int, input: Any, weight: Any, bias: Any, stride: Any, pa
             f"input has {C} channels but the transposed weight expects {C_in} (weight is "
             f"(in_channels, out_channels/groups, *kernel)); input shape {as_array(x).shape}, weight shape {as_array(w).shape}"
         )
+    if C_in == 0 or Cg_out == 0:
+        raise ValueError(f"the transposed weight (in_channels, out_channels/groups, *kernel) has shape "
+                         f"{as_array(w).shape}; it needs at least one input and one output channel")
     if C_in % groups:
         raise ValueError(f"groups={groups} must divide the {C_in} input channels")
     _check_bias(ops.bias, Cg_out * groups)
