@@ -9,13 +9,13 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from .. import _geometry
+
 __all__ = ["out_size", "tap_slices", "windows", "fold_windows", "wide_applies", "wide_geometry", "wide_crop",
            "wide_grid"]
 
 
-def out_size(size: int, kernel: int, stride: int = 1, dilation: int = 1) -> int:
-    """Number of window positions: floor((size - dilation*(kernel-1) - 1) / stride) + 1."""
-    return (size - dilation * (kernel - 1) - 1) // stride + 1
+out_size = _geometry.out_size  # the shape rule lives in convolve._geometry, with the others
 
 
 def tap_slices(tap, stride, dilation, outs) -> tuple:

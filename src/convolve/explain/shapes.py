@@ -1,8 +1,9 @@
 """Walk a stack of layers from an input volume: output volume, the size formula with numbers, parameters,
 the fully connected comparison, FLOPs, receptive field, activation memory, and spec checking.
 
-Sizes use the engine's own geometry helpers (`out_size` for conv, pooling's `_geometry`), so every number
-printed here is what ``convolve.functional`` produces.
+Sizes and the rules that make a layer impossible come from `convolve._geometry`, the module that
+``convolve.functional`` checks its calls with, so every number printed here is what it produces and every
+layer refused here is one it refuses.
 """
 
 from __future__ import annotations
@@ -11,9 +12,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .._engine.windows import out_size
-from ..functional._args import same_padding
-from ..functional.pool import _geometry
+from .._geometry import GeometryError, conv_output, pool_output, same_padding
 from .spec import Layer, format_shape, parse_layers, parse_shape, to_spec
 
 __all__ = ["Step", "Explanation", "explain", "fmt_int", "fmt_bytes"]
@@ -201,16 +200,18 @@ def _size_text(dim, n, k, s, d, pb, pe, out, ceil=False) -> str:
 
 
 def _conv_size(n, k, s, d, p) -> int:
-    return out_size(n + 2 * p, k, s, d) if n + 2 * p >= d * (k - 1) + 1 else 0
-
-
-def _pool_size(n, k, s, d, p, ceil, kind) -> int:
-    limit = (d * (k - 1) + 1) // 2 if kind == "maxpool" else k // 2
-    if p > limit:
-        return 0
+    """Output size along one dim, 0 if the layer would be impossible."""
     try:
-        return _geometry(1, (n,), (k,), (s,), (p,), (d,), ceil, lambda k_, e_: limit)[0][0]
-    except ValueError:
+        return conv_output((n,), (k,), (s,), (d,), ((p, p),))[0]
+    except GeometryError:
+        return 0
+
+
+def _pool_size(n, k, s, d, p, ceil) -> int:
+    """Output size along one dim, 0 if the pooling would be refused."""
+    try:
+        return pool_output((n,), (k,), (s,), (p,), (d,), ceil)[0][0]
+    except GeometryError:
         return 0
 
 
@@ -221,7 +222,7 @@ def _fixes(layer: Layer, dim: int, n: int, target: int):
     if layer.kind == "conv":
         size = lambda s_, p_: _conv_size(n, k, s_, d, p_)  # noqa: E731
     else:
-        size = lambda s_, p_: _pool_size(n, k, s_, d, p_, layer.ceil, layer.kind)  # noqa: E731
+        size = lambda s_, p_: _pool_size(n, k, s_, d, p_, layer.ceil)  # noqa: E731
     p_max = n + target + d * k
     same = lambda s_: layer.kind == "conv" and -(-n // s_) == target  # noqa: E731
     pads = [p for p in range(p_max + 1) if size(s, p) == target]
@@ -256,19 +257,23 @@ def _expect_check(step: Step) -> tuple:
             return False, f"{head}: linear OUT gives OUT features; 'linear {want[0]}' gives {want[0]}"
         return False, f"{head}: {layer.kind} keeps the number of features ({got[0]})"
     reasons, changes = [], {}
+    fixable = True  # False once a reason says no change of this layer's options can give `want`
     if want[0] != got[0]:
         if layer.kind == "conv":
             reasons.append(f"the output depth is the number of kernels, so {want[0]} kernels are needed")
             changes["out"] = want[0]
         else:
             reasons.append(f"{layer.kind} keeps the depth ({got[0]}); only a conv layer changes it")
+            fixable = False
     if want[1:] != got[1:]:
         if layer.kind not in ("conv", "maxpool", "avgpool"):
             reasons.append(f"{layer.kind} keeps height and width ({got[1]}x{got[2]})")
+            fixable = False
         else:
             fixes = [_fixes(layer, dim, step.in_shape[1 + dim], want[1 + dim]) for dim in (0, 1)]
             for dim, name in ((0, "H"), (1, "W")):
                 if fixes[dim] is None:
+                    fixable = False
                     reasons.append(f"no padding or stride turns {name} = {step.in_shape[1 + dim]} into "
                                    f"{want[1 + dim]} with a {layer.kernel[dim]}-wide "
                                    f"{'kernel' if layer.kind == 'conv' else 'window'}")
@@ -283,8 +288,7 @@ def _expect_check(step: Step) -> tuple:
                     f"stride={_pair_text(stride)} and padding={_pair_text(pad)}"
                 reasons.append(f"{what}{same} gives {want[1]}x{want[2]} from {step.in_shape[1]}x{step.in_shape[2]}")
     text = f"{head}: " + "; ".join(reasons)
-    fixable = changes and all("no padding" not in r and "keeps" not in r for r in reasons)
-    fixed = replace(layer, **changes, expect=None) if fixable else None
+    fixed = replace(layer, **changes, expect=None) if fixable and changes else None
     if fixed is not None:
         trial = Step(index=step.index, layer=fixed, in_shape=step.in_shape)
         _conv(trial, (1, 1), (1, 1)) if fixed.kind == "conv" else _pool(trial, (1, 1), (1, 1))
@@ -340,35 +344,41 @@ def _window(step: Step, rf, jump) -> bool:
     else:
         pairs = tuple((p, p) for p in layer.padding)
     step.padding = pairs
-    outs, lines = [], []
-    for dim, (name, n) in enumerate((("H", h), ("W", w))):
-        (pb, pe), eff = pairs[dim], d[dim] * (k[dim] - 1) + 1
-        if layer.kind != "conv":
-            limit = eff // 2 if layer.kind == "maxpool" else k[dim] // 2
-            if pb > limit:
-                step.problem = (f"padding {pb} is more than half the {k[dim]}-wide pooling window ({limit} at most, as "
-                                f"in PyTorch): a window could then see only padding")
-                return False
-        if n + pb + pe < eff:
-            span = f"{eff} pixels ({k[dim]} taps, dilation {d[dim]})" if d[dim] > 1 else f"{eff} pixels"
-            need = -(-(eff - n) // 2)
-            step.problem = (f"the {k[0]}x{k[1]} kernel does not fit: along {name} it spans {span} but the padded "
-                            f"input has {n} + {pb}+{pe} = {n + pb + pe}, so the output would be "
-                            f"floor(({n} + {pb + pe} - {d[dim]}*({k[dim]}-1) - 1) / {s[dim]}) + 1 = "
-                            f"{(n + pb + pe - eff) // s[dim] + 1} (< 1). Use padding >= {need}, a smaller kernel, "
-                            f"or a bigger input")
-            return False
+    try:  # the rules functional checks its calls with
         if layer.kind == "conv":
-            o = out_size(n + pb + pe, k[dim], s[dim], d[dim])
+            outs = conv_output((h, w), k, s, d, pairs)
         else:
-            o = _pool_size(n, k[dim], s[dim], d[dim], pb, layer.ceil, layer.kind)
-        outs.append(o)
-        lines.append(_size_text(name, n, k[dim], s[dim], d[dim], pb, pe, o, layer.ceil and layer.kind != "conv"))
+            outs = pool_output((h, w), k, s, tuple(pb for pb, _ in pairs), d, layer.ceil)[0]
+    except GeometryError as broken:
+        step.problem = _impossible(layer, broken, (h, w))
+        return False
+    lines = [_size_text(name, n, k[dim], s[dim], d[dim], *pairs[dim], outs[dim], layer.ceil and layer.kind != "conv")
+             for dim, (name, n) in enumerate((("H", h), ("W", w)))]
     step.formula = _hw(*lines)
     step.rf = tuple(r + (kk - 1) * dd * j for r, kk, dd, j in zip(rf, k, d, jump))
     step.jump = tuple(j * ss for j, ss in zip(jump, s))
     step.out_shape = (c, outs[0], outs[1])
     return True
+
+
+def _impossible(layer, broken: GeometryError, hw) -> str:
+    """Why the layer cannot run, in the reader's terms, from the rule that failed."""
+    v, dim = broken.values, broken.dim
+    name, n = ("H", "W")[dim], hw[dim]
+    k = layer.kernel
+    if broken.rule == "pool_padding":
+        return (f"padding {v['padding']} is more than half the {v['kernel']}-wide pooling window ({v['limit']} at "
+                f"most, as in PyTorch): a window could then see only padding")
+    if broken.rule == "kernel_too_large":
+        eff, pb, pe, dl = v["span"], v["before"], v["after"], v["dilation"]
+        span = f"{eff} pixels ({v['kernel']} taps, dilation {dl})" if dl > 1 else f"{eff} pixels"
+        need = -(-(eff - n) // 2)
+        return (f"the {k[0]}x{k[1]} kernel does not fit: along {name} it spans {span} but the padded "
+                f"input has {n} + {pb}+{pe} = {n + pb + pe}, so the output would be "
+                f"floor(({n} + {pb + pe} - {dl}*({v['kernel']}-1) - 1) / {v['stride']}) + 1 = "
+                f"{(n + pb + pe - eff) // v['stride'] + 1} (< 1). Use padding >= {need}, a smaller kernel, "
+                f"or a bigger input")
+    return str(broken)
 
 
 def _conv(step: Step, rf, jump):

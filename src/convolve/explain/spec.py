@@ -22,6 +22,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from .._geometry import pool_stride
+
 __all__ = ["SpecError", "Layer", "parse_layer", "parse_layers", "parse_shape", "format_shape", "to_spec"]
 
 KINDS = {
@@ -227,7 +229,8 @@ def parse_layer(text: str, index: int | None = None) -> Layer:
         if len(kernel) == 3:
             kernel, depth = kernel[:2], kernel[2]
         kernel = _pair(kernel)
-    stride = values.get("stride", kernel if kind in ("maxpool", "avgpool") else (1, 1))
+    stride = values.get("stride")
+    stride = pool_stride(stride, kernel) if kind in ("maxpool", "avgpool") else stride or (1, 1)
     return Layer(
         kind=kind, text=text.strip(), out=values.get("out"), kernel=kernel, depth=depth, stride=stride,
         padding=values.get("padding", (0, 0)), dilation=values.get("dilation", (1, 1)),
@@ -293,7 +296,7 @@ def to_spec(layer: Layer) -> str:
     elif layer.kind == "dropout":
         parts.append(str(layer.p))
     if layer.kind in ("conv", "maxpool", "avgpool"):
-        default_stride = (1, 1) if layer.kind == "conv" else layer.kernel
+        default_stride = (1, 1) if layer.kind == "conv" else pool_stride(None, layer.kernel)
         if layer.stride != default_stride:
             parts.append(f"stride={pair(layer.stride)}")
         if layer.padding not in ((0, 0), "valid"):

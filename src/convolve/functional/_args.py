@@ -10,6 +10,7 @@ from typing import Any, Tuple
 
 import numpy as np
 
+from .._geometry import same_padding  # noqa: F401  (re-exported: the rule lives in convolve._geometry)
 from .._shared.checks import check_choice, check_ints, is_int
 from ..autograd import Tensor, as_array
 
@@ -88,11 +89,3 @@ def padding_pairs(padding, nd: int, name: str = "padding") -> tuple:
     return pairs
 
 
-def same_padding(spatial, kernel, stride, dilation) -> tuple:
-    """'same' padding, TF/Keras convention: output = ceil(input / stride), the odd pixel at the end."""
-    pairs = []
-    for n, k, s, d in zip(spatial, kernel, stride, dilation):
-        out = -(-n // s)
-        total = max((out - 1) * s + d * (k - 1) + 1 - n, 0)
-        pairs.append((total // 2, total - total // 2))
-    return tuple(pairs)

@@ -7,10 +7,11 @@ from typing import Any, NamedTuple, Optional, Tuple
 import numpy as np
 
 from .. import _engine
+from .._geometry import conv_output, same_padding, transposed_output
 from .._shared.checks import check_choice, check_int, check_ints
 from .._shared.types import ArrayOrTensor, IntOrTuple, Padding, TensorLike
 from ..autograd import Tensor, as_array, record
-from ._args import as_input, float_dtype, padding_pairs, same_padding
+from ._args import as_input, float_dtype, padding_pairs
 from ._docs import fill_doc
 from ._layout import Layout, layout_of
 from .pad import pad as _pad
@@ -108,12 +109,8 @@ def _conv_padding(nd: int, padding: Any, spatial: Tuple[int, ...], kernel: Tuple
             raise ValueError(f"padding must be 'valid', 'same', an int or a tuple, but got {padding!r}")
     else:
         pairs = padding_pairs(padding, nd)
-    for i, (n, k, d, (pb, pe)) in enumerate(zip(spatial, kernel, ops.dilation, pairs)):
-        if n + pb + pe < d * (k - 1) + 1:
-            raise ValueError(
-                f"kernel size {d * (k - 1) + 1} (kernel {k}, dilation {d}) is larger than the padded input "
-                f"size {n + pb + pe} (input {n} + padding {pb}+{pe}) in spatial dimension {i}"
-            )
+    conv_output(spatial, kernel, ops.stride, ops.dilation, pairs)  # raises if the kernel does not fit
+    for i, (n, (pb, pe)) in enumerate(zip(spatial, pairs)):
         if padding_mode == "reflect" and max(pb, pe) >= n:
             raise ValueError(f"reflect padding {max(pb, pe)} must be smaller than the input size {n} in spatial dimension {i}")
         if padding_mode == "circular" and max(pb, pe) > n:
@@ -192,23 +189,7 @@ def _conv_transpose_core(x: Any, w: Any, b: Any, full: Tuple[int, ...], crop: Tu
 def _transposed_frame(nd: int, ops: ConvOperands, kernel: Tuple[int, ...], pairs: Tuple[Tuple[int, int], ...],
                       output_padding: Tuple[int, ...]) -> Tuple[Tuple[int, ...], Tuple[Tuple[int, int], ...]]:
     """The full output frame per spatial dim and the (start, stop) crop that padding leaves of it."""
-    full, crop = [], []
-    for i, (n, k, s, d, (pb, pe), op_) in enumerate(
-        zip(ops.shape[2:], kernel, ops.stride, ops.dilation, pairs, output_padding)
-    ):
-        if op_ >= s and op_ >= d:
-            raise ValueError(
-                f"output_padding must be smaller than either stride or dilation, but got output_padding={op_}, "
-                f"stride={s}, dilation={d} in spatial dimension {i}"
-            )
-        f = (n - 1) * s + d * (k - 1) + 1 + op_
-        if f - pb - pe <= 0:
-            raise ValueError(
-                f"padding {pb}+{pe} removes the whole output (size {f} before cropping) in spatial dimension {i}"
-            )
-        full.append(f)
-        crop.append((pb, f - pe))
-    return tuple(full), tuple(crop)
+    return transposed_output(ops.shape[2:], kernel, ops.stride, ops.dilation, pairs, output_padding)
 
 
 def _conv_transpose(nd: int, input: Any, weight: Any, bias: Any, stride: Any, padding: Any, output_padding: Any,

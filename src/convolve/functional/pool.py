@@ -8,6 +8,7 @@ from typing import Any, Callable, NamedTuple, Optional, Tuple, Union
 
 from .._engine.parallel import batch_slices, map_blocks
 from .._engine.windows import tap_slices
+from .._geometry import pool_output, pool_stride
 from .._shared.checks import check_bool, check_int, check_ints
 from .._shared.types import ArrayOrTensor, IntOrTuple, TensorLike
 from ..autograd import as_array, record
@@ -36,44 +37,17 @@ class PoolWindow(NamedTuple):
             yield i, (Ellipsis,) + tap_slices(tap, self.stride, self.dilation, self.outs)
 
 
-def _geometry(nd, spatial, kernel, stride, padding, dilation, ceil_mode, max_pad):
-    """Output sizes and the extra end padding ceil_mode needs, checking PyTorch's limits."""
-    outs, extra = [], []
-    for i, (n, k, s, p, d) in enumerate(zip(spatial, kernel, stride, padding, dilation)):
-        eff = d * (k - 1) + 1
-        limit = max_pad(k, eff)
-        if p > limit:
-            raise ValueError(
-                f"padding should be at most half of the kernel size ({limit}), but got padding={p} "
-                f"for kernel_size={k}, dilation={d} in spatial dimension {i}"
-            )
-        span = n + 2 * p - eff
-        o = (span + (s - 1 if ceil_mode else 0)) // s + 1
-        if ceil_mode and (o - 1) * s >= n + p:  # the last window must start inside input or left pad
-            o -= 1
-        if o < 1 or span < 0:
-            raise ValueError(
-                f"output size is too small: input size {n} with padding {p} is smaller than the "
-                f"kernel size {eff} (kernel {k}, dilation {d}) in spatial dimension {i}"
-            )
-        outs.append(o)
-        extra.append(max(0, (o - 1) * s + eff - (n + 2 * p)))
-    return tuple(outs), tuple(extra)
-
-
 def _prepare(nd: int, op: str, input: Any, kernel_size: Any, stride: Any, padding: Any, dilation: Any,
              ceil_mode: Any, data_format: Any) -> Tuple[Any, Layout, PoolWindow]:
     """Check a pooling call; return the input as (N, C, *spatial) in the compute dtype, its layout and window."""
     x = as_input(input, "input")
     layout = layout_of(x, nd, op, data_format, float_dtype("input", x))
     kernel = check_ints("kernel_size", kernel_size, nd, minimum=1)
-    no_stride = stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0)
-    stride = kernel if no_stride else check_ints("stride", stride, nd, minimum=1)
+    stride = check_ints("stride", pool_stride(stride, kernel), nd, minimum=1)
     padding = check_ints("padding", padding, nd, minimum=0)
     dilation = check_ints("dilation", dilation, nd, minimum=1)
     ceil_mode = check_bool("ceil_mode", ceil_mode)
-    outs, extra = _geometry(nd, layout.shape(x)[2:], kernel, stride, padding, dilation, ceil_mode,
-                            max_pad=lambda k, eff: k // 2)
+    outs, extra = pool_output(layout.shape(x)[2:], kernel, stride, padding, dilation, ceil_mode)
     window = PoolWindow(kernel, stride, padding, dilation, outs, extra)
     return layout.to_channels_first(x), layout, window
 
