@@ -21,8 +21,9 @@ from convolve._engine.chunks import smallest_piece
 from convolve._engine.select import ALGORITHMS, AUTOMATIC
 
 # float32 error bound relative to the output scale, per algorithm (docs/speed.md)
-F32_TOL = {"gemm": 1e-5, "kn2row": 1e-5, "depthwise": 1e-5, "fft": 1e-5, "winograd2": 1e-5, "winograd4": 1e-4,
-           "direct": 1e-5}
+F32_TOL = {"gemm": 1e-5, "kn2row": 1e-5, "depthwise": 1e-5, "fft": 1e-5, "tiled_fft": 1e-5, "winograd2": 1e-5,
+           "winograd4": 1e-4, "direct": 1e-5}
+STRIDE_ONE = ("winograd2", "winograd4", "tiled_fft")  # algorithms that take stride 1 only
 
 
 @st.composite
@@ -33,7 +34,7 @@ def problems(draw, algorithm):
     else:
         nd = draw(st.integers(1, 3))
         kernel = tuple(draw(st.integers(1, 3)) for _ in range(nd))
-        stride = tuple(draw(st.integers(1, 2)) for _ in range(nd))
+        stride = (1,) * nd if algorithm in STRIDE_ONE else tuple(draw(st.integers(1, 2)) for _ in range(nd))
         dilation = tuple(draw(st.integers(1, 2)) for _ in range(nd))
     if algorithm == "depthwise":
         C = draw(st.integers(1, 4))
@@ -138,6 +139,8 @@ TORCH_CASES = [  # (algorithm, input shape, weight shape, stride, padding, dilat
     ("winograd4", (2, 3, 13, 10), (5, 3, 3, 3), 1, 1, 1, 1),
     ("fft", (2, 4, 40), (6, 2, 9), 3, 4, 2, 2),
     ("fft", (1, 2, 12, 13), (3, 2, 7, 5), 1, (3, 2), 1, 1),
+    ("tiled_fft", (2, 4, 40, 70), (6, 2, 9, 7), 1, (4, 3), (1, 2), 2),
+    ("tiled_fft", (1, 2, 75), (3, 2, 9), 1, 4, 3, 1),
     ("depthwise", (2, 4, 10, 9), (8, 1, 3, 3), 2, 1, 2, 4),
 ]
 
@@ -227,9 +230,10 @@ def test_the_chosen_algorithm_supports_the_call(problem, op):
 def test_cost_model_picks_the_specialised_algorithms():
     assert ec.choose_algorithm((8, 128, 58, 58), (128, 1, 3, 3), groups=128) == "depthwise"
     # the global FFT breaks the numerical-locality policy: chosen only when precision allows it
-    assert ec.choose_algorithm((4, 16, 128, 128), (16, 16, 15, 15)) != "fft"
+    assert ec.choose_algorithm((4, 16, 128, 128), (16, 16, 15, 15)) == "tiled_fft"
+    assert ec.choose_algorithm((4, 16, 128, 128), (16, 16, 31, 31)) == "tiled_fft"
     with ec.options(precision="fast"):
-        assert ec.choose_algorithm((4, 16, 128, 128), (16, 16, 15, 15)) == "fft"
+        assert ec.choose_algorithm((4, 16, 128, 128), (16, 16, 31, 31)) == "fft"
     assert ec.get_precision() == "local"
     assert ec.choose_algorithm((8, 256, 56, 56), (64, 256, 1, 1)) in ("gemm", "kn2row")
     assert ec.choose_algorithm((2, 3, 10, 10), (4, 3, 3, 3), stride=2) != "winograd4"
@@ -291,7 +295,8 @@ def test_engine_config_validates_its_arguments():
 def test_chunked_calls_equal_whole_calls(name, pieces):
     r = np.random.default_rng(8)
     groups = 4 if name == "depthwise" else 2
-    stride, dilation = ((1, 1), (1, 1)) if name.startswith("winograd") else ((2, 1), (1, 2))
+    stride, dilation = ((1, 1), (1, 1)) if name.startswith("winograd") else ((1, 1), (1, 2)) if name in STRIDE_ONE \
+        else ((2, 1), (1, 2))
     x = r.standard_normal((3, 4, 13, 12))
     w = r.standard_normal((4, 4 // groups, 3, 3))
     b = r.standard_normal(4)

@@ -55,8 +55,8 @@ def hostile(draw, name):
         nd, kernel, stride, dilation = 2, (3, 3), (1, 1), (1, 1)
     else:
         nd = draw(st.integers(1, 2))
-        kernel = tuple(draw(st.integers(1, 4)) for _ in range(nd))
-        unit = draw(st.booleans())  # stride 1 half the time: the wide layout's case
+        kernel = tuple(draw(st.integers(1, 4 if name != "tiled_fft" else 9)) for _ in range(nd))
+        unit = name == "tiled_fft" or draw(st.booleans())  # stride 1 half the time: the wide layout's case
         stride = (1,) * nd if unit else tuple(draw(st.integers(1, 2)) for _ in range(nd))
         dilation = tuple(draw(st.integers(1, 2)) for _ in range(nd))
     if name == "depthwise":
@@ -66,7 +66,8 @@ def hostile(draw, name):
         groups = draw(st.sampled_from([1, 2]))
         Cg, O = draw(st.integers(1, 4)), groups * draw(st.integers(1, 3))
     N = draw(st.integers(1, 2))
-    spatial = tuple(d * (k - 1) + 1 + draw(st.integers(0, 12)) for k, d in zip(kernel, dilation))
+    more = 12 if name != "tiled_fft" else 40  # tiled_fft: several tiles
+    spatial = tuple(d * (k - 1) + 1 + draw(st.integers(0, more)) for k, d in zip(kernel, dilation))
     r = np.random.default_rng(draw(st.integers(0, 2**16)))
     x = r.standard_normal((N, Cg * groups) + spatial) * _boxes(draw, r, (N, Cg * groups) + spatial)
     w = r.standard_normal((O, Cg) + kernel) * 10.0 ** draw(st.integers(-4, 4))
@@ -143,7 +144,7 @@ for _name in DEFAULT_CAN_CHOOSE:
 
 
 def test_the_default_chooses_only_local_algorithms():
-    assert set(DEFAULT_CAN_CHOOSE) == {"gemm", "kn2row", "winograd2", "winograd4", "depthwise"}
+    assert set(DEFAULT_CAN_CHOOSE) == {"gemm", "kn2row", "winograd2", "winograd4", "tiled_fft", "depthwise"}
     for xs, ws, g in [((4, 16, 128, 128), (16, 16, 15, 15), 1), ((1, 3, 64, 64), (8, 3, 31, 31), 1),
                       ((2, 64, 32, 32), (64, 64, 3, 3), 1), ((2, 8, 200), (8, 8, 101), 1),
                       ((8, 32, 28, 28), (32, 1, 5, 5), 32)]:
@@ -191,6 +192,8 @@ def test_a_loud_half_does_not_drown_the_quiet_half(algorithm):
 
 
 def test_fast_precision_lets_the_choice_take_the_fft():
+    """A 31x31 kernel over 128x128: the global FFT is estimated fastest, the tiled one next."""
+    call = ("forward", (4, 16, 128, 128), (16, 16, 31, 31), (1, 1), (1, 1), 1, np.float32)
     with ec.options(precision="fast"):
-        assert _engine.choose("forward", (4, 16, 128, 128), (16, 16, 15, 15), (1, 1), (1, 1), 1, np.float32).name == "fft"
-    assert _engine.choose("forward", (4, 16, 128, 128), (16, 16, 15, 15), (1, 1), (1, 1), 1, np.float32).name != "fft"
+        assert _engine.choose(*call).name == "fft"
+    assert _engine.choose(*call).name == "tiled_fft"

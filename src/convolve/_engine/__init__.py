@@ -16,10 +16,11 @@ Shapes: x (N, C, *S), w (O, C/groups, *K), y (N, O, *P) with
 P = floor((S - dilation·(K-1) - 1) / stride) + 1.
 
 Algorithms (`select.REGISTRY`): ``reference`` (the oracle), ``gemm`` (im2col), ``kn2row``
-(shift-GEMM), ``winograd2`` and ``winograd4`` (F(2x2,3x3), F(4x4,3x3)), ``fft``, ``depthwise`` and
-``direct`` (tap by tap, no im2col). Compiled kernels (numba, `kernels`) run inside winograd4, direct
-and depthwise when the tier is on; their NumPy twins otherwise. `select.choose` takes the least `cost` among those that support a call; `chunks` runs it under the
-memory cap. Adding an algorithm is one module plus one line in `select.REGISTRY`. Algorithms that
+(shift-GEMM), ``winograd2`` and ``winograd4`` (F(2x2,3x3), F(4x4,3x3)), ``fft`` (global),
+``tiled_fft`` (overlap-save in 32-wide tiles), ``depthwise`` and ``direct`` (tap by tap, no im2col).
+Compiled kernels (numba, `kernels`) run inside winograd4, direct and depthwise when the tier is on;
+their NumPy twins otherwise. `select.choose` takes the least `cost` among those that support a call;
+`chunks` runs it under the memory cap. Adding an algorithm is one module plus one line in `select.REGISTRY`. Algorithms that
 use the stride-1 "wide" layout take it from `windows` (`wide_applies` guards it).
 
 Numerical locality (the policy the automatic choice keeps; docs/speed.md). For every output p of
@@ -28,7 +29,8 @@ inf lies within ``reach`` positions (one tile) of p's window, ours is finite and
 the exact value, u the dtype's unit roundoff and A(p) the largest Σ|w|·|x| over the windows within
 ``reach`` of p. Algorithms that meet it say ``local = True``; the global FFT does not (its rounding
 follows the loudest value of the whole plane, one NaN reaches every output) and runs only when asked
-for: ``algorithm="fft"`` or ``engine_config.set_precision("fast")``. tests/test_locality.py checks it.
+for: ``algorithm="fft"`` or ``engine_config.set_precision("fast")``; ``tiled_fft`` keeps it local by
+running it tile by tile. tests/test_locality.py checks the policy.
 
 Why the gradients are convolutions too. Write the forward pass as
 ``y[n, o, p] = Σ_{c,k} w[o, c, k] · x[n, c, s·p + d·k]``. It is linear in x and in w, so:
