@@ -150,3 +150,24 @@ def test_absurd_padding_is_refused_up_front_with_the_size_it_would_need(mode):
 
     _, extra = _peak_extra(call)
     assert extra < 2**20  # refused before anything was allocated
+
+
+@pytest.mark.parametrize("data_format", ["channels_first", "channels_last"])
+def test_depthwise_counts_its_wide_copies(data_format):
+    """Depthwise with stride 1 lays its output and output gradient on the wide grid and reads a
+    contiguous input: those copies count against the cap (a channels-last input is strided)."""
+    r = np.random.default_rng(5)
+    x = r.standard_normal((16, 32, 64, 64)).astype(np.float32)
+    w = r.standard_normal((32, 1, 3, 3)).astype(np.float32)
+    xin = np.ascontiguousarray(x.transpose(0, 2, 3, 1)) if data_format == "channels_last" else x
+    expected = F.conv2d(x, w, groups=32, algorithm="gemm")
+    cap = x.nbytes // 2  # above depthwise's fixed block scratch, so depthwise stays the choice
+    with ec.options(memory_limit=cap):
+        assert _engine.choose("forward", x.shape, w.shape, (1, 1), (1, 1), 32, x.dtype).name == "depthwise"
+        y, extra = _peak_extra(lambda: F.conv2d(xin, w, groups=32, data_format=data_format))
+        assert extra <= cap + y.nbytes + SLACK, f"forward used {extra / 2**20:.2f} MiB"
+        gy = r.standard_normal(expected.shape).astype(np.float32)
+        gx, extra = _peak_extra(lambda: _engine.grad_input(gy, w, x.shape, (1, 1), (1, 1), 32))
+        assert extra <= cap + gx.nbytes + SLACK, f"grad_input used {extra / 2**20:.2f} MiB"
+    got = y.transpose(0, 3, 1, 2) if data_format == "channels_last" else y
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)

@@ -43,8 +43,13 @@ def _check(x_shape, w_shape, groups):
 
 
 def workspace(op, x_shape, w_shape, stride, dilation, groups, itemsize):
-    """Scratch of one block per thread (and per-thread weight-gradient sums)."""
-    return (settings["threads"] + 1) * 2 * BLOCK_BYTES + settings["threads"] * int(np.prod(w_shape)) * itemsize
+    """Scratch of one block per thread (and per-thread weight-gradient sums); with stride 1 also the
+    wide layout's output (or output-gradient copy) and a contiguous copy of a strided input."""
+    ws = (settings["threads"] + 1) * 2 * BLOCK_BYTES + settings["threads"] * int(np.prod(w_shape)) * itemsize
+    if all(s == 1 for s in stride):
+        grid = wide_geometry(x_shape, w_shape, dilation)[1]
+        ws += (x_shape[0] * w_shape[0] * int(np.prod(grid)) + int(np.prod(x_shape))) * itemsize
+    return ws
 
 
 def cost(op, x_shape, w_shape, stride, dilation, groups, itemsize):
