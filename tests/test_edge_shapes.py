@@ -118,3 +118,13 @@ def test_dropped_taps_still_turn_non_finite_weights_and_gradients_into_nan_like_
     assert np.isnan(y[:, 1]).all() and np.isfinite(y[:, [0, 2]]).all()
     np.testing.assert_array_equal(np.isnan(gw), np.isnan(tw.grad.numpy()))
     np.testing.assert_array_equal(np.isinf(gw), np.isinf(tw.grad.numpy()))
+
+
+def test_import_convolve_loads_neither_scipy_fft_nor_numba():
+    """The FFT algorithms import scipy.fft when they first run, not when convolve is imported."""
+    import subprocess
+    import sys
+
+    code = "import sys, convolve; print([m for m in ('scipy.fft', 'numba', 'torch') if m in sys.modules])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

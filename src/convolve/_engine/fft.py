@@ -14,7 +14,6 @@ import math
 import sys
 
 import numpy as np
-import scipy.fft
 
 from . import _cost
 from .config import settings
@@ -33,8 +32,15 @@ def supports(op, x_shape, w_shape, stride, dilation, groups):
     return None
 
 
+def _scipy_fft():
+    """scipy.fft, imported on first use (``import convolve`` stays light)."""
+    import scipy.fft
+
+    return scipy.fft
+
+
 def _sizes(spatial):
-    return tuple(scipy.fft.next_fast_len(int(s), real=True) for s in spatial)
+    return tuple(_scipy_fft().next_fast_len(int(s), real=True) for s in spatial)
 
 
 def workspace(op, x_shape, w_shape, stride, dilation, groups, itemsize):
@@ -82,12 +88,12 @@ def _spread(gy, stride):
 
 def _rfft(a, F):
     axes = tuple(range(2, a.ndim))
-    return scipy.fft.rfftn(a, F, axes=axes, workers=settings["threads"])
+    return _scipy_fft().rfftn(a, F, axes=axes, workers=settings["threads"])
 
 
 def _irfft(A, F):
     axes = tuple(range(2, A.ndim))
-    return scipy.fft.irfftn(A, F, axes=axes, workers=settings["threads"])
+    return _scipy_fft().irfftn(A, F, axes=axes, workers=settings["threads"])
 
 
 def _freq_major(A, groups, transpose=False):
