@@ -24,17 +24,23 @@ OPS = ("forward", "grad_input", "grad_weight")
 
 
 class Algorithm(Protocol):
-    """What the engine needs from one algorithm (a module satisfies it by defining these names)."""
+    """What the engine needs from one algorithm (a module satisfies it by defining these names;
+    the three properties are plain module constants there)."""
 
-    #: the name users pass as ``algorithm=``
-    name: str
-    #: whether it meets the numerical-locality policy (see `convolve._engine`): only local
-    #: algorithms are chosen automatically unless the precision setting is "fast"
-    local: bool
-    #: for a local algorithm, how many positions beyond an output's own window (and, for a tiled
-    #: algorithm, beyond the output itself) its rounding and non-finite values can come from:
-    #: 0 for a direct sum over the window, the tile size - 1 for a tiled one
-    reach: int
+    @property
+    def name(self) -> str:
+        """The name users pass as ``algorithm=``."""
+
+    @property
+    def local(self) -> bool:
+        """Whether it meets the numerical-locality policy (see `convolve._engine`): only local
+        algorithms are chosen automatically unless the precision setting is "fast"."""
+
+    @property
+    def reach(self) -> Optional[int]:
+        """For a local algorithm, how many positions beyond an output's own window (and, for a tiled
+        algorithm, beyond the output itself) its rounding and non-finite values can come from: 0 for
+        a direct sum over the window, the tile size - 1 for a tiled one; None if unbounded."""
 
     def supports(self, op: str, x_shape: Shape, w_shape: Shape, stride: Shape, dilation: Shape,
                  groups: int) -> Optional[str]:

@@ -20,7 +20,7 @@ from .config import settings
 from .parallel import map_blocks, sum_blocks
 from .windows import out_size, tap_slices, wide_applies, wide_crop, wide_geometry, wide_grid
 
-__all__ = ["name", "local", "supports", "workspace", "cost", "forward", "grad_input", "grad_weight"]
+__all__ = ["name", "local", "reach", "supports", "workspace", "cost", "forward", "grad_input", "grad_weight"]
 
 name = "depthwise"
 local = True  # each output is a sum over its own window

@@ -19,7 +19,7 @@ from . import _cost
 from .config import settings
 from .windows import out_size
 
-__all__ = ["name", "local", "supports", "workspace", "cost", "forward", "grad_input", "grad_weight"]
+__all__ = ["name", "local", "reach", "supports", "workspace", "cost", "forward", "grad_input", "grad_weight"]
 
 name = "fft"
 local = False  # every output mixes the whole plane: rounding of the loudest values reaches all of them

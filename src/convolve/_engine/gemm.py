@@ -23,7 +23,7 @@ import numpy as np
 from . import _cost
 from .windows import fold_windows, out_size, tap_slices
 
-__all__ = ["name", "local", "supports", "workspace", "cost", "im2col", "forward", "grad_input", "grad_weight"]
+__all__ = ["name", "local", "reach", "supports", "workspace", "cost", "im2col", "forward", "grad_input", "grad_weight"]
 
 name = "gemm"
 local = True  # each output is one dot product over its own window

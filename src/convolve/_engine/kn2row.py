@@ -15,7 +15,7 @@ import numpy as np
 from . import _cost
 from .windows import out_size, tap_slices, wide_applies, wide_crop, wide_geometry, wide_grid
 
-__all__ = ["name", "local", "supports", "workspace", "cost", "forward", "grad_input", "grad_weight"]
+__all__ = ["name", "local", "reach", "supports", "workspace", "cost", "forward", "grad_input", "grad_weight"]
 
 name = "kn2row"
 local = True  # each output is a sum of per-tap products over its own window

@@ -14,14 +14,18 @@ import time
 
 import numpy as np
 
+from typing import Dict, Tuple
+
 from . import depthwise, direct, fft, gemm, kn2row, reference, tiled_fft, winograd
+from ._algorithm import Algorithm
 from .chunks import smallest_piece
 from .config import autotune_cache, settings
 
 __all__ = ["REGISTRY", "ALGORITHMS", "AUTOMATIC", "supporting", "candidates", "estimate", "choose", "tune"]
 
-REGISTRY = (reference, gemm, kn2row, winograd.F2, winograd.F4, fft, tiled_fft, depthwise, direct)
-ALGORITHMS = {a.name: a for a in REGISTRY}
+REGISTRY: Tuple[Algorithm, ...] = (reference, gemm, kn2row, winograd.F2, winograd.F4, fft, tiled_fft, depthwise,
+                                   direct)
+ALGORITHMS: Dict[str, Algorithm] = {a.name: a for a in REGISTRY}
 AUTOMATIC = tuple(n for n in ALGORITHMS if n != "reference")  # the reference is for tests only
 FALLBACK = "gemm"  # supports every call and its smallest chunk (one output row) fits any sane cap
 
