@@ -16,7 +16,7 @@ from math import lcm
 from .. import nn
 from .._shared.checks import check_ints
 from ..functional._args import padding_pairs, same_padding
-from ..functional.pool import _geometry as _pool_geometry
+from .._geometry import pool_output
 from ..nn.conv import _ConvNd
 
 __all__ = ["Window", "Chain", "Branches", "Pointwise", "parse_model"]
@@ -68,7 +68,7 @@ class Window:
         if self.kind == "transposed":
             return (n - 1) * s - pb - pe + e + self.output_padding[axis]
         if self.kind == "pool":
-            return _pool_geometry(1, (n,), (k,), (s,), (pb,), (d,), self.ceil_mode, lambda k_, e_: k_ // 2)[0][0]
+            return pool_output((n,), (k,), (s,), (pb,), (d,), self.ceil_mode)[0][0]
         return (n + pb + pe - e) // s + 1
 
     def need(self, axis, lo, hi, n):

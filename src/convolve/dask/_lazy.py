@@ -23,6 +23,7 @@ from ..autograd import Tensor, as_array
 from ..functional import conv as _conv_mod
 from ..functional import pool as _pool_mod
 from .._shared.checks import check_ints
+from .._geometry import pool_output
 from ..functional._args import compute_dtype, padding_pairs, same_padding
 from ._blocks import chunk_starts, gather_map
 from ._require import is_dask_array, require
@@ -208,7 +209,7 @@ def max_pool(nd, input, kernel_size, stride, padding, dilation, ceil_mode, retur
                                                         data_format)
     small = _validate(lambda z: fn(z, kernel_size, stride, padding, dilation, ceil_mode, False,
                                    data_format=data_format), input, stand_in)
-    outs, extra = _pool_mod._geometry(nd, layout[2], kernel, st, pad, dl, bool(ceil_mode), lambda k, e: k // 2)
+    outs, extra = pool_output(layout[2], kernel, st, pad, dl, bool(ceil_mode))
     pairs = tuple((p, p + x) for p, x in zip(pad, extra))
     h = _pad(_channels_first(input, layout), pairs, "constant", -np.inf)
     extents = [d * (k - 1) + 1 for k, d in zip(kernel, dl)]
@@ -236,7 +237,7 @@ def avg_pool(nd, input, kernel_size, stride, padding, ceil_mode, count_include_p
     layout, kernel, st, pad, dl, stand_in = _pool_setup(nd, input, kernel_size, stride, padding, 1, data_format)
     small = _validate(lambda z: fn(z, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override,
                                    data_format=data_format), input, stand_in)
-    outs, extra = _pool_mod._geometry(nd, layout[2], kernel, st, pad, dl, bool(ceil_mode), lambda k, e: k // 2)
+    outs, extra = pool_output(layout[2], kernel, st, pad, dl, bool(ceil_mode))
     pairs = tuple((p, p + x) for p, x in zip(pad, extra))
     h = _pad(_channels_first(input, layout), pairs, "constant", 0)
     intervals, sizes = _plan_unpadded(input, layout, pairs, list(kernel), st, outs)
