@@ -32,7 +32,7 @@ class GeometryError(ValueError):
     """A shape rule that does not hold. ``rule`` names it; ``dim`` is the spatial dim (0 = first);
     ``values`` holds the numbers the rule compared."""
 
-    def __init__(self, message: str, rule: str, dim: int, **values):
+    def __init__(self, message: str, rule: str = "", dim: int = -1, **values):  # message alone: re-raised copies
         super().__init__(message)
         self.rule, self.dim, self.values = rule, dim, values
 
