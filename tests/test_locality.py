@@ -52,7 +52,8 @@ def _spoil(draw, a):
 def hostile(draw, name):
     """(x, w, gy, stride, dilation, groups) that `name` accepts, with hostile magnitudes and NaN/inf."""
     if name.startswith("winograd"):
-        nd, kernel, stride, dilation = 2, (3, 3), (1, 1), (1, 1)
+        nd, kernel, stride = 2, (3, 3), (1, 1)
+        dilation = (draw(st.integers(1, 2)),) * 2
     else:
         nd = draw(st.integers(1, 2))
         kernel = tuple(draw(st.integers(1, 4 if name != "tiled_fft" else 9)) for _ in range(nd))
@@ -111,7 +112,8 @@ def _policy_test(name):
     @settings(max_examples=60, deadline=None)
     def test(problem, dtype):
         x, w, gy, stride, dilation, groups = problem
-        algo, R, args = ALGORITHMS[name], ALGORITHMS[name].reach, (stride, dilation, groups)
+        algo, args = ALGORITHMS[name], (stride, dilation, groups)
+        R = algo.reach * max(dilation)  # reach counts steps of the dilation
         x, w, gy = x.astype(dtype), w.astype(dtype), gy.astype(dtype)
         x64, w64, gy64 = x.astype(np.float64), w.astype(np.float64), gy.astype(np.float64)
         aw, ones_w, bad_w = _magnitude(w64), np.ones_like(w64), _bad(w64)
@@ -144,7 +146,7 @@ for _name in DEFAULT_CAN_CHOOSE:
 
 
 def test_the_default_chooses_only_local_algorithms():
-    assert set(DEFAULT_CAN_CHOOSE) == {"gemm", "kn2row", "winograd2", "winograd4", "tiled_fft", "depthwise"}
+    assert set(DEFAULT_CAN_CHOOSE) == {"gemm", "kn2row", "winograd2", "winograd4", "tiled_fft", "depthwise", "direct"}
     for xs, ws, g in [((4, 16, 128, 128), (16, 16, 15, 15), 1), ((1, 3, 64, 64), (8, 3, 31, 31), 1),
                       ((2, 64, 32, 32), (64, 64, 3, 3), 1), ((2, 8, 200), (8, 8, 101), 1),
                       ((8, 32, 28, 28), (32, 1, 5, 5), 32)]:

@@ -116,10 +116,11 @@ def test_padded_conv_stays_under_the_cap_forward_and_backward():
         assert extra <= cap + gx.nbytes + SLACK, f"grad_input used {extra / 2**20:.2f} MiB"
         gw, extra = _peak_extra(lambda: _engine.grad_weight(x, gy, w.shape, (1, 1), (1, 1), 1, padding=pads))
         assert extra <= cap + gw.nbytes + SLACK, f"grad_weight used {extra / 2**20:.2f} MiB"
-    np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-4)
+    # float32 and possibly Winograd F(4x4, 3x3) on both sides: its documented error, 1e-4 of the scale
+    np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
     xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
-    np.testing.assert_allclose(gx, _engine.grad_input(gy, w, xp.shape, (1, 1), (1, 1), 1)[:, :, 1:-1, 1:-1],
-                               rtol=1e-5, atol=1e-4)
+    gx_whole = _engine.grad_input(gy, w, xp.shape, (1, 1), (1, 1), 1)[:, :, 1:-1, 1:-1]
+    np.testing.assert_allclose(gx, gx_whole, rtol=1e-4, atol=1e-4 * np.abs(gx_whole).max())
     np.testing.assert_allclose(gw, _engine.grad_weight(xp, gy, w.shape, (1, 1), (1, 1), 1), rtol=1e-4, atol=1e-2)
 
 

@@ -39,8 +39,9 @@ class Algorithm(Protocol):
     @property
     def reach(self) -> Optional[int]:
         """For a local algorithm, how many positions beyond an output's own window (and, for a tiled
-        algorithm, beyond the output itself) its rounding and non-finite values can come from: 0 for
-        a direct sum over the window, the tile size - 1 for a tiled one; None if unbounded."""
+        algorithm, beyond the output itself) its rounding and non-finite values can come from, counted
+        in steps of the dilation (a dilated Winograd call tiles the subsampled grid): 0 for a direct
+        sum over the window, the tile size - 1 for a tiled one; None if unbounded."""
 
     def supports(self, op: str, x_shape: Shape, w_shape: Shape, stride: Shape, dilation: Shape,
                  groups: int) -> Optional[str]:

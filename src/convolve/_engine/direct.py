@@ -17,10 +17,11 @@ import numpy as np
 from . import _cost, kernels
 from .windows import out_size, tap_slices
 
-__all__ = ["name", "local", "supports", "workspace", "cost", "compiled", "forward", "grad_input", "grad_weight"]
+__all__ = ["name", "local", "reach", "supports", "workspace", "cost", "compiled", "forward", "grad_input", "grad_weight"]
 
 name = "direct"
 local = True  # each output is a sum over its own window, tap by tap
+reach = 0
 RATE = {4: 60e9, 8: 30e9}  # flop/s of the compiled kernels on rows long enough to vectorise (2 threads)
 MOST_PER_OUTPUT = 256  # Cg·K above this the planes no longer stay in cache: left to im2col + GEMM
 
