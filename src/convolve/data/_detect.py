@@ -79,7 +79,7 @@ def _idx_class_names(path):
     return None
 
 
-def load_dataset(path=None, mode="L", size=None):
+def load_dataset(path=None, mode="L", size=None, *, max_pixels=None):
     """Load a dataset from wherever ``path`` points, whatever its format.
 
     Parameters
@@ -91,6 +91,8 @@ def load_dataset(path=None, mode="L", size=None):
         Image folders only: colour mode to convert to.
     size : int or (int, int), optional
         Image folders only: resize every image to ``(H, W)``.
+    max_pixels : int, optional
+        Image folders only: refuse images with more pixels (default 89,478,485), before decoding.
 
     Returns
     -------
@@ -115,7 +117,7 @@ def load_dataset(path=None, mode="L", size=None):
     if kind == "cifar10":
         return load_cifar10(_cifar_dir(path))
     if kind == "image-folder-split":
-        train = load_image_folder(path / "train", mode=mode, size=size)
-        test = load_image_folder(path / "test", mode=mode, size=size, classes=train.classes)
+        train = load_image_folder(path / "train", mode=mode, size=size, max_pixels=max_pixels)
+        test = load_image_folder(path / "test", mode=mode, size=size, classes=train.classes, max_pixels=max_pixels)
         return train, test
-    return load_image_folder(path, mode=mode, size=size), None
+    return load_image_folder(path, mode=mode, size=size, max_pixels=max_pixels), None

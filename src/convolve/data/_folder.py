@@ -12,8 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
+from .._imread import decode_uint8, open_image
 from ._dataset import ArrayDataset
 
 __all__ = ["load_image_folder", "IMAGE_EXTENSIONS", "read_image"]
@@ -43,22 +43,20 @@ def _image_files(folder):
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
-def read_image(path, mode="L", size=None):
+def read_image(path, mode="L", size=None, *, max_pixels=None):
     """One image file as a uint8 array: ``(H, W)`` for mode "L", ``(H, W, 3)`` for "RGB".
 
-    `size` (H, W) resizes it (bilinear). A file Pillow cannot open gives a ValueError naming it.
+    `size` (H, W) resizes it (bilinear). 16-bit greyscale is scaled by 255/65535, not clipped. The
+    reader is the one ``explain`` and ``apply`` use (``convolve._imread``): images with more than
+    `max_pixels` pixels (default 89,478,485) are refused before decoding. A file Pillow cannot open,
+    or one too large, gives a ValueError naming it.
     """
-    try:
-        with Image.open(path) as im:
-            im = im.convert(mode)
-            if size is not None and im.size != (size[1], size[0]):
-                im = im.resize((size[1], size[0]), Image.Resampling.BILINEAR)  # PIL wants (W, H)
-            return np.asarray(im, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
-        raise ValueError(f"{path}: cannot be opened as an image ({err})") from None
+    img = open_image(path, max_pixels)
+    with img:
+        return decode_uint8(img, path, mode, size)
 
 
-def load_image_folder(path, mode="L", size=None, classes=None):
+def load_image_folder(path, mode="L", size=None, classes=None, *, max_pixels=None):
     """Load a folder with one subfolder of images per class.
 
     Class names are the subfolder names in sorted order; files whose
@@ -76,6 +74,8 @@ def load_image_folder(path, mode="L", size=None, classes=None):
     classes : sequence of str, optional
         Class names in label order; every subfolder must be one of them.
         Used to give a test folder the same labels as its training folder.
+    max_pixels : int, optional
+        Refuse images larger than this many pixels (see :func:`read_image`).
 
     Returns
     -------
@@ -117,7 +117,7 @@ def load_image_folder(path, mode="L", size=None, classes=None):
             raise ValueError(f"{folder}: class folder has no images (looked for {exts})")
         label = classes.index(folder.name)
         for file in files:
-            array = read_image(file, mode, size)
+            array = read_image(file, mode, size, max_pixels=max_pixels)
             if images and array.shape != images[0][1].shape:
                 raise ValueError(
                     f"{file}: image is {array.shape[1]}x{array.shape[0]} (W x H) but "

@@ -18,7 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .._io import atomic_write
 from ._dataset import ArrayDataset
+from ._trainable import check_finite
 
 __all__ = ["read_idx", "write_idx", "load_idx_dir", "find_idx_files", "KMNIST_CLASSES"]
 
@@ -43,19 +45,71 @@ _SPLITS = {
 }
 
 
-def _read_bytes(path):
-    """The file's bytes, gunzipped when it starts with the gzip magic."""
-    raw = path.read_bytes()
-    if not raw.startswith(_GZIP_MAGIC):
-        return raw
-    try:
-        return gzip.decompress(raw)
-    except (OSError, EOFError, zlib.error) as err:
-        raise ValueError(f"{path}: gzip stream is truncated or corrupt ({err})") from None
+_MAX_DEFLATE_RATIO = 1032  # the most gzip (deflate) can compress
+_CHUNK = 1 << 22
+
+
+def _read_exactly(f, n, path, what):
+    data = f.read(n)
+    if len(data) != n:
+        raise ValueError(f"{path}: {what}: expected {n} bytes, but the file ends after {len(data)}")
+    return data
+
+
+def _parse_header(f, path):
+    """``(dtype, dims, header_len)`` from the first bytes of the (decompressed) stream."""
+    head = f.read(4)
+    if len(head) < 4:
+        raise ValueError(
+            f"{path}: not an IDX file: expected a 4-byte header, but the file has {len(head)} bytes"
+        )
+    if head[0] != 0 or head[1] != 0:
+        raise ValueError(
+            f"{path}: not an IDX file: expected magic bytes 00 00, but found {head[:2].hex(' ')}"
+        )
+    code, ndim = head[2], head[3]
+    if code not in _CODE_TO_DTYPE:
+        known = ", ".join(f"0x{c:02X}" for c in _CODE_TO_DTYPE)
+        raise ValueError(f"{path}: unknown IDX dtype code 0x{code:02X}; expected one of {known}")
+    if ndim == 0:
+        raise ValueError(f"{path}: IDX header declares 0 dimensions; expected at least 1")
+    header_len = 4 + 4 * ndim
+    raw = f.read(4 * ndim)
+    if len(raw) < 4 * ndim:
+        raise ValueError(
+            f"{path}: IDX header is truncated: {ndim} dimensions need {header_len} header bytes, "
+            f"but the file has {4 + len(raw)} bytes"
+        )
+    dims = tuple(int(d) for d in np.frombuffer(raw, ">u4"))
+    return _CODE_TO_DTYPE[code], dims, header_len
+
+
+def _read_stream(f, path, dims, dtype, expected, header_len, compressed):
+    """The data, streamed into one buffer of the size the header gives; never reads past it."""
+    data = np.empty(expected, np.uint8)
+    view, pos = memoryview(data), 0
+    while pos < expected:
+        got = f.readinto(view[pos : min(expected, pos + _CHUNK)])
+        if not got:
+            break
+        pos += got
+    extra = f.read(1)
+    if pos != expected or extra:
+        what = "truncated" if pos < expected else "longer than its header says"
+        found = f"{pos}" if pos < expected else f"more than {expected}"
+        raise ValueError(
+            f"{path}: IDX file is {what}: header says shape {dims} of {dtype.name} "
+            f"= {expected} data bytes, but found {found}" + (" (after gunzip)" if compressed else "")
+        )
+    return data.view(dtype).reshape(dims)
 
 
 def read_idx(path):
     """Read one IDX file, gzipped or raw, into a native-endian array.
+
+    The header is checked before any data is read: its size must match the file (raw) or be
+    within what gzip can compress into the file's size, and the data is streamed into one buffer
+    of exactly that size, so a gzip bomb is refused without being decompressed.
 
     Parameters
     ----------
@@ -74,44 +128,39 @@ def read_idx(path):
         If ``path`` does not exist.
     ValueError
         If the magic number, dtype code or dimension count is not valid IDX,
-        or the amount of data does not match the header (a truncated file).
+        the amount of data does not match the header (a truncated file), or
+        the gzip stream is corrupt.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such IDX file")
-    buf = _read_bytes(path)
-    if len(buf) < 4:
-        raise ValueError(
-            f"{path}: not an IDX file: expected a 4-byte header, but the file has {len(buf)} bytes"
-        )
-    if buf[0] != 0 or buf[1] != 0:
-        raise ValueError(
-            f"{path}: not an IDX file: expected magic bytes 00 00, but found {buf[:2].hex(' ')}"
-        )
-    code, ndim = buf[2], buf[3]
-    if code not in _CODE_TO_DTYPE:
-        known = ", ".join(f"0x{c:02X}" for c in _CODE_TO_DTYPE)
-        raise ValueError(f"{path}: unknown IDX dtype code 0x{code:02X}; expected one of {known}")
-    if ndim == 0:
-        raise ValueError(f"{path}: IDX header declares 0 dimensions; expected at least 1")
-    header_len = 4 + 4 * ndim
-    if len(buf) < header_len:
-        raise ValueError(
-            f"{path}: IDX header is truncated: {ndim} dimensions need {header_len} header bytes, "
-            f"but the file has {len(buf)} bytes"
-        )
-    dims = tuple(int(d) for d in np.frombuffer(buf, ">u4", count=ndim, offset=4))
-    dtype = _CODE_TO_DTYPE[code]
-    expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
-    found = len(buf) - header_len
-    if found != expected:
-        what = "truncated" if found < expected else "longer than its header says"
-        raise ValueError(
-            f"{path}: IDX file is {what}: header says shape {dims} of {dtype.name} "
-            f"= {expected} data bytes, but found {found}"
-        )
-    data = np.frombuffer(buf, dtype, offset=header_len).reshape(dims)
-    return data.astype(dtype.newbyteorder("="))  # native byte order, writable copy
+    size = path.stat().st_size
+    with open(path, "rb") as raw:
+        compressed = raw.read(2) == _GZIP_MAGIC
+        raw.seek(0)
+        f = gzip.GzipFile(fileobj=raw, mode="rb") if compressed else raw
+        try:
+            dtype, dims, header_len = _parse_header(f, path)
+            expected = dtype.itemsize
+            for d in dims:
+                expected *= d  # Python ints: a product of huge dims cannot overflow
+            found = size - header_len
+            if not compressed and expected != found:
+                what = "truncated" if found < expected else "longer than its header says"
+                raise ValueError(
+                    f"{path}: IDX file is {what}: header says shape {dims} of {dtype.name} "
+                    f"= {expected} data bytes, but found {found}"
+                )
+            limit = size * _MAX_DEFLATE_RATIO + 1024
+            if compressed and expected > limit:
+                raise ValueError(
+                    f"{path}: IDX file is truncated: header says shape {dims} of {dtype.name} "
+                    f"= {expected} data bytes, but a {size}-byte gzip file holds at most about {limit}"
+                )
+            data = _read_stream(f, path, dims, dtype, expected, header_len, compressed)
+        except (OSError, EOFError, zlib.error) as err:  # gzip.BadGzipFile is an OSError
+            raise ValueError(f"{path}: gzip stream is truncated or corrupt ({err})") from None
+    return data.astype(dtype.newbyteorder("="), copy=not dtype.isnative)  # native byte order, writable
 
 
 def write_idx(path, array):
@@ -145,7 +194,8 @@ def write_idx(path, array):
     payload = header + np.ascontiguousarray(array, native.newbyteorder(">")).tobytes()
     if path.suffix == ".gz":
         payload = gzip.compress(payload)
-    path.write_bytes(payload)
+    with atomic_write(path) as f:
+        f.write(payload)
 
 
 def _find_one(directory, stem, ndim):
@@ -212,8 +262,16 @@ def _load_split(directory, split, images_path, labels_path, classes):
             f"{images_path.name} holds {len(images)} images but {labels_path.name} holds "
             f"{len(labels)} labels (in {directory}); the counts must match"
         )
+    n_classes = len(classes) if classes is not None else None
+    if n_classes is not None and len(labels) and (labels.min() < 0 or labels.max() >= n_classes):
+        bad = labels[(labels < 0) | (labels >= n_classes)]
+        raise ValueError(
+            f"{labels_path}: labels must lie in 0..{n_classes - 1} (one per class: {', '.join(classes[:10])}"
+            f"{', ...' if n_classes > 10 else ''}), but {len(bad)} are outside, e.g. {int(bad[0])}"
+        )
     if images.dtype != np.uint8:
         images = images.astype(np.float32)
+        check_finite(images, images_path)
     return ArrayDataset(images, labels, classes, name=f"{directory.name}/{split}")
 
 

@@ -98,7 +98,8 @@ def _run_apply(args) -> int:
     fig_path = check_map_path(args.figure) if args.figure else None
     if fig_path is not None and fig_path.suffix.lower() != ".png":
         raise ValueError(f"--figure must end in .png, but got {args.figure!r}")
-    r = apply_kernel(image, args.kernel, stride=args.stride, padding=args.padding, dilation=args.dilation)
+    r = apply_kernel(image, args.kernel, stride=args.stride, padding=args.padding, dilation=args.dilation,
+                     max_pixels=args.max_pixels)
     write(r, out)
     if fig_path is not None:
         figure(r, fig_path, name)
@@ -157,4 +158,6 @@ def add_commands(subparsers):
     p.add_argument("--out", help="output file: .png (an image, one pixel per value) or .npy (the numbers); "
                                  "default IMAGE-KERNEL.png here")
     p.add_argument("--figure", help="also write a labelled figure (input, kernel, map with colour scale) as PNG")
+    p.add_argument("--max-pixels", type=_positive, default=None, metavar="N",
+                   help="refuse larger images before decoding them (default 89478485, Pillow's limit)")
     p.set_defaults(func=_run_apply)

@@ -38,11 +38,12 @@ def check_map_path(path) -> Path:
     return path
 
 
-def apply_kernel(image, kernel, stride=1, padding=0, dilation=1) -> Applied:
+def apply_kernel(image, kernel, stride=1, padding=0, dilation=1, *, max_pixels=None) -> Applied:
     """Convolve an image (a path or a (C, H, W) array) with a kernel (name, .npy path, literal or array).
 
     A 2-D kernel reads the greyscale image; a 3-D (C, kH, kW) kernel reads all C channels and must have the
-    image's depth (an RGBA image offers its RGB channels to a depth-3 kernel).
+    image's depth (an RGBA image offers its RGB channels to a depth-3 kernel). An image file with more
+    than `max_pixels` pixels (default 89,478,485) is refused before it is decoded.
 
     Shape
     -----
@@ -50,7 +51,7 @@ def apply_kernel(image, kernel, stride=1, padding=0, dilation=1) -> Applied:
     ``H_out = floor((H + 2*padding - dilation*(kH-1) - 1) / stride) + 1``.
     """
     k = load_kernel(kernel)
-    x = load_image(image) if isinstance(image, (str, Path)) else np.asarray(image, dtype=np.float32)
+    x = load_image(image, max_pixels=max_pixels) if isinstance(image, (str, Path)) else np.asarray(image, dtype=np.float32)
     if x.ndim != 3:
         raise ValueError(f"image must be (C, H, W), but got shape {x.shape}")
     if k.ndim == 2:

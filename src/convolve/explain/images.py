@@ -11,8 +11,9 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
+from .._imread import decode_float, open_image
 from .._io import atomic_write
 
 __all__ = ["load_image", "sample_image", "to_grey", "resize", "save_map", "map_to_rgb", "LUMA"]
@@ -20,32 +21,7 @@ __all__ = ["load_image", "sample_image", "to_grey", "resize", "save_map", "map_t
 LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R BT.601, what Pillow's convert("L") uses
 
 
-def _decode(img: Image.Image, source: str) -> np.ndarray:
-    mode = img.mode
-    if mode == "1":
-        img, mode = img.convert("L"), "L"
-    if mode in ("P", "PA"):
-        img = img.convert("RGBA" if "transparency" in img.info or mode == "PA" else "RGB")
-        mode = img.mode
-    if mode in ("CMYK", "YCbCr", "LAB", "HSV", "RGBX", "RGBa", "La"):
-        img = img.convert("RGBA" if mode in ("RGBa", "La") else "RGB")
-        mode = img.mode
-    a = np.asarray(img)
-    if mode.startswith("I;16") or (mode == "I" and a.size and a.max() > 255):
-        a = a.astype(np.float32) / 65535.0
-    elif mode == "I":
-        a = a.astype(np.float32) / 255.0
-    elif mode == "F":
-        a = a.astype(np.float32)
-    elif a.dtype == np.uint8:
-        a = a.astype(np.float32) / 255.0
-    else:
-        raise ValueError(f"image {source!r} has pixel mode {mode!r}, which convolve cannot read; "
-                         f"expected greyscale, RGB, RGBA, palette or 16-bit greyscale")
-    return a[None] if a.ndim == 2 else np.moveaxis(a, -1, 0)
-
-
-def load_image(path, *, size=None, grey=False) -> np.ndarray:
+def load_image(path, *, size=None, grey=False, max_pixels=None) -> np.ndarray:
     """Read an image file.
 
     Parameters
@@ -56,6 +32,8 @@ def load_image(path, *, size=None, grey=False) -> np.ndarray:
         Resize to this many pixels (area-averaging when shrinking).
     grey : bool
         Convert to one channel with the BT.601 luma weights (alpha is dropped).
+    max_pixels : int, optional
+        Refuse images with more pixels (default 89,478,485, Pillow's threshold), before decoding.
 
     Returns
     -------
@@ -69,19 +47,8 @@ def load_image(path, *, size=None, grey=False) -> np.ndarray:
     p = Path(path).expanduser()
     if not p.exists():
         raise FileNotFoundError(f"image {str(path)!r} does not exist")
-    if p.is_dir():
-        raise ValueError(f"image {str(path)!r} is a folder, not an image file")
-    try:
-        with Image.open(p) as img:
-            img.seek(0)
-            img.load()
-            img = ImageOps.exif_transpose(img)
-            a = _decode(img, str(path))
-    except UnidentifiedImageError:
-        raise ValueError(f"cannot read image {str(path)!r}: not an image format Pillow can decode "
-                         f"(PNG, JPEG, GIF, BMP, TIFF, WebP, ...)") from None
-    except (OSError, SyntaxError) as exc:  # truncated or corrupt data
-        raise ValueError(f"cannot read image {str(path)!r}: the file is damaged or truncated ({exc})") from None
+    with open_image(p, max_pixels) as img:  # the reader the datasets use: size guard, errors, EXIF
+        a = decode_float(img, str(path))
     if grey:
         a = to_grey(a)
     if size is not None:

@@ -73,6 +73,8 @@ def add_commands(subparsers):
     p.add_argument("--invert", action="store_true",
                    help="invert brightness first (for dark-on-light photos given to an MNIST-style model)")
     _cluster_flags(p, "run the batches")
+    p.add_argument("--max-pixels", type=int, default=None, metavar="N",
+                   help="refuse larger images before decoding them [89478485, Pillow's limit]")
     p.set_defaults(func=_predict)
 
 
@@ -110,7 +112,7 @@ def _predict(args):
     from ._inference import predict_files
 
     results = predict_files(args.checkpoint, args.images, top=args.top, invert=args.invert, workers=args.workers,
-                            scheduler=args.scheduler)
+                            scheduler=args.scheduler, max_pixels=args.max_pixels)
     for file, ranked in results:
         width = max(len(name) for name, _ in ranked)
         print(file)

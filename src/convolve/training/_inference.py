@@ -75,7 +75,7 @@ def evaluate_checkpoint(path, data=None, batch_size=256, *, workers=None, schedu
     settings = ckpt.extra.get("settings", {})
     if data is None:
         data = settings.get("data")  # the data it was trained on; "default" names the embedded set
-    _, test, _ = load_data(None if data == "default" else data, settings.get("seed", 0), None)
+    _, test, _ = load_data(None if data == "default" else data, settings.get("seed", 0), None, check=False)
     c, h, w = test.image_shape
     want = (ckpt.config["in_channels"], *ckpt.config["image_size"])
     if (c, h, w) != want or test.num_classes != ckpt.config["num_classes"]:
@@ -95,11 +95,11 @@ def evaluate_checkpoint(path, data=None, batch_size=256, *, workers=None, schedu
             "dataset": test.name, "checkpoint": ckpt}
 
 
-def load_images(files, config, invert=False):
+def load_images(files, config, invert=False, max_pixels=None):
     """Image files as one normalised float32 batch the model of `config` takes.
 
     Each image is converted to greyscale or RGB to match ``in_channels`` and resized
-    (bilinear) to ``image_size``.
+    (bilinear) to ``image_size``; images over `max_pixels` pixels are refused before decoding.
 
     Shape
     -----
@@ -113,7 +113,7 @@ def load_images(files, config, invert=False):
     for file in files:
         if not Path(file).is_file():
             raise FileNotFoundError(f"{file}: no such image file")
-        a = read_image(Path(file), mode, size).astype(np.float32) / np.float32(255.0)  # (H, W[, 3])
+        a = read_image(Path(file), mode, size, max_pixels=max_pixels).astype(np.float32) / np.float32(255.0)
         a = a[None] if a.ndim == 2 else a.transpose(2, 0, 1)  # (C, H, W)
         arrays.append(1.0 - a if invert else a)
     x = np.stack(arrays)
@@ -124,10 +124,11 @@ def load_images(files, config, invert=False):
     return x.astype(np.float32, copy=False)
 
 
-def predict_files(path, files, top=3, invert=False, *, workers=None, scheduler=None):
+def predict_files(path, files, top=3, invert=False, *, workers=None, scheduler=None, max_pixels=None):
     """The `top` most likely classes for each image file.
 
     `workers` / `scheduler` run the batches on a dask cluster, as in :func:`evaluate_checkpoint`.
+    Images with more than `max_pixels` pixels (default 89,478,485) are refused before decoding.
 
     Returns
     -------
@@ -139,7 +140,7 @@ def predict_files(path, files, top=3, invert=False, *, workers=None, scheduler=N
     if not files:
         raise ValueError("give at least one image file to classify")
     model, ckpt = load_model(path)
-    x = load_images(files, ckpt.config, invert)
+    x = load_images(files, ckpt.config, invert, max_pixels)
     if workers is not None or scheduler is not None:  # batches on a cluster (workers/scheduler as in evaluate)
         from ..dask import _cluster, _inference
         with _cluster.connect(workers, scheduler) as client:

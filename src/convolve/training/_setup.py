@@ -8,6 +8,7 @@ import numpy as np
 
 from .. import optim
 from ..data import ArrayDataset, Compose, DataLoader, RandomCrop, RandomFlip, load_dataset
+from ..data._trainable import check_trainable
 from ._settings import Settings
 
 __all__ = ["load_data", "channel_stats", "make_loaders", "make_optimizer", "make_scheduler", "DATA_FORMATS_HELP"]
@@ -20,7 +21,7 @@ DATA_FORMATS_HELP = (
 )
 
 
-def load_data(data, seed, limit):
+def load_data(data, seed, limit, check=True):
     """Train and test datasets; a source without a test split gives 10% of train, seeded.
 
     Returns
@@ -43,6 +44,8 @@ def load_data(data, seed, limit):
         test_split = f"held-out 10% of the training images ({held}), seed {seed}"
     if limit is not None and limit < len(train):
         train = train[np.sort(rng.permutation(len(train))[:limit])]
+    if check:  # for training: 2+ classes, one image size, finite values, before any training starts
+        check_trainable(train, test, data or "the default data")
     return train, test, test_split
 
 
