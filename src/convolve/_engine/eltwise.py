@@ -36,7 +36,8 @@ def relu(a: np.ndarray) -> np.ndarray:
 
 
 def relu_backward(g: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """g where the ReLU's output y > 0, else 0 (a NaN or inf in g does not leak elsewhere)."""
+    """0 where the ReLU's output y <= 0, else g (so a NaN output passes g, as PyTorch); a NaN or inf
+    in g does not leak elsewhere."""
     if g.shape == y.shape and _compiled(g, y):
         from .kernels import eltwise as k
 
@@ -59,7 +60,7 @@ def relu_backward_numpy(g: np.ndarray, y: np.ndarray) -> np.ndarray:
     gx = np.empty(np.broadcast_shapes(g.shape, y.shape), g.dtype)
     if np.isfinite(g).all():  # one multiply pass (np.where is several times slower) ...
         parts = batch_slices(gx.shape[0], gx.nbytes) if gx.ndim and g.shape == y.shape else [Ellipsis]
-        map_blocks(lambda s: np.multiply(g[s], y[s] > 0, out=gx[s]), parts)
+        map_blocks(lambda s: np.multiply(g[s], np.logical_not(y[s] <= 0), out=gx[s]), parts)
     else:  # ... but an inf or NaN gradient must not leak through as inf*0 = NaN
-        gx[...] = np.where(y > 0, g, 0)
+        gx[...] = np.where(y <= 0, 0, g)
     return gx

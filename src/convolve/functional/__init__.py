@@ -19,7 +19,7 @@ from .adaptive import (
     adaptive_max_pool2d as adaptive_max_pool2d,
 )
 from .loss import cross_entropy as cross_entropy, mse_loss as mse_loss, nll_loss as nll_loss
-from .norm import batch_norm as batch_norm, dropout as dropout, linear as linear
+from .norm import batch_norm as batch_norm, batch_norm_relu as batch_norm_relu, dropout as dropout, linear as linear
 from .conv import (
     conv1d as conv1d,
     conv2d as conv2d,
@@ -41,6 +41,9 @@ from .pool import (
     max_pool1d as max_pool1d,
     max_pool2d as max_pool2d,
     max_pool3d as max_pool3d,
+    relu_max_pool1d as relu_max_pool1d,
+    relu_max_pool2d as relu_max_pool2d,
+    relu_max_pool3d as relu_max_pool3d,
 )
 
 __all__ = [
@@ -51,4 +54,5 @@ __all__ = [
     "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d", "adaptive_max_pool2d",
     "cross_entropy", "nll_loss", "mse_loss", "linear", "batch_norm", "dropout",
     "hardtanh", "relu6", "hardsigmoid", "hardswish", "prelu", "local_response_norm", "interpolate",
+    "relu_max_pool1d", "relu_max_pool2d", "relu_max_pool3d", "batch_norm_relu",  # fused pairs (Sequential)
 ]

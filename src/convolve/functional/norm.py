@@ -9,10 +9,12 @@ import numbers
 
 import numpy as np
 
+from .. import autograd
+from .._engine import norm as _norm
 from ..autograd import Tensor, as_array, record
 from ._args import as_input, float_dtype
 
-__all__ = ["linear", "batch_norm", "dropout"]
+__all__ = ["linear", "batch_norm", "batch_norm_relu", "dropout"]
 
 
 def _same_dtype(dtype, **named):
@@ -105,6 +107,27 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     -----
     - input, output: (N, C, *) -- statistics are over every axis but C.
     """
+    x = _check_batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps)
+    return _batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps, relu=False)
+
+
+def batch_norm_relu(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1,
+                    eps=1e-5):
+    """``relu(batch_norm(...))`` as one op: what ``Sequential`` runs for a BatchNorm followed by a ReLU.
+
+    Same arguments, checks and results as the two calls; the compiled tier then makes one pass
+    forward and one backward instead of two each.
+
+    Shape
+    -----
+    - input, output: (N, C, *).
+    """
+    x = _check_batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps)
+    return _batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps, relu=True)
+
+
+def _check_batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps):
+    """Every check of batch_norm, before any work; returns the input as an array or Tensor."""
     x = as_input(input, "input")
     dtype = float_dtype("input", x)
     _same_dtype(dtype, weight=weight, bias=bias)
@@ -120,12 +143,55 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         raise ValueError(f"eps must be a non-negative number, but got {eps!r}")
     if not isinstance(momentum, numbers.Real) or not 0 <= momentum <= 1:
         raise ValueError(f"momentum must be a number in [0, 1], but got {momentum!r}")
+    if training and a.size // C <= 1:
+        raise ValueError(f"batch_norm in training mode needs more than 1 value per channel, but got input of shape {a.shape}")
+    return x
+
+
+def _batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps, relu):
+    a = as_array(x)
+    if _norm.usable(a):
+        return _batch_norm_compiled(x, running_mean, running_var, weight, bias, training, momentum, eps, relu)
+    out = _batch_norm_numpy(x, running_mean, running_var, weight, bias, training, momentum, eps)
+    return autograd.relu(out) if relu else out
+
+
+def _batch_norm_compiled(x, running_mean, running_var, weight, bias, training, momentum, eps, relu):
+    """batch_norm (and the ReLU after it) in the compiled tier: one pass forward, one backward."""
+    a = as_array(x)
+    w, b = as_array(weight), as_array(bias)
+    if training:
+        stats = None, None
+    else:
+        stats = (np.asarray(as_array(running_mean), np.float64), np.asarray(as_array(running_var), np.float64))
+    y, x3, mean, var, invstd, scale = _norm.forward(a, *stats, w, b, eps, relu)
+    if training and running_mean is not None:
+        count = a.size // a.shape[1]
+        rm, rv = as_array(running_mean), as_array(running_var)
+        rm *= 1 - momentum
+        rm += (momentum * mean).astype(rm.dtype, copy=False)
+        rv *= 1 - momentum
+        rv += (momentum * var * (count / (count - 1))).astype(rv.dtype, copy=False)
+    saved_y = y if relu else None  # only the ReLU's mask reads the output
+
+    def backward(g):
+        need = isinstance(x, Tensor) and x.requires_grad
+        gx, gdot, gsum = _norm.backward(g, x3, saved_y if relu else x3, mean, invstd, scale, relu, training, need)
+        gw = gdot.astype(a.dtype) if w is not None else None
+        gb = gsum.astype(a.dtype) if b is not None else None
+        return (gx.reshape(a.shape) if need else None), gw, gb
+
+    return record(y.reshape(a.shape), (x, weight, bias), backward, saves_output=relu)
+
+
+def _batch_norm_numpy(x, running_mean, running_var, weight, bias, training, momentum, eps):
+    """The NumPy twin of the compiled batch norm (`convolve._engine.norm`)."""
+    a = as_array(x)
+    dtype, C = a.dtype, a.shape[1]
     axes = (0,) + tuple(range(2, a.ndim))
     count = a.size // C
     shape = (1, C) + (1,) * (a.ndim - 2)
     if training:
-        if count <= 1:
-            raise ValueError(f"batch_norm in training mode needs more than 1 value per channel, but got input of shape {a.shape}")
         mean = a.mean(axis=axes)
         centred = a - mean.reshape(shape)
         var = _channel_dot(centred, centred) / count  # one pass, no temporary square

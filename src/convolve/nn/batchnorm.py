@@ -62,6 +62,15 @@ class _BatchNorm(Module):
             self.bias.data[...] = 0
 
     def forward(self, input):
+        return self._forward(input, F.batch_norm)
+
+    def _then_relu(self, input):
+        """relu(self(input)) as one fused op (Sequential calls it for BatchNorm -> ReLU); None if it cannot."""
+        if type(self).forward is not _BatchNorm.forward:
+            return None
+        return self._forward(input, F.batch_norm_relu)
+
+    def _forward(self, input, op):
         ndim = as_array(input).ndim
         if ndim not in self.ranks:
             raise ValueError(
@@ -74,7 +83,7 @@ class _BatchNorm(Module):
             factor = 1.0 / float(self.num_batches_tracked + 1)
         use_batch = self.training or self.running_mean is None
         keep = not self.training or self.track_running_stats
-        out = F.batch_norm(input, self.running_mean if keep else None, self.running_var if keep else None,
+        out = op(input, self.running_mean if keep else None, self.running_var if keep else None,
                            self.weight, self.bias, use_batch, factor, self.eps)
         if update:  # after the op succeeded, so a failing call changes nothing
             self.num_batches_tracked += 1

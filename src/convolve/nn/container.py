@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import OrderedDict
 
 from .._shared.checks import is_int
+from .activation import ReLU
 from .module import Module
 
 __all__ = ["Sequential", "ModuleList"]
@@ -67,9 +68,28 @@ class Sequential(_Indexed):
                 self.add_module(str(i), m)
 
     def forward(self, input):
-        for m in self._modules.values():
-            input = m(input)
+        modules = list(self._modules.values())
+        i = 0
+        while i < len(modules):
+            m = modules[i]
+            if i + 1 < len(modules):  # a fusable pair runs as one op, with the same values and gradients
+                fused = _fused(m, modules[i + 1], input)
+                if fused is not None:
+                    input, i = fused, i + 2
+                    continue
+            input, i = m(input), i + 1
         return input
+
+
+def _fused(first, second, input):
+    """second(first(input)) as one op for ReLU -> MaxPool and BatchNorm -> ReLU, else None.
+
+    Only the library's own layers fuse (a subclass that overrides forward runs as written)."""
+    if type(first) is ReLU and hasattr(second, "_after_relu"):
+        return second._after_relu(input)
+    if type(second) is ReLU and hasattr(first, "_then_relu"):
+        return first._then_relu(input)
+    return None
 
 
 class ModuleList(_Indexed):

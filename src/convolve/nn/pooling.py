@@ -48,6 +48,14 @@ class _MaxPoolNd(Module):
         return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
                 f"dilation={self.dilation}, ceil_mode={self.ceil_mode}")
 
+    def _after_relu(self, input: TensorLike) -> Any:
+        """self(relu(input)) as one fused op (Sequential calls it for ReLU -> MaxPool); None if it cannot."""
+        own = {1: MaxPool1d, 2: MaxPool2d, 3: MaxPool3d}[self.nd]
+        if self.return_indices or type(self).forward is not own.forward:
+            return None
+        fused = {1: F.relu_max_pool1d, 2: F.relu_max_pool2d, 3: F.relu_max_pool3d}[self.nd]
+        return fused(input, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode)
+
 
 class _AvgPoolNd(Module):
     nd = 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import numba
+from numba import prange
 
 from . import njit
 
@@ -12,13 +12,14 @@ __all__ = ["relu", "relu_backward"]
 @njit(parallel=True, fastmath=False)
 def relu(a, out):
     """out = max(a, 0); NaN stays NaN (the comparison is false for it)."""
-    for i in numba.prange(a.size):
+    for i in prange(a.size):
         v = a[i]
         out[i] = 0 if v < 0 else v
 
 
 @njit(parallel=True)
 def relu_backward(g, y, out):
-    """out = g where y > 0 else 0: one pass, and a non-finite g never leaks as 0 * inf."""
-    for i in numba.prange(g.size):
-        out[i] = g[i] if y[i] > 0 else 0
+    """out = 0 where y <= 0 else g (a NaN output passes g, as PyTorch): one pass, and a non-finite g
+    never leaks as 0 * inf."""
+    for i in prange(g.size):
+        out[i] = 0 if y[i] <= 0 else g[i]

@@ -1,0 +1,94 @@
+"""Max and average pooling through the compiled tier, for 1-D and 2-D windows on NCHW arrays.
+
+`convolve.functional.pool` checks arguments and holds the NumPy twins; it calls here when
+`usable` says the compiled kernels apply (numba on, float32/float64, 1 or 2 spatial dims).
+Input ``(N, C, *S)``, outputs ``(N, C, *O)``; 1-D runs as H = 1.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import kernels
+
+__all__ = ["usable", "max_pool", "max_pool_backward", "avg_pool", "avg_pool_backward"]
+
+
+def usable(a: np.ndarray, nd: int) -> bool:
+    """Whether the compiled pooling kernels take `a` (N, C, *spatial) with `nd` spatial dims."""
+    return nd in (1, 2) and a.dtype in (np.float32, np.float64) and a.size > 0 and kernels.enabled()
+
+
+def _planes(a: np.ndarray, nd: int) -> np.ndarray:
+    """(N, C, *S) as (N*C, H, W) (H = 1 for 1-D), contiguous."""
+    s = a.shape[2:] if nd == 2 else (1,) + a.shape[2:]
+    return np.ascontiguousarray(a).reshape((-1,) + s)
+
+
+def _geom(win, nd):
+    """(kh, kw, sh, sw, ph, pw, dh, dw) of a window (1-D: a 1 x k window)."""
+    k, s, p, d = ((one,) + t if nd == 1 else t  # the H axis of 1-D: one row, no padding
+                  for one, t in zip((1, 1, 0, 1), (win.kernel, win.stride, win.padding, win.dilation)))
+    return k[0], k[1], s[0], s[1], p[0], p[1], d[0], d[1]
+
+
+def _index_dtype(win):
+    count = int(np.prod(win.kernel))
+    return np.int8 if count < 2**7 else np.int16 if count < 2**15 else np.int64
+
+
+def max_pool(a: np.ndarray, win, nd: int, relu: bool = False):
+    """Max pooling of `a` over `win` (a PoolWindow); returns (y, arg) with arg the tap picked per output."""
+    from .kernels import pool as k
+
+    x = _planes(a, nd)
+    oshape = x.shape[:1] + ((1,) + win.outs if nd == 1 else win.outs)
+    y = np.empty(oshape, a.dtype)
+    arg = np.empty(oshape, _index_dtype(win))
+    g = _geom(win, nd)
+    if g == (2, 2, 2, 2, 0, 0, 1, 1) and not any(win.extra):  # the common 2x2/2 window, specialised
+        k.max_pool2d_2x2(x, relu, y, arg)
+    else:
+        k.max_pool2d(x, *g, relu, y, arg)
+    shape = a.shape[:2] + win.outs
+    return y.reshape(shape), arg.reshape(shape)
+
+
+def max_pool_backward(g: np.ndarray, arg: np.ndarray, y: np.ndarray, shape, win, nd: int, relu: bool = False):
+    """The input gradient (of `shape`) of max pooling: g routed to the picked taps."""
+    from .kernels import pool as k
+
+    gx = np.empty(shape, g.dtype)
+    geom = _geom(win, nd)
+    if geom == (2, 2, 2, 2, 0, 0, 1, 1) and not any(win.extra):
+        k.max_pool2d_2x2_backward(_planes(g, nd), _planes(arg, nd), _planes(y, nd), relu, _planes(gx, nd))
+    else:
+        k.max_pool2d_backward(_planes(g, nd), _planes(arg, nd), _planes(y, nd), *geom, relu, _planes(gx, nd))
+    return gx
+
+
+def _div(div, win, nd, dtype):
+    """The divisor of every output as a contiguous (OH, OW) array (1-D: (1, OW))."""
+    outs = (1,) + win.outs if nd == 1 else win.outs
+    return np.ascontiguousarray(np.broadcast_to(np.asarray(div, dtype), win.outs).reshape(outs))
+
+
+def avg_pool(a: np.ndarray, win, nd: int, div) -> np.ndarray:
+    """Average pooling: window sums over the input part divided by `div` (array over outputs, or a number)."""
+    from .kernels import pool as k
+
+    x = _planes(a, nd)
+    kh, kw, sh, sw, ph, pw, _, _ = _geom(win, nd)
+    y = np.empty(x.shape[:1] + ((1,) + win.outs if nd == 1 else win.outs), a.dtype)
+    k.avg_pool2d(x, kh, kw, sh, sw, ph, pw, _div(div, win, nd, a.dtype), y)
+    return y.reshape(a.shape[:2] + win.outs)
+
+
+def avg_pool_backward(g: np.ndarray, shape, win, nd: int, div) -> np.ndarray:
+    """The input gradient (of `shape`) of average pooling."""
+    from .kernels import pool as k
+
+    kh, kw, sh, sw, ph, pw, _, _ = _geom(win, nd)
+    gx = np.empty(shape, g.dtype)
+    k.avg_pool2d_backward(_planes(g, nd), kh, kw, sh, sw, ph, pw, _div(div, win, nd, g.dtype), _planes(gx, nd))
+    return gx
