@@ -1,13 +1,21 @@
-"""Training throughput of the issue's CNN in convolve vs PyTorch CPU, and where convolve's time goes.
+"""Training throughput and memory of two CNNs in convolve vs PyTorch CPU, and where convolve's time goes.
 
-Model: conv32-relu-pool-conv64-relu-pool-fc128-relu-fc10 on 1x28x28 (the ``lenet`` preset), Adam,
-cross-entropy, batch 128, real Fashion-MNIST images from the embedded subset. Both frameworks run in
-this process with the same thread count (torch.set_num_threads and threadpoolctl for NumPy's BLAS),
-start from the same weights, and alternate: each repetition times `steps` training steps of one
-then the other. Reported: median images/s of each and the ratio.
+Models (``--model``):
 
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_train.py [--threads 2]
-        [--reps 7] [--steps 5] [--profile 20]
+- ``lenet``: conv32-relu-pool-conv64-relu-pool-fc128-relu-fc10 on 1x28x28 (the ``lenet`` preset), Adam,
+  cross-entropy, batch 128, real Fashion-MNIST images from the embedded subset;
+- ``cifar``: a CIFAR-shaped CNN with BatchNorm, three conv3x3-BN-ReLU-maxpool stages (32, 64, 128
+  channels) and a linear classifier on 3x32x32, SGD (lr 0.05, momentum 0.9), batch 64, seeded random
+  images and labels (the speed does not depend on the values).
+
+Both frameworks run in this process with the same thread count (torch.set_num_threads and
+threadpoolctl for NumPy's BLAS), start from the same weights, and alternate: each repetition times
+`steps` training steps of one then the other. Reported: median images/s of each and the ratio.
+``--memory`` then runs each library's steps in a fresh subprocess and reports the peak RSS a step
+adds over the process after its set-up (model, optimiser, data), and the whole process's peak.
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_train.py [--model lenet|cifar|both]
+        [--threads 2] [--reps 7] [--steps 5] [--memory] [--profile 20]
 
 ``--profile N`` then runs N convolve steps under cProfile and splits the time into exclusive
 buckets: every function's own time goes to the convolve part it belongs to (conv forward, conv
@@ -26,9 +34,12 @@ os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 import argparse
 import cProfile
+import json
 import platform
 import pstats
 import statistics
+import subprocess
+import sys
 import time
 from collections import defaultdict
 
@@ -49,7 +60,12 @@ def machine(threads):
     return f"{cpu}; {os.cpu_count()} CPUs; {threads} threads; BLAS: {', '.join(blas) or 'unknown'}"
 
 
-def batches(batch, count, seed=0):
+def batches(model, batch, count, seed=0):
+    """`count` (images, labels) batches for `model`: Fashion-MNIST for lenet, random CIFAR-shaped for cifar."""
+    if model == "cifar":
+        rng = np.random.default_rng(seed)
+        return [(rng.standard_normal((batch, 3, 32, 32)).astype(np.float32),
+                 rng.integers(0, 10, batch).astype(np.int64)) for _ in range(count)]
     from convolve.data import DataLoader, load_default
 
     train, _ = load_default()
@@ -60,15 +76,28 @@ def batches(batch, count, seed=0):
     return out[:count]
 
 
-def convolve_setup(seed=0):
+def cifar_layers(nn, bias_free_conv):
+    """The CIFAR-shaped CNN's layers, from either library's `nn` (same names, same state_dict keys)."""
+    layers = []
+    for cin, cout in ((3, 32), (32, 64), (64, 128)):
+        layers += [nn.Conv2d(cin, cout, 3, padding=1, bias=not bias_free_conv), nn.BatchNorm2d(cout), nn.ReLU(),
+                   nn.MaxPool2d(2)]
+    return layers + [nn.Flatten(), nn.Linear(128 * 4 * 4, 10)]
+
+
+def convolve_setup(model_name="lenet", seed=0):
     import convolve.functional as F
-    from convolve import Tensor, optim
+    from convolve import Tensor, nn, optim
     from convolve.nn import init
     from convolve.training import build_model, model_config
 
     init.seed(seed)
-    model = build_model(model_config("lenet", 1, (28, 28), 10))
-    opt = optim.Adam(model.parameters(), lr=1e-3)
+    if model_name == "cifar":
+        model = nn.Sequential(*cifar_layers(nn, True))
+        opt = optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    else:
+        model = build_model(model_config("lenet", 1, (28, 28), 10))
+        opt = optim.Adam(model.parameters(), lr=1e-3)
 
     def step(x, y):
         opt.zero_grad()
@@ -80,17 +109,24 @@ def convolve_setup(seed=0):
     return model, step
 
 
-def torch_setup(state):
+def torch_setup(model_name, state):
     import torch
     from torch import nn
 
-    model = nn.Sequential(
-        nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Linear(128, 10),
-    )  # fmt: skip
-    model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in state.items()})
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    if model_name == "cifar":
+        model = nn.Sequential(*cifar_layers(nn, True))
+    else:
+        model = nn.Sequential(
+            nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Linear(128, 10),
+        )  # fmt: skip
+    if state is not None:
+        model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state.items()})
+    if model_name == "cifar":
+        opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    else:
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = nn.CrossEntropyLoss()
 
     def step(x, y):
@@ -116,10 +152,10 @@ ENGINE_OPS = {"forward": "conv forward (engine)", "grad_input": "conv input grad
               "grad_weight": "conv weight gradient (engine)"}
 FILES = [
     ("functional/conv.py", "conv glue: padding, layout, recording"),
-    ("functional/pool.py", "max pooling (forward + backward)"),
+    ("functional/pool.py", "max pooling, ReLU fused (forward + backward)"),
     ("functional/loss.py", "cross-entropy loss"),
     ("functional/activation.py", "relu"),
-    ("functional/norm.py", "linear (matmul forward + backward)"),
+    ("functional/norm.py", "linear and batch norm (forward + backward)"),
     ("functional/linear.py", "linear (matmul forward + backward)"),
     ("/optim/", "optimiser step (Adam)"),
     ("/data/", "data loading"),
@@ -135,6 +171,8 @@ def bucket(func):
     if "/convolve/" not in filename:
         return "harness" if filename.endswith("bench_train.py") else None
     if "/_engine/" in filename:
+        if "/_engine/kernels/" in filename or filename.endswith(("/_engine/pooling.py", "/_engine/norm.py", "/_engine/eltwise.py")):
+            return "compiled pooling / batch norm / ReLU kernels"
         return ENGINE_OPS.get(name)  # helpers (im2col, windows, ...) go to the op that called them
     for part, label in FILES:
         if part in filename:
@@ -174,9 +212,9 @@ def attribute(stats):
     return out
 
 
-def profile(steps, batch):
-    _, step = convolve_setup()
-    data = batches(batch, steps + 2, seed=1)
+def profile(model_name, steps, batch):
+    _, step = convolve_setup(model_name)
+    data = batches(model_name, batch, steps + 2, seed=1)
     for x, y in data[:2]:
         step(x, y)
     prof = cProfile.Profile()
@@ -188,46 +226,128 @@ def profile(steps, batch):
     wall = time.perf_counter() - start
     parts = attribute(pstats.Stats(prof))
     total = sum(parts.values())
-    print(f"\nprofile of {steps} convolve training steps (batch {batch}): {wall:.2f} s wall "
+    print(f"\nprofile of {steps} convolve training steps ({model_name}, batch {batch}): {wall:.2f} s wall "
           f"under cProfile, {total:.2f} s attributed")
     for label, seconds in sorted(parts.items(), key=lambda kv: -kv[1]):
         print(f"  {label:<58} {seconds / steps * 1e3:8.1f} ms/step  {100 * seconds / total:5.1f}%")
 
 
+def _status_bytes(key):
+    """VmRSS / VmHWM (peak RSS) of this process from /proc (ru_maxrss would include the parent's peak)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"{key} not in /proc/self/status")
+
+
+def set_threads(threads):
+    """The same thread count for convolve's own threads and its compiled kernels as for the BLAS."""
+    from convolve import engine_config
+    from convolve._engine import kernels
+
+    engine_config.set_threads(threads)
+    if kernels.available():
+        import numba
+
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+
+
+def memory_worker(library, model_name, batch, steps, threads):
+    """Run in a fresh process: RSS after set-up, then the peak over `steps` training steps (JSON to stdout)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=threads):
+        data = batches(model_name, batch, steps)
+        if library == "torch":
+            import torch
+
+            torch.set_num_threads(threads)
+            step = torch_setup(model_name, None)
+        else:
+            set_threads(threads)
+            _, step = convolve_setup(model_name)
+        base = _status_bytes("VmRSS")
+        for x, y in data:
+            step(x, y)
+        peak = _status_bytes("VmHWM")
+    print(json.dumps({"base": base, "peak": peak}))
+
+
+def memory(model_name, batch, threads, steps=3):
+    result = {}
+    for library in ("convolve", "torch"):
+        out = subprocess.run([sys.executable, __file__, "--memory-worker", library, "--model", model_name,
+                              "--batch", str(batch), "--threads", str(threads), "--steps", str(steps)],
+                             check=True, capture_output=True, text=True)
+        result[library] = json.loads(out.stdout.strip().splitlines()[-1])
+    mib = 2.0**20
+    print(f"peak RSS over {steps} steps ({model_name}, batch {batch}), a fresh process each:")
+    for library, r in result.items():
+        print(f"  {library:>9}: step adds {(r['peak'] - r['base']) / mib:7.1f} MiB over set-up "
+              f"({r['base'] / mib:.0f} MiB); process peak {r['peak'] / mib:.0f} MiB")
+    c, t = result["convolve"], result["torch"]
+    print(f"  ratio convolve / torch: step {(c['peak'] - c['base']) / max(1, t['peak'] - t['base']):.2f}x, "
+          f"process peak {c['peak'] / t['peak']:.2f}x")
+
+
+def throughput(model_name, args):
+    import torch
+
+    batch = args.batch or (64 if model_name == "cifar" else 128)
+    model, conv_step = convolve_setup(model_name)
+    torch_step = torch_setup(model_name, model.state_dict())
+    data = batches(model_name, batch, args.steps)
+    for x, y in data[:2]:  # warm-up: allocations, BLAS thread start, lazy imports, kernel compilation
+        conv_step(x, y)
+        torch_step(x, y)
+    rates = {"convolve": [], "torch": []}
+    for rep in range(args.reps):
+        order = [("convolve", conv_step), ("torch", torch_step)]
+        for name, step in order if rep % 2 == 0 else order[::-1]:
+            rates[name].append(args.steps * batch / timed(step, data))
+    med = {k: statistics.median(v) for k, v in rates.items()}
+    print(f"\n{model_name} (batch {batch}):")
+    for name, values in rates.items():
+        print(f"{name:>9}: median {med[name]:7.0f} img/s  (reps: {', '.join(f'{v:.0f}' for v in values)})")
+    print(f"ratio convolve / torch: {med['convolve'] / med['torch']:.2f}x  "
+          f"({args.reps} interleaved reps of {args.steps} steps)")
+    return batch
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", choices=["lenet", "cifar", "both"], default="both")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--batch", type=int, default=0, help="default: 128 for lenet, 64 for cifar")
     parser.add_argument("--reps", type=int, default=7)
     parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--memory", action="store_true", help="peak RSS of a step, each library in a fresh process")
     parser.add_argument("--profile", type=int, default=0, metavar="N", help="cProfile N convolve steps")
+    parser.add_argument("--memory-worker", choices=["convolve", "torch"], help=argparse.SUPPRESS)
     args = parser.parse_args()
+    models = ["lenet", "cifar"] if args.model == "both" else [args.model]
+    if args.memory_worker:
+        memory_worker(args.memory_worker, models[0], args.batch or (64 if models[0] == "cifar" else 128),
+                      args.steps, args.threads)
+        return
 
     import torch
     from threadpoolctl import threadpool_limits
 
+    from convolve import engine_config
+
     torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     with threadpool_limits(limits=args.threads):
         print(machine(args.threads))
-        print(f"numpy {np.__version__}, torch {torch.__version__}")
-        model, conv_step = convolve_setup()
-        torch_step = torch_setup(model.state_dict())
-        data = batches(args.batch, args.steps)
-        for x, y in data[:2]:  # warm-up: allocations, BLAS thread start, lazy imports
-            conv_step(x, y)
-            torch_step(x, y)
-        rates = {"convolve": [], "torch": []}
-        for rep in range(args.reps):
-            order = [("convolve", conv_step), ("torch", torch_step)]
-            for name, step in order if rep % 2 == 0 else order[::-1]:
-                rates[name].append(args.steps * args.batch / timed(step, data))
-        med = {k: statistics.median(v) for k, v in rates.items()}
-        for name, values in rates.items():
-            print(f"{name:>9}: median {med[name]:7.0f} img/s  (reps: {', '.join(f'{v:.0f}' for v in values)})")
-        print(f"ratio convolve / torch: {med['convolve'] / med['torch']:.2f}x  "
-              f"(batch {args.batch}, {args.reps} interleaved reps of {args.steps} steps)")
-        if args.profile:
-            profile(args.profile, args.batch)
+        print(f"numpy {np.__version__}, torch {torch.__version__}, compiled kernels: {engine_config.get_jit()}")
+        for model_name in models:
+            batch = throughput(model_name, args)
+            if args.memory:
+                memory(model_name, batch, args.threads)
+            if args.profile:
+                profile(model_name, args.profile, batch)
 
 
 if __name__ == "__main__":

@@ -84,7 +84,10 @@ class Sequential(_Indexed):
 def _fused(first, second, input):
     """second(first(input)) as one op for ReLU -> MaxPool and BatchNorm -> ReLU, else None.
 
-    Only the library's own layers fuse (a subclass that overrides forward runs as written)."""
+    Only the library's own layers fuse: a subclass that overrides forward, or an instance whose forward
+    was replaced (as `convolve.explain.summary` instruments layers), runs as written."""
+    if "forward" in first.__dict__ or "forward" in second.__dict__:
+        return None
     if type(first) is ReLU and hasattr(second, "_after_relu"):
         return second._after_relu(input)
     if type(second) is ReLU and hasattr(first, "_then_relu"):
