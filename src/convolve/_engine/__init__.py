@@ -97,10 +97,23 @@ def _kept(t):
     return (slice(None), slice(None)) + t.taps
 
 
+# (call, settings) -> algorithm: the cost model's answer for a shape is computed once (a small conv's
+# choice otherwise costs more than its arithmetic). Bounded: cleared when it fills.
+_choices: dict = {}
+_CHOICES_MAX = 4096
+
+
 def _dispatch(op, x_shape, w_shape, stride, dilation, groups, dtype, algorithm, run):
     if algorithm is None and settings["autotune"]:
         return tune(op, x_shape, w_shape, stride, dilation, groups, dtype, run)
-    return run(choose(op, x_shape, w_shape, stride, dilation, groups, dtype, algorithm))
+    key = (op, x_shape, w_shape, stride, dilation, groups, dtype, algorithm, tuple(settings.values()))
+    algo = _choices.get(key)
+    if algo is None:
+        algo = choose(op, x_shape, w_shape, stride, dilation, groups, dtype, algorithm)
+        if len(_choices) >= _CHOICES_MAX:
+            _choices.clear()
+        _choices[key] = algo
+    return run(algo)
 
 
 def forward(x, w, bias, stride, dilation, groups, algorithm=None, padding=None):

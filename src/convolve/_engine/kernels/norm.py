@@ -15,7 +15,11 @@ from . import njit
 __all__ = ["stats", "normalize", "backward"]
 
 
-@njit(parallel=True)
+# the sums may be reassociated (vectorised); no other fast-math licence, so NaN and inf propagate
+_SUMS = {"reassoc"}
+
+
+@njit(parallel=True, fastmath=_SUMS)
 def stats(x, mean, var):
     """mean[c] and the biased var[c] of x[:, c, :] (two passes over the channel: no cancellation)."""
     N, C, L = x.shape
@@ -49,7 +53,7 @@ def normalize(x, mean, scale, shift, relu, y):
                 y[n, c, i] = v
 
 
-@njit(parallel=True)
+@njit(parallel=True, fastmath=_SUMS)
 def backward(g, x, y, mean, invstd, scale, relu, training, gx, gsum, gdot):
     """The gradients of `normalize` (training: through the batch statistics too).
 
