@@ -157,7 +157,7 @@ FILES = [
     ("functional/activation.py", "relu"),
     ("functional/norm.py", "linear and batch norm (forward + backward)"),
     ("functional/linear.py", "linear (matmul forward + backward)"),
-    ("/optim/", "optimiser step (Adam)"),
+    ("/optim/", "optimiser step"),
     ("/data/", "data loading"),
     ("/nn/", "module calls"),
     ("autograd.py", "autograd: tape walk, reshape/flatten, grad accumulation"),

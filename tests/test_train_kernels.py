@@ -38,8 +38,8 @@ def close(ours, theirs, dtype, what):
     np.testing.assert_allclose(ours, theirs, rtol=tol, atol=tol * max(1.0, np.abs(theirs).max(initial=0)), err_msg=what)
 
 
-def run_both(ours, theirs, x, dtype, seed=0, inputs=()):
-    """ours(Tensor x, *inputs) vs theirs(torch x, *inputs): forward, then the gradient of a random projection."""
+def run_both(ours, theirs, x, dtype, seed=0):
+    """ours(Tensor x) vs theirs(torch x): forward, then the gradient of a random projection."""
     t = Tensor(x, requires_grad=True)
     tt = torch.tensor(x, requires_grad=True)
     out, tout = ours(t), theirs(tt)
@@ -160,8 +160,13 @@ def test_batch_norm_and_batch_norm_relu_match_pytorch(jit, n, c, spatial, dtype,
     twt = torch.tensor(w, requires_grad=True) if affine else None
     tbt = torch.tensor(b, requires_grad=True) if affine else None
     ours = F.batch_norm_relu if relu else F.batch_norm
-    act = torch.relu if relu else (lambda t: t)
+    act = lambda t: t  # noqa: E731
     with tier(jit):
+        if relu:  # the ReLU's mask from our own unfused batch norm: at the kink float32 rounding may put
+            # an output on either side of 0 in the two libraries (its gradient then differs by all of it)
+            pre = F.batch_norm(x, rm.copy(), rv.copy(), w, b, training, 0.1, 1e-5)
+            keep = torch.from_numpy((pre > 0).astype(dtype))
+            act = lambda t: t * keep  # noqa: E731
         run_both(lambda t: ours(t, rm, rv, wt, bt, training, 0.1, 1e-5),
                  lambda t: act(torch.nn.functional.batch_norm(t, trm, trv, twt, tbt, training, 0.1, 1e-5)), x, dtype, seed)
     close(rm, trm.numpy(), dtype, "running_mean")
