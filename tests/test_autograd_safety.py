@@ -202,3 +202,34 @@ def test_autograd_is_the_bottom_of_the_package():
     assert relative and all(m.startswith("_engine") for m in relative), relative  # arrays only, below it
     assert not [m for m in absolute if m.split(".")[0] == "convolve"], absolute
     assert F.relu is not autograd.relu and F.tanh.__module__ == "convolve.functional.activation"
+
+
+def test_no_grad_is_per_thread_and_survives_interleaved_blocks():
+    """Block 1 enters no_grad, block 2 enters, block 1 leaves, block 2 leaves (as dask workers may):
+    with one global flag, block 2 would then record and grad mode would stay off everywhere."""
+    import threading
+
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+    seen = {}
+
+    def first():
+        with convolve.no_grad():
+            first_in.set()
+            second_in.wait()
+        first_out.set()
+
+    def second():
+        first_in.wait()
+        with convolve.no_grad():
+            second_in.set()
+            first_out.wait()
+            seen["inside"] = autograd.is_grad_enabled()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert seen == {"inside": False}
+    assert autograd.is_grad_enabled()
+    assert (Tensor(np.ones(2), requires_grad=True) * 2).requires_grad

@@ -86,7 +86,7 @@ def _window_ok(c):
 
 @pytest.mark.parametrize("jit", TIERS)
 @given(c=pool_cases.filter(_window_ok))
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=30, deadline=None)
 def test_max_pool2d_matches_pytorch_with_ties(jit, c):
     rng = np.random.default_rng(c["seed"])
     x = tied_input(rng, (c["n"], c["c"], c["h"], c["w"]), c["dtype"])
@@ -102,7 +102,7 @@ def test_max_pool2d_matches_pytorch_with_ties(jit, c):
 
 @pytest.mark.parametrize("jit", TIERS)
 @given(c=pool_cases.filter(_window_ok))
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=20, deadline=None)
 def test_max_pool1d_and_avg_pool_match_pytorch(jit, c):
     rng = np.random.default_rng(c["seed"])
     x = rng.standard_normal((c["n"], c["c"], c["h"], c["w"])).astype(c["dtype"])
@@ -145,7 +145,7 @@ def test_max_pool_nan_and_infinite_gradients_as_pytorch(jit, shape):
 @given(n=st.integers(2, 4), c=st.integers(1, 5), spatial=st.sampled_from([(), (7,), (5, 6), (2, 3, 4)]),
        dtype=st.sampled_from([np.float32, np.float64]), affine=st.booleans(), training=st.booleans(),
        relu=st.booleans(), seed=st.integers(0, 2**16), big=st.booleans())
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=30, deadline=None)
 def test_batch_norm_and_batch_norm_relu_match_pytorch(jit, n, c, spatial, dtype, affine, training, relu, seed, big):
     if big:  # past the compiled tier's size threshold
         spatial = spatial + (40, 30)

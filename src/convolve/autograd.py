@@ -18,6 +18,7 @@ share (relu, tanh, sigmoid) are written here once.
 from __future__ import annotations
 
 import contextlib
+import threading
 from typing import Callable, Sequence
 
 import numpy as np
@@ -26,22 +27,26 @@ from ._engine import eltwise
 
 __all__ = ["Tensor", "no_grad", "is_grad_enabled", "record", "as_array", "is_tensor", "relu", "tanh", "sigmoid"]
 
-_GRAD_ENABLED = True
+# Grad mode is per thread, as in PyTorch: a no_grad() block on one thread (a dask worker running
+# blocks, the engine's pools) must not switch recording off for another, nor leave it off when blocks
+# on several threads enter and leave it interleaved.
+_mode = threading.local()
 
 
 @contextlib.contextmanager
 def no_grad():
-    """Context manager in which ops record nothing (like ``torch.no_grad``)."""
-    global _GRAD_ENABLED
-    previous, _GRAD_ENABLED = _GRAD_ENABLED, False
+    """Context manager in which ops record nothing (like ``torch.no_grad``), on this thread."""
+    previous = getattr(_mode, "enabled", True)
+    _mode.enabled = False
     try:
         yield
     finally:
-        _GRAD_ENABLED = previous
+        _mode.enabled = previous
 
 
 def is_grad_enabled() -> bool:
-    return _GRAD_ENABLED
+    """Whether ops record their backward on this thread (True unless inside no_grad())."""
+    return getattr(_mode, "enabled", True)
 
 
 def is_tensor(x) -> bool:
@@ -79,7 +84,7 @@ def record(out, parents: Sequence, backward: Callable[[np.ndarray], Sequence], s
     if not any(isinstance(p, Tensor) for p in parents):
         return out
     needs = tuple(isinstance(p, Tensor) and p.requires_grad for p in parents)
-    if not (_GRAD_ENABLED and any(needs)):
+    if not (any(needs) and getattr(_mode, "enabled", True)):
         return Tensor(out)
     t = Tensor(out, requires_grad=True)
     t._parents = tuple(parents)
