@@ -6,6 +6,9 @@ import argparse
 import importlib
 import os
 import sys
+from typing import Optional, Sequence
+
+from . import _version
 
 # each module provides add_commands(subparsers); a sub-parser sets `func(args) -> exit code`
 _COMMAND_MODULES = ("convolve.explain._cli", "convolve.training._cli", "convolve.onnx._cli")
@@ -16,13 +19,14 @@ def build_parser() -> argparse.ArgumentParser:
         prog="convolve",
         description="Convolutional networks in pure NumPy: see, train and run them.",
     )
+    parser.add_argument("--version", action="version", version=f"convolve {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in _COMMAND_MODULES:
         importlib.import_module(name).add_commands(sub)
     return parser
 
 
-def main(argv=None) -> int:
+def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

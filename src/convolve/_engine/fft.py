@@ -39,8 +39,24 @@ def _scipy_fft():
     return scipy.fft
 
 
+def next_fast_len(n: int) -> int:
+    """The smallest 5-smooth size >= n (2^a 3^b 5^c), as ``scipy.fft.next_fast_len(n, real=True)``:
+    computed here so that the cost model does not import scipy.fft (tested equal to it)."""
+    best, p5 = 2 * n, 1
+    while p5 < best:
+        p35 = p5
+        while p35 < best:
+            m = p35  # the smallest p35 * 2^a >= n
+            while m < n:
+                m *= 2
+            best = min(best, m)
+            p35 *= 3
+        p5 *= 5
+    return max(best, 1) if n > 1 else 1
+
+
 def _sizes(spatial):
-    return tuple(_scipy_fft().next_fast_len(int(s), real=True) for s in spatial)
+    return tuple(next_fast_len(int(s)) for s in spatial)
 
 
 def workspace(op, x_shape, w_shape, stride, dilation, groups, itemsize):

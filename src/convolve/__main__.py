@@ -1,0 +1,7 @@
+"""``python -m convolve``: the same command line as the ``convolve`` script."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
