@@ -40,9 +40,16 @@ def test_eight_kernels_give_a_64x64x8_volume_and_a_second_layer_of_5x5x8_kernels
 
 
 def test_weight_sharing_parameter_count():
-    # 8 kernels of 5x5x3 + 8 biases = 608 parameters whatever the image size
-    w = np.zeros((8, 3, 5, 5))
-    assert w.size + 8 == 608
+    # 8 kernels of 5x5x3 + 8 biases = 608 parameters whatever the image size: the layer's own count,
+    # the explanation's count, and the same layer run on two image sizes
+    import convolve.nn as nn
+    from convolve.explain import explain
+
+    conv = nn.Conv2d(3, 8, 5, padding=2)
+    assert sum(p.data.size for p in conv.parameters()) == 608
+    for size in (64, 200):
+        assert conv(rng.random((1, 3, size, size), dtype=np.float32)).shape == (1, 8, size, size)
+        assert explain(f"{size}x{size}x3", ["conv 8 5x5x3 pad=2"]).steps[0].params == 608
 
 
 # --- identities -------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ __all__ = ["name", "local", "reach", "supports", "workspace", "cost", "forward",
 name = "depthwise"
 local = True  # each output is a sum over its own window
 reach = 0
-BLOCK_BYTES = 512 * 2**10  # per block (measured best of 64 KiB - 1 MiB on MobileNet 8x128x56x56)
+BLOCK_BYTES = 512 * 2**10  # per block (chosen by measurement: docs/speed.md, "Tuning constants")
 
 
 def supports(op, x_shape, w_shape, stride, dilation, groups):

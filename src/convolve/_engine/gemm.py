@@ -9,7 +9,7 @@ Two layouts, picked by the output size P = prod(output spatial):
 Large layers run blocked: one sample and a few output rows at a time, so that a block's columns
 (`BLOCK_BYTES`) are still in cache when the GEMM reads them and im2col costs no memory traffic.
 The batch-inner layout likewise runs in groups of samples once its columns would exceed
-`SAMPLES_SPLIT_ABOVE` (measured: LeNet's 128x32x14x14 layer 13 -> 10 ms forward).
+`SAMPLES_SPLIT_ABOVE`. How the thresholds were measured: docs/speed.md, "Tuning constants".
 
 Groups are one more batch axis of the matmul (no Python loop over groups). 1x1 kernels need no
 columns: the (strided) input already is the column matrix. The gradients use the same columns
@@ -28,11 +28,10 @@ __all__ = ["name", "local", "reach", "supports", "workspace", "cost", "im2col", 
 name = "gemm"
 local = True  # each output is one dot product over its own window
 reach = 0
-BATCH_INNER_BELOW = 640  # output positions per sample under which one GEMM over N·P wins (measured:
-# P <= 196 faster batch-inner, P = 576 mixed, P = 784 10-45% faster per sample)
-BLOCK_BYTES = 8 * 2**20  # columns per block in the blocked path (measured best of 0.25-8 MiB here)
+BATCH_INNER_BELOW = 640  # output positions per sample under which one GEMM over N·P wins
+BLOCK_BYTES = 8 * 2**20  # columns per block in the blocked path
 SAMPLES_SPLIT_ABOVE = 16 * 2**20  # batch-inner columns above this run in groups of samples ...
-SAMPLES_BLOCK_BYTES = 4 * 2**20  # ... of about this many bytes of columns (measured best of 1-8 MiB)
+SAMPLES_BLOCK_BYTES = 4 * 2**20  # ... of about this many bytes of columns
 
 
 def supports(op, x_shape, w_shape, stride, dilation, groups):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 __all__ = ["add_commands"]
 
@@ -115,7 +116,8 @@ def _run_apply(args) -> int:
     return 0
 
 
-def add_commands(subparsers):
+def add_commands(subparsers: Any) -> None:
+    """Register ``explain``, ``demo`` and ``apply`` on the ``convolve`` parser."""
     p = subparsers.add_parser(
         "explain", help="shapes, parameters, FLOPs and receptive fields of a stack of layers",
         description="Walk a stack of layers from an input volume and explain every step; check stated outputs.",
@@ -127,7 +129,7 @@ def add_commands(subparsers):
     p.add_argument("--model", metavar="PRESET|CKPT",
                    help="instead of LAYERs: summarise a training preset (lenet, resnet) or a checkpoint's model")
     p.add_argument("--dtype", default="float32", choices=["float16", "float32", "float64"],
-                   help="element type for the memory figures (default float32)")
+                   help="element type for the memory figures (default: float32)")
     p.set_defaults(func=_run_explain)
 
     p = subparsers.add_parser(
@@ -135,8 +137,8 @@ def add_commands(subparsers):
         description="64x64x3 photo -> 8 kernels 5x5x3, padding 2 -> 64x64x8 -> 16 kernels 5x5x8: print the "
                     "explanation and write every picture (kernel bank, sliding-kernel GIFs, volume, next layer, "
                     "learned filters) into a folder. Offline.")
-    p.add_argument("--out", default="convolve-demo", help="output folder (default ./convolve-demo)")
-    p.add_argument("--checkpoint", help="a trained checkpoint (.npz from convolve train) for the learned filters")
+    p.add_argument("--out", default="convolve-demo", metavar="DIR", help="output folder (default: ./convolve-demo)")
+    p.add_argument("--checkpoint", metavar="CKPT", help="a trained checkpoint (.npz from convolve train) for the learned filters")
     p.add_argument("--no-train", action="store_true",
                    help="without --checkpoint, skip the few-second training run behind the learned-filter pictures")
     p.add_argument("--kernel", action="append", metavar="K",
@@ -148,16 +150,16 @@ def add_commands(subparsers):
         "apply", help="run one kernel over an image and write the feature map",
         description="Convolve IMAGE (grey, RGB, RGBA, 16-bit PNG, JPEG, ...) with a kernel. A 2-D kernel reads "
                     "the greyscale image; a 3-D (C, kH, kW) kernel reads all C channels.")
-    p.add_argument("image")
-    p.add_argument("--kernel", required=True,
+    p.add_argument("image", help="the image file to read")
+    p.add_argument("--kernel", required=True, metavar="K",
                    help="a name (identity, box_blur, gaussian_blur, sharpen, laplacian, edge, sobel_x, sobel_y), "
                         "a .npy file, or a literal like '[[1,0,-1],[2,0,-2],[1,0,-1]]'")
-    p.add_argument("--stride", type=_positive, default=1)
-    p.add_argument("--padding", type=_padding, default=0, help="an int, 'same' or 'valid' (default 0)")
-    p.add_argument("--dilation", type=_positive, default=1)
-    p.add_argument("--out", help="output file: .png (an image, one pixel per value) or .npy (the numbers); "
-                                 "default IMAGE-KERNEL.png here")
-    p.add_argument("--figure", help="also write a labelled figure (input, kernel, map with colour scale) as PNG")
+    p.add_argument("--stride", type=_positive, default=1, metavar="S", help="step between kernel positions (default: 1)")
+    p.add_argument("--padding", type=_padding, default=0, metavar="P", help="an int, 'same' or 'valid' (default: 0)")
+    p.add_argument("--dilation", type=_positive, default=1, metavar="D", help="spacing between kernel taps (default: 1)")
+    p.add_argument("--out", metavar="FILE", help="output file: .png (an image, one pixel per value) or .npy (the "
+                                 "numbers) (default: IMAGE-KERNEL.png here)")
+    p.add_argument("--figure", metavar="PNG", help="also write a labelled figure (input, kernel, map with colour scale) as PNG")
     p.add_argument("--max-pixels", type=_positive, default=None, metavar="N",
-                   help="refuse larger images before decoding them (default 89478485, Pillow's limit)")
+                   help="refuse larger images before decoding them (default: 89478485, Pillow's limit)")
     p.set_defaults(func=_run_apply)

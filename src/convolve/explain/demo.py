@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable, Dict, List, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -125,14 +126,25 @@ def _learned(out: Path, checkpoint, train: bool, say, loaded=None) -> list:
     return files
 
 
-def run_demo(out="convolve-demo", checkpoint=None, train: bool = True, say=print, kernels=()) -> DemoResult:
-    """Run the demo, writing every picture into `out`; `say` receives each printed line.
+class _Listing:
+    """The files the demo writes, each with what it shows: one write-and-list step per picture."""
 
-    `kernels` are extra 2-D kernels for the kernel-bank picture: names, .npy paths or literals.
-    """
-    start = time.perf_counter()
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.entries: List[Tuple[Path, str]] = []
+
+    def add(self, name: str, what: Union[str, Callable[[Any], str]], draw: Callable[[Path], Any]) -> Any:
+        """Draw into ``out/name`` with `draw(path)`; list it with `what` (text, or text made from draw's result)."""
+        path = self.out / name
+        result = draw(path)
+        self.entries.append((path, what(result) if callable(what) else what))
+        return result
+
+
+def _user_kernels(kernels: Sequence[Any]) -> Dict[str, np.ndarray]:
+    """The extra 2-D kernels for the kernel-bank picture, read (and checked) before any work."""
     user = {}
-    for i, spec in enumerate(kernels, start=1):  # read them before any work
+    for i, spec in enumerate(kernels, start=1):
         k = load_kernel(spec)
         if k.ndim != 2:
             raise ValueError(f"kernel {spec!r} has shape {k.shape}; the kernel-bank picture reads the grey photo, "
@@ -140,28 +152,11 @@ def run_demo(out="convolve-demo", checkpoint=None, train: bool = True, say=print
         name = str(spec) if str(spec).replace("-", "_").lower() in BANK else (
             Path(str(spec)).stem if str(spec).lower().endswith(".npy") else f"yours {i}")
         user[name] = k
-    out = check_writable_dir(out)
-    loaded = None
-    if checkpoint is not None:  # read it before drawing anything: a bad checkpoint fails the demo up front
-        if not Path(checkpoint).exists():
-            raise FileNotFoundError(f"checkpoint {str(checkpoint)!r} does not exist")
-        from ..training import load_model
+    return user
 
-        loaded = load_model(checkpoint)
-    res = DemoResult(out=out.resolve())
-    lines = []
 
-    def emit(text=""):
-        lines.append(text)
-        say(text)
-
-    x = sample_image(64).astype(np.float64)  # (3, 64, 64)
-    w1, b1 = first_layer()
-    w2, b2 = second_layer()
-    v1 = F.conv2d(x[None], w1, b1, padding=2)[0]  # (8, 64, 64)
-    v2 = F.conv2d(v1[None], w2, b2, padding=2)[0]  # (16, 64, 64)
-    res.arrays.update(input=x, volume1=v1, volume2=v2)
-
+def _explain_seed_example(emit: Callable[[str], None], v1: np.ndarray, v2: np.ndarray) -> None:
+    """Print the explanation of the two layers, check it against the engine, and check the seed's claim."""
     emit("convolve demo: the seeds' example on a real photo (Chelsea the cat, CC0), computed by convolve's engine")
     emit("")
     emit(f"$ convolve explain 64x64x3 {' '.join(repr(s) for s in LAYERS)}")
@@ -179,49 +174,105 @@ def run_demo(out="convolve-demo", checkpoint=None, train: bool = True, say=print
     emit(("OK: " if check[0] else "WRONG: ") + check[1])
     emit("")
 
-    files = []
-    p = out / "01_kernel_bank.png"
-    res.arrays["bank"] = kernel_bank_figure(x, {**bank(), **user}, p)
-    files.append((p, "the kernel bank (identity, blurs, sharpen, laplacian, edge, Sobel x/y) and the maps each "
-                     "makes of the photo"))
+
+def _draw_pictures(files: _Listing, res: "DemoResult", user: Dict[str, np.ndarray]) -> None:
+    """Pictures 01-06: the kernel bank, two sliding-kernel GIFs, layer 1 and how layer 2 reads it."""
+    x, v1 = res.arrays["input"], res.arrays["volume1"]
+    w1, _ = first_layer()
+    w2, b2 = second_layer()
+    res.arrays["bank"] = files.add(
+        "01_kernel_bank.png", "the kernel bank (identity, blurs, sharpen, laplacian, edge, Sobel x/y) and the "
+                              "maps each makes of the photo",
+        lambda p: kernel_bank_figure(x, {**bank(), **user}, p))
     # an 8x8 patch around the cat's left eye keeps every number in the animation legible
     patch = resize(x[:, 18:34, 8:24].astype(np.float32), 8).astype(np.float64)  # (3, 8, 8)
-    p = out / "02_slide_1channel.gif"
-    s1 = sliding_gif(slide(to_grey(patch)[0], get_kernel("sobel_x"), bias=0.1, padding=1), p,
-                     title="Sobel-x (3x3x1) sliding over an 8x8 grey patch of the photo")
-    files.append((p, f"a 3x3 kernel sliding over one channel: window, map filling in, z = b + sum w*x "
-                     f"({s1.frames} frames)"))
+    res.arrays["slide_1channel"] = files.add(
+        "02_slide_1channel.gif",
+        lambda s: f"a 3x3 kernel sliding over one channel: window, map filling in, z = b + sum w*x ({s.frames} frames)",
+        lambda p: sliding_gif(slide(to_grey(patch)[0], get_kernel("sobel_x"), bias=0.1, padding=1), p,
+                              title="Sobel-x (3x3x1) sliding over an 8x8 grey patch of the photo"))
     w3 = np.stack([get_kernel("sobel_x"), get_kernel("sobel_y"), get_kernel("laplacian")])
-    p = out / "03_slide_3channel.gif"
-    s3 = sliding_gif(slide(patch, w3, bias=-0.1, padding=0), p,
-                     title="A 3x3x3 kernel sliding over an 8x8x3 RGB patch")
-    files.append((p, f"a 3x3x3 kernel over an RGB input: kernel depth = input depth ({s3.frames} frames)"))
-    res.arrays.update(slide_1channel=s1, slide_3channel=s3)
-    p = out / "04_layer1_kernels.png"
-    kernels_figure(w1, p, names=FIRST_NAMES)
-    files.append((p, "layer 1: the 8 kernels of 5x5x3, one slice per colour channel"))
-    p = out / "05_layer1_volume.png"
-    volume_figure(x, v1, p, names=FIRST_NAMES)
-    files.append((p, "layer 1 output: 8 feature maps stacked into a 64x64x8 volume"))
-    p = out / "06_layer2_reads_volume.png"
-    res.arrays["next_layer"] = next_layer_figure(v1, w2, b2, (26, 20), p, kernel_index=0, padding=2,
-                                                names=FIRST_NAMES)
-    files.append((p, "layer 2: one 5x5x8 kernel reads the same window in all 8 maps; z = b + sum of 8 partial sums"))
+    res.arrays["slide_3channel"] = files.add(
+        "03_slide_3channel.gif",
+        lambda s: f"a 3x3x3 kernel over an RGB input: kernel depth = input depth ({s.frames} frames)",
+        lambda p: sliding_gif(slide(patch, w3, bias=-0.1, padding=0), p,
+                              title="A 3x3x3 kernel sliding over an 8x8x3 RGB patch"))
+    files.add("04_layer1_kernels.png", "layer 1: the 8 kernels of 5x5x3, one slice per colour channel",
+              lambda p: kernels_figure(w1, p, names=FIRST_NAMES))
+    files.add("05_layer1_volume.png", "layer 1 output: 8 feature maps stacked into a 64x64x8 volume",
+              lambda p: volume_figure(x, v1, p, names=FIRST_NAMES))
+    res.arrays["next_layer"] = files.add(
+        "06_layer2_reads_volume.png",
+        "layer 2: one 5x5x8 kernel reads the same window in all 8 maps; z = b + sum of 8 partial sums",
+        lambda p: next_layer_figure(v1, w2, b2, (26, 20), p, kernel_index=0, padding=2, names=FIRST_NAMES))
+
+
+def run_demo(out: Union[str, Path] = "convolve-demo", checkpoint: Union[str, Path, None] = None, train: bool = True,
+             say: Callable[[str], Any] = print, kernels: Sequence[Any] = ()) -> DemoResult:
+    """Run the demo, writing every picture into `out`; `say` receives each printed line.
+
+    Parameters
+    ----------
+    out : str or Path
+        Folder for the pictures (created; must be writable).
+    checkpoint : str or Path, optional
+        A trained checkpoint for the learned-filter pictures (07, 08).
+    train : bool
+        Without `checkpoint`, run a few-second training for those pictures (else skip them).
+    say : callable
+        Receives each line of the printed explanation.
+    kernels : sequence
+        Extra 2-D kernels for the kernel-bank picture: names, .npy paths or literals.
+
+    Returns
+    -------
+    DemoResult
+        The folder, the files written, the printed text and the engine's arrays.
+    """
+    start = time.perf_counter()
+    user = _user_kernels(kernels)
+    out = check_writable_dir(out)
+    loaded = None
+    if checkpoint is not None:  # read it before drawing anything: a bad checkpoint fails the demo up front
+        if not Path(checkpoint).exists():
+            raise FileNotFoundError(f"checkpoint {str(checkpoint)!r} does not exist")
+        from ..training import load_model
+
+        loaded = load_model(checkpoint)
+    res = DemoResult(out=out.resolve())
+    lines: List[str] = []
+
+    def emit(text: str = "") -> None:
+        lines.append(text)
+        say(text)
+
+    x = sample_image(64).astype(np.float64)  # (3, 64, 64)
+    w1, b1 = first_layer()
+    w2, b2 = second_layer()
+    v1 = F.conv2d(x[None], w1, b1, padding=2)[0]  # (8, 64, 64)
+    v2 = F.conv2d(v1[None], w2, b2, padding=2)[0]  # (16, 64, 64)
+    res.arrays.update(input=x, volume1=v1, volume2=v2)
+    _explain_seed_example(emit, v1, v2)
+
+    files = _Listing(out)
+    _draw_pictures(files, res, user)
     for p in _learned(out, checkpoint, train, emit, loaded):
         what = "learned first-layer filters" if "filters" in p.name else "feature maps of a test image, layer by layer"
-        files.append((p, what))
+        files.entries.append((p, what))
 
-    text = "\n".join(lines) + "\n"
-    with atomic_write(out / "explanation.txt", "w") as f:
-        f.write(text)
-    files.append((out / "explanation.txt", "the explanation above"))
+    def write_text(path: Path) -> None:
+        with atomic_write(path, "w") as f:
+            f.write("\n".join(lines) + "\n")
+
+    files.add("explanation.txt", "the explanation above", write_text)
     if checkpoint is None and (out / "quick-training" / "best.npz").exists():
-        files.append((out / "quick-training", "the short training run behind 07/08 (reused next time; delete to retrain)"))
-    res.files = [f for f, _ in files if f.is_file()]
+        files.entries.append((out / "quick-training",
+                              "the short training run behind 07/08 (reused next time; delete to retrain)"))
+    res.files = [f for f, _ in files.entries if f.is_file()]
     res.seconds = time.perf_counter() - start
     emit(f"Pictures written to {res.out}/ :")
-    width = max(len(f.name) for f, _ in files)
-    for f, what in files:
+    width = max(len(f.name) for f, _ in files.entries)
+    for f, what in files.entries:
         emit(f"  {f.name + ('/' if f.is_dir() else ''):<{width + 1}} {what}")
     emit(f"done in {res.seconds:.1f} s")
     res.text = "\n".join(lines)

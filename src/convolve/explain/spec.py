@@ -155,22 +155,81 @@ def _set(values: dict, spans: dict, key, value, span, text, where):
     values[key], spans[key] = value, span
 
 
+def _pair_option(key, kind, val, text, vs, e, where):
+    return _pair(_ints(val, 2, f"{key} like 2 or 2x1", text, vs, where))
+
+
+def _padding_option(key, kind, val, text, vs, e, where):
+    if val.lower() in ("same", "valid"):
+        return val.lower()
+    if val.isdigit() or re.fullmatch(r"\d+x\d+", val.lower()):
+        return _pair(tuple(int(p) for p in val.lower().split("x")))
+    raise SpecError(f"expected padding like 2, 2x1, same or valid, but got {val!r}", text, vs, e, where)
+
+
+def _groups_option(key, kind, val, text, vs, e, where):
+    return _ints(val, 1, "groups as a positive integer", text, vs, where)[0]
+
+
+def _flag_option(key, kind, val, text, vs, e, where):
+    if val.lower() not in _BOOL:
+        raise SpecError(f"expected {key}=yes or {key}=no, but got {val!r}", text, vs, e, where)
+    return _BOOL[val.lower()]
+
+
+def _probability_option(key, kind, val, text, vs, e, where):
+    return _probability(val, text, vs, e, where)
+
+
+def _kernel_option(key, kind, val, text, vs, e, where):
+    return _ints(val, 3 if kind == "conv" else 2, "a kernel size like 5x5", text, vs, where)
+
+
+# how the value of each key=value option is read: reader(key, kind, value, text, start, end, where)
+_OPTION_READERS = {
+    "stride": _pair_option, "dilation": _pair_option, "padding": _padding_option, "groups": _groups_option,
+    "bias": _flag_option, "ceil": _flag_option, "p": _probability_option, "kernel": _kernel_option,
+}
+
+
+def _split_expect(text: str, where: str) -> tuple:
+    """'conv 8 5x5 -> 64x64x8' -> ('conv 8 5x5 ', (8, 64, 64)); without '->' the expectation is None."""
+    if "->" not in text:
+        return text, None
+    at = text.index("->")
+    shape_text = text[at + 2 :]
+    offset = at + 2 + (len(shape_text) - len(shape_text.lstrip()))
+    try:
+        return text[:at], parse_shape(shape_text.strip(), where)
+    except SpecError as exc:
+        raise SpecError(exc.message, text, offset, len(text.rstrip()), where) from None
+
+
+def _option(kind, tok, s, e, values, spans, text, where):
+    """Read one key=value token into `values` (its span into `spans`)."""
+    key, _, val = tok.partition("=")
+    key = key.lower() if kind == "dropout" else _ALIASES.get(key.lower(), key.lower())
+    if key not in _KEYS.get(kind, set()):
+        allowed = sorted(_KEYS.get(kind, set()) - {"kernel"})
+        hint = f"{kind} takes {', '.join(allowed)}" if allowed else f"{kind} takes no options"
+        raise SpecError(f"unknown option {tok.partition('=')[0]!r} ({hint})", text, s, e, where)
+    vs = s + len(tok) - len(val)
+    _set(values, spans, key, _OPTION_READERS[key](key, kind, val, text, vs, e, where), (s, e), text, where)
+
+
 def parse_layer(text: str, index: int | None = None) -> Layer:
-    """Parse one layer spec (see the module docstring); raise SpecError pointing at the offending token."""
+    """Parse one layer spec (see the module docstring); raise SpecError pointing at the offending token.
+
+    Examples
+    --------
+    >>> layer = parse_layer("conv 8 5x5x3 pad=2 -> 64x64x8")
+    >>> layer.kind, layer.out, layer.kernel, layer.depth, layer.padding, layer.expect
+    ('conv', 8, (5, 5), 3, (2, 2), (8, 64, 64))
+    """
     if not isinstance(text, str):
         raise TypeError(f"a layer spec must be a string like 'conv 8 5x5 pad=2', but got {type(text).__name__}")
     where = f"layer {index}" if index is not None else "layer"
-    expect = None
-    body = text
-    if "->" in text:
-        at = text.index("->")
-        body = text[:at]
-        shape_text = text[at + 2 :]
-        offset = at + 2 + (len(shape_text) - len(shape_text.lstrip()))
-        try:
-            expect = parse_shape(shape_text.strip(), where)
-        except SpecError as exc:
-            raise SpecError(exc.message, text, offset, len(text.rstrip()), where) from None
+    body, expect = _split_expect(text, where)
     toks = _tokens(body)
     if not toks:
         raise SpecError(f"expected a layer ({', '.join(sorted(set(KINDS.values())))}), but got nothing",
@@ -187,34 +246,7 @@ def parse_layer(text: str, index: int | None = None) -> Layer:
     positional = []
     for tok, s, e in toks[1:]:
         if "=" in tok:
-            key, _, val = tok.partition("=")
-            key = key.lower() if kind == "dropout" else _ALIASES.get(key.lower(), key.lower())
-            if key not in _KEYS.get(kind, set()):
-                allowed = sorted(_KEYS.get(kind, set()) - {"kernel"})
-                hint = f"{kind} takes {', '.join(allowed)}" if allowed else f"{kind} takes no options"
-                raise SpecError(f"unknown option {tok.partition('=')[0]!r} ({hint})", text, s, e, where)
-            vs = s + len(tok) - len(val)
-            if key in ("stride", "dilation"):
-                v = _pair(_ints(val, 2, f"{key} like 2 or 2x1", text, vs, where))
-            elif key == "padding":
-                if val.lower() in ("same", "valid"):
-                    v = val.lower()
-                elif val.isdigit() or re.fullmatch(r"\d+x\d+", val.lower()):
-                    v = tuple(int(p) for p in val.lower().split("x"))
-                    v = v * 2 if len(v) == 1 else v
-                else:
-                    raise SpecError(f"expected padding like 2, 2x1, same or valid, but got {val!r}", text, vs, e, where)
-            elif key == "groups":
-                v = _ints(val, 1, "groups as a positive integer", text, vs, where)[0]
-            elif key in ("bias", "ceil"):
-                if val.lower() not in _BOOL:
-                    raise SpecError(f"expected {key}=yes or {key}=no, but got {val!r}", text, vs, e, where)
-                v = _BOOL[val.lower()]
-            elif key == "p":
-                v = _probability(val, text, vs, e, where)
-            else:  # kernel
-                v = _ints(val, 3 if kind == "conv" else 2, "a kernel size like 5x5", text, vs, where)
-            _set(values, spans, key, v, (s, e), text, where)
+            _option(kind, tok, s, e, values, spans, text, where)
         else:
             positional.append((tok, s, e))
     _positional(kind, positional, values, spans, text, where)

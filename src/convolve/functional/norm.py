@@ -12,6 +12,7 @@ import numpy as np
 from .. import autograd
 from .._engine import norm as _norm
 from ..autograd import Tensor, as_array, record
+from .._shared.random import generator_or_shared
 from ._args import as_input, float_dtype
 
 __all__ = ["linear", "batch_norm", "batch_norm_relu", "dropout"]
@@ -259,10 +260,7 @@ def dropout(input, p: float = 0.5, training: bool = True, *, generator=None):
     if p == 1:
         keep = np.zeros(a.shape, a.dtype)
     else:
-        if generator is None:
-            from ..nn.init import get_generator
-
-            generator = get_generator()
+        generator = generator_or_shared(generator)
         keep = (generator.random(a.shape, dtype=np.float32) >= p) * np.asarray(1 / (1 - p), dtype=a.dtype)
         keep = keep.astype(a.dtype, copy=False)
     return record(a * keep, (x,), lambda g: (g * keep,))

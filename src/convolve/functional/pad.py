@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any, List, Tuple
+
 import numpy as np
 
+from .._shared.checks import check_choice, is_int
+from .._shared.types import ArrayOrTensor, TensorLike
 from ..autograd import as_array, record
-from ._args import as_input, is_int
+from ._args import as_input
 
 __all__ = ["pad", "PAD_MODES"]
 
@@ -24,7 +28,7 @@ def _source_index(size: int, before: int, after: int, mode: str) -> np.ndarray:
     return i % size  # circular
 
 
-def pad(input, pad, mode="constant", value=0.0):
+def pad(input: TensorLike, pad: Tuple[int, ...], mode: str = "constant", value: float = 0.0) -> ArrayOrTensor:
     """Pad the last ``len(pad) // 2`` dimensions of `input`.
 
     Parameters
@@ -45,53 +49,72 @@ def pad(input, pad, mode="constant", value=0.0):
 
     Examples
     --------
-    >>> pad(np.array([[1., 2., 3.]]), (2, 1), mode="reflect")
+    >>> import numpy as np, convolve.functional as F
+    >>> F.pad(np.array([[1., 2., 3.]]), (2, 1), mode="reflect")
     array([[3., 2., 1., 2., 3., 2.]])
+    >>> F.pad(np.array([[1., 2., 3.]]), (-1, 1))                   # negative crops
+    array([[2., 3., 0.]])
     """
     x = as_input(input, "input")
     a = as_array(x)
-    if mode not in PAD_MODES:
-        raise ValueError(f"mode must be one of {list(PAD_MODES)}, but got {mode!r}")
+    pairs = _pairs(a.shape, pad, mode)
+    if mode == "constant":
+        return _constant_pad(x, a, pairs, pad, value)
+    _check_copy_pad(a.shape, pairs, pad, mode)
+    return _copy_pad(x, a, pairs, mode)
+
+
+def _pairs(shape: Tuple[int, ...], pad: Any, mode: Any) -> List[Tuple[int, int]]:
+    """Check `mode` and `pad`; (before, after) for every axis of `shape`, leading axes (0, 0)."""
+    check_choice("mode", mode, PAD_MODES)
     if not isinstance(pad, (tuple, list)) or len(pad) % 2 or not all(is_int(p) for p in pad):
         raise TypeError(f"pad must be a tuple of an even number of ints, but got {pad!r}")
     m = len(pad) // 2
-    if m > a.ndim:
-        raise ValueError(f"pad {pad!r} pads {m} dimensions but input has only {a.ndim} ({a.shape})")
-    pairs = [(0, 0)] * (a.ndim - m) + [(int(pad[2 * j]), int(pad[2 * j + 1])) for j in reversed(range(m))]
+    if m > len(shape):
+        raise ValueError(f"pad {pad!r} pads {m} dimensions but input has only {len(shape)} ({shape})")
+    return [(0, 0)] * (len(shape) - m) + [(int(pad[2 * j]), int(pad[2 * j + 1])) for j in reversed(range(m))]
 
-    if mode == "constant":
-        out_shape = tuple(n + b + e for n, (b, e) in zip(a.shape, pairs))
-        if any(s < 0 for s in out_shape):
-            raise ValueError(f"pad {pad!r} crops more than input's shape {a.shape} holds")
-        out = np.full(out_shape, value, dtype=a.dtype)
-        dst = tuple(slice(max(b, 0), max(b, 0) + n + min(b, 0) + min(e, 0)) for n, (b, e) in zip(a.shape, pairs))
-        src = tuple(slice(max(-b, 0), n - max(-e, 0)) for n, (b, e) in zip(a.shape, pairs))
-        out[dst] = a[src]
 
-        def backward(g):
-            gx = np.zeros(a.shape, dtype=g.dtype)
-            gx[src] = g[dst]
-            return (gx,)
+def _constant_pad(x: Any, a: np.ndarray, pairs: List[Tuple[int, int]], pad: Any, value: float) -> Any:
+    """Fill around, or crop where a pad is negative: one copy forward, one slice back."""
+    out_shape = tuple(n + b + e for n, (b, e) in zip(a.shape, pairs))
+    if any(s < 0 for s in out_shape):
+        raise ValueError(f"pad {pad!r} crops more than input's shape {a.shape} holds")
+    out = np.full(out_shape, value, dtype=a.dtype)
+    dst = tuple(slice(max(b, 0), max(b, 0) + n + min(b, 0) + min(e, 0)) for n, (b, e) in zip(a.shape, pairs))
+    src = tuple(slice(max(-b, 0), n - max(-e, 0)) for n, (b, e) in zip(a.shape, pairs))
+    out[dst] = a[src]
 
-        return record(out, (x,), backward)
+    def backward(g):
+        gx = np.zeros(a.shape, dtype=g.dtype)
+        gx[src] = g[dst]
+        return (gx,)
 
+    return record(out, (x,), backward)
+
+
+def _check_copy_pad(shape: Tuple[int, ...], pairs: List[Tuple[int, int]], pad: Any, mode: str) -> None:
+    """The limits of the modes that copy input values into the padding."""
     for axis, (b, e) in enumerate(pairs):
         if b < 0 or e < 0:
             raise ValueError(f"pad must be non-negative in {mode!r} mode, but got {pad!r}")
-        n = a.shape[axis]
+        n = shape[axis]
         if (b or e) and mode == "reflect" and max(b, e) >= n:
             raise ValueError(
                 f"reflect padding of {max(b, e)} needs an input dimension larger than the pad, but "
-                f"dimension {axis} of input has size {n} (input shape {a.shape})"
+                f"dimension {axis} of input has size {n} (input shape {shape})"
             )
         if (b or e) and mode == "circular" and max(b, e) > n:
             raise ValueError(
                 f"circular padding of {max(b, e)} may be at most the input size, but dimension {axis} "
-                f"of input has size {n} (input shape {a.shape})"
+                f"of input has size {n} (input shape {shape})"
             )
         if (b or e) and n == 0:
-            raise ValueError(f"cannot {mode}-pad dimension {axis} of size 0 (input shape {a.shape})")
+            raise ValueError(f"cannot {mode}-pad dimension {axis} of size 0 (input shape {shape})")
 
+
+def _copy_pad(x: Any, a: np.ndarray, pairs: List[Tuple[int, int]], mode: str) -> Any:
+    """reflect / replicate / circular: a gather along each padded axis; its adjoint sums the copies back."""
     index = [(_source_index(n, b, e, mode) if (b or e) else None) for n, (b, e) in zip(a.shape, pairs)]
     out = a
     for axis, idx in enumerate(index):
@@ -99,7 +122,6 @@ def pad(input, pad, mode="constant", value=0.0):
             out = np.take(out, idx, axis=axis)
 
     def backward(g):
-        # adjoint of a gather along each axis: sum the copies back with a one-hot matrix
         for axis, idx in reversed(list(enumerate(index))):
             if idx is None:
                 continue

@@ -192,7 +192,7 @@ def _tile_picks(y, out):
                 v = tap(j)
                 better = v > best
                 np.maximum(best, v, out=best)
-                pick += better * (j - pick)  # arithmetic: much faster than copyto(where=) or np.where
+                pick += better * (j - pick)  # arithmetic, not copyto(where=)/np.where: see docs/speed.md
         levels.append((axis, k, pick))
         y = best
     return levels

@@ -1,11 +1,10 @@
 """Weight initialisation (PyTorch's schemes) and the random generator behind it.
 
-Seeding design: one module-level ``numpy.random.Generator`` feeds every layer's default
-initialisation and every dropout mask. ``seed(s)`` replaces it with ``np.random.default_rng(s)``,
-so ``seed(s)`` followed by building a model (and training it) is repeatable. Without ``seed`` the
-generator is seeded from the OS (like ``np.random.default_rng()``). Every function here also takes
-``generator=`` to use a private Generator instead. ``get_rng_state()`` / ``set_rng_state(state)``
-save and restore the generator (a JSON-able dict) so a resumed run draws the same dropout masks.
+One shared ``numpy.random.Generator`` (kept in ``convolve._shared.random``, below `functional` and
+`nn`) feeds every layer's default initialisation and every dropout mask: ``seed(s)`` makes building
+and training a model repeatable; ``get_rng_state()`` / ``set_rng_state(state)`` save and restore it
+so a resumed run draws the same dropout masks. Every function here also takes ``generator=`` to use
+a private Generator instead.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ import math
 
 import numpy as np
 
-from .._shared.checks import check_int
+from .._shared.random import generator_or_shared, get_generator, get_rng_state, seed, set_rng_state
 from ..autograd import Tensor
 
 __all__ = [
@@ -24,41 +23,8 @@ __all__ = [
     "kaiming_uniform_", "kaiming_normal_", "xavier_uniform_", "xavier_normal_",
 ]
 
-_GENERATOR = np.random.default_rng()
-
-
-def seed(s: int) -> np.random.Generator:
-    """Make initialisation and dropout repeatable: reset the shared generator to ``default_rng(s)``."""
-    global _GENERATOR
-    _GENERATOR = np.random.default_rng(check_int("seed", s, minimum=0))
-    return _GENERATOR
-
-
-def get_generator() -> np.random.Generator:
-    """The shared generator that layers and dropout use by default."""
-    return _GENERATOR
-
-
-def get_rng_state() -> dict:
-    """The shared generator's state (a JSON-able dict)."""
-    return _GENERATOR.bit_generator.state
-
-
-def set_rng_state(state: dict) -> None:
-    """Restore a state from :func:`get_rng_state`."""
-    global _GENERATOR
-    if not isinstance(state, dict) or "bit_generator" not in state:
-        raise TypeError(f"state must be a dict from get_rng_state(), but got {type(state).__name__}")
-    bitgen = getattr(np.random, state["bit_generator"], None)
-    if bitgen is None:
-        raise ValueError(f"unknown bit generator {state['bit_generator']!r} in state")
-    g = np.random.Generator(bitgen())
-    g.bit_generator.state = state
-    _GENERATOR = g
-
-
 def _gen(generator):
-    return _GENERATOR if generator is None else generator
+    return generator_or_shared(generator)
 
 
 def _fill(tensor, values):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
+from typing import Any
 
 from ._settings import CHOICES, DEFAULT_LR, DEFAULTS
 from ._setup import DATA_FORMATS_HELP
@@ -19,57 +19,65 @@ def _cluster_flags(parser, what):
     g.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help=f"{what} on the dask cluster whose scheduler is at ADDRESS (e.g. tcp://10.0.0.5:8786)")
 
-_DATA_HELP = f"dataset directory: {DATA_FORMATS_HELP}. Default: the embedded Fashion-MNIST subset"
+
+_DATA_HELP = f"dataset directory: {DATA_FORMATS_HELP} (default: the embedded Fashion-MNIST subset)"
 
 
-def add_commands(subparsers):
-    """Register ``train``, ``evaluate`` and ``predict`` on the ``convolve`` parser."""
-    fmt = argparse.ArgumentDefaultsHelpFormatter
+def _default(key: str) -> str:
+    return f" (default: {DEFAULTS[key]:g})" if isinstance(DEFAULTS[key], float) else f" (default: {DEFAULTS[key]})"
+
+
+def add_commands(subparsers: Any) -> None:
+    """Register ``train``, ``evaluate`` and ``predict`` on the ``convolve`` parser.
+
+    Options default to None ("not given") so that a resumed run keeps its stored settings; the
+    help shows the real default of each, once.
+    """
     t = subparsers.add_parser(
-        "train", help="train a CNN (embedded Fashion-MNIST subset by default)", formatter_class=fmt,
+        "train", help="train a CNN (embedded Fashion-MNIST subset by default)",
         description="Train a preset CNN. Writes last.npz (each epoch), best.npz, metrics.json and "
                     "loss_accuracy.png to --out. Settings not given on --resume are the stored run's.",
     )
-    t.add_argument("--model", choices=CHOICES["model"], default=None,
-                   help=f"preset: lenet (conv32-pool-conv64-pool-fc128) or resnet (residual, BN) "
-                        f"[{DEFAULTS['model']}]")
-    t.add_argument("--data", default=None, metavar="DIR", help=_DATA_HELP)
-    t.add_argument("--epochs", type=int, default=None, help=f"epochs in the run [{DEFAULTS['epochs']}]")
-    t.add_argument("--batch-size", type=int, default=None, help=f"[{DEFAULTS['batch_size']}]")
-    t.add_argument("--lr", type=float, default=None,
-                   help="learning rate [" + ", ".join(f"{k} {v:g}" for k, v in DEFAULT_LR.items()) + "]")
-    t.add_argument("--optimizer", choices=CHOICES["optimizer"], default=None, help=f"[{DEFAULTS['optimizer']}]")
-    t.add_argument("--weight-decay", type=float, default=None, help=f"[{DEFAULTS['weight_decay']:g}]")
-    t.add_argument("--momentum", type=float, default=None, help=f"SGD momentum [{DEFAULTS['momentum']:g}]")
-    t.add_argument("--schedule", choices=CHOICES["schedule"], default=None,
-                   help=f"learning-rate schedule, stepped per epoch [{DEFAULTS['schedule']}]")
-    t.add_argument("--augment", choices=CHOICES["augment"], default=None,
-                   help=f"random crop (pad H//8) and/or horizontal flip [{DEFAULTS['augment']}]")
-    t.add_argument("--seed", type=int, default=None, help=f"seeds init, data order, augmentation [{DEFAULTS['seed']}]")
-    t.add_argument("--limit", type=int, default=None, metavar="N", help="train on N images (a seeded subset)")
-    t.add_argument("--out", default=None, metavar="DIR", help="run directory [runs/<model>, or -2, -3, ... if taken]")
+    t.add_argument("--model", choices=CHOICES["model"],
+                   help="preset: lenet (conv32-pool-conv64-pool-fc128) or resnet (residual, BN)" + _default("model"))
+    t.add_argument("--data", metavar="DIR", help=_DATA_HELP)
+    t.add_argument("--epochs", type=int, metavar="N", help="epochs in the run" + _default("epochs"))
+    t.add_argument("--batch-size", type=int, metavar="N", help="images per training step" + _default("batch_size"))
+    t.add_argument("--lr", type=float, help="learning rate (default: "
+                   + ", ".join(f"{k} {v:g}" for k, v in DEFAULT_LR.items()) + ")")
+    t.add_argument("--optimizer", choices=CHOICES["optimizer"], help="optimiser" + _default("optimizer"))
+    t.add_argument("--weight-decay", type=float, metavar="WD",
+                   help="L2 penalty (decoupled for adamw)" + _default("weight_decay"))
+    t.add_argument("--momentum", type=float, help="SGD momentum" + _default("momentum"))
+    t.add_argument("--schedule", choices=CHOICES["schedule"],
+                   help="learning-rate schedule, stepped per epoch" + _default("schedule"))
+    t.add_argument("--augment", choices=CHOICES["augment"],
+                   help="random crop (pad H//8) and/or horizontal flip" + _default("augment"))
+    t.add_argument("--seed", type=int, help="seeds init, data order, augmentation" + _default("seed"))
+    t.add_argument("--limit", type=int, metavar="N", help="train on N images (a seeded subset; default: all)")
+    t.add_argument("--out", metavar="DIR", help="run directory (default: runs/<model>, or -2, -3, ... if taken)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last.npz")
     t.add_argument("--no-progress", action="store_true",
                    help="no progress bar (it is off anyway when stderr is not a terminal or CI=true)")
     _cluster_flags(t, "synchronous data-parallel training")
     t.set_defaults(func=_train)
 
-    e = subparsers.add_parser("evaluate", help="test accuracy of a checkpoint", formatter_class=fmt,
+    e = subparsers.add_parser("evaluate", help="test accuracy of a checkpoint",
                               description="Loss and accuracy of a checkpoint on a dataset's test split.")
     e.add_argument("checkpoint", help="a .npz written by convolve train (best.npz or last.npz)")
-    e.add_argument("--data", default=None, metavar="DIR",
-                   help="dataset directory (formats as for train; 'default': the embedded subset). "
-                        "Default: the data the checkpoint was trained on")
-    e.add_argument("--batch-size", type=int, default=256)
+    e.add_argument("--data", metavar="DIR",
+                   help="dataset directory (formats as for train; 'default': the embedded subset) "
+                        "(default: the data the checkpoint was trained on)")
+    e.add_argument("--batch-size", type=int, default=256, metavar="N", help="images per step (default: 256)")
     _cluster_flags(e, "run the batches")
     e.set_defaults(func=_evaluate)
 
-    p = subparsers.add_parser("predict", help="classify image files with a checkpoint", formatter_class=fmt,
+    p = subparsers.add_parser("predict", help="classify image files with a checkpoint",
                               description="Print the most likely classes of each image. Images are "
                                           "converted to the model's greyscale/RGB and resized to its input.")
     p.add_argument("checkpoint", help="a .npz written by convolve train")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, ...)")
-    p.add_argument("--top", type=int, default=3, help="classes to show per image")
+    p.add_argument("--top", type=int, default=3, metavar="K", help="classes to show per image (default: 3)")
     p.add_argument("--invert", action="store_true",
                    help="invert brightness first (for dark-on-light photos given to an MNIST-style model)")
     _cluster_flags(p, "run the batches")
