@@ -193,7 +193,7 @@ class NpzReader:
             buf = np.empty(n, np.uint8)
         except MemoryError:
             raise self._fail(f"entry {key!r} needs {n} bytes of memory, which are not available") from None
-        view = memoryview(buf)
+        view = buf.data  # a memoryview of the array
         try:
             with self._open(key) as f:
                 f.read(header_bytes)

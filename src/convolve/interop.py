@@ -17,6 +17,7 @@ import json
 import struct
 from collections import OrderedDict
 from pathlib import Path
+from typing import Any, Dict, cast
 
 import numpy as np
 
@@ -108,7 +109,7 @@ def save_state_dict(state_dict, path, metadata=None) -> Path:
                 f.write(chunk)
         else:
             extra = {_META_KEY: np.array(json.dumps(metadata))} if metadata else {}
-            np.savez(f, **arrays, **extra)
+            np.savez(f, **cast(Dict[str, Any], {**arrays, **extra}))
     return path
 
 

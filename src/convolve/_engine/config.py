@@ -7,12 +7,13 @@ Module-level state (like ``torch.backends.cudnn.benchmark``); the public wrapper
 from __future__ import annotations
 
 import os
+from typing import Any, Dict
 
 __all__ = ["DEFAULT_MEMORY_LIMIT", "settings", "autotune_cache"]
 
 DEFAULT_MEMORY_LIMIT = 256 * 2**20  # bytes of temporaries one engine call may allocate
 
-settings = {
+settings: Dict[str, Any] = {
     "memory_limit": DEFAULT_MEMORY_LIMIT,
     "autotune": False,
     # "local": the automatic choice keeps to algorithms meeting the numerical-locality policy;

@@ -86,7 +86,7 @@ def tune(op, x_shape, w_shape, stride, dilation, groups, dtype, run):
     costs = {n: estimate(n, op, x_shape, w_shape, stride, dilation, groups, itemsize) for n in names}
     best_guess = min(costs.values())
     best, best_time, result = None, math.inf, None
-    for n in sorted(names, key=costs.get):
+    for n in sorted(names, key=lambda n: costs[n]):
         if costs[n] > 8 * best_guess:  # not worth measuring
             continue
         t0 = time.perf_counter()

@@ -11,8 +11,10 @@ if TYPE_CHECKING:
 
 __all__ = ["ArrayOrTensor", "TensorLike", "IntOrTuple", "Padding"]
 
-#: what a functional op returns: an array for array inputs, a Tensor when any input is a Tensor
-ArrayOrTensor = Union[np.ndarray, "Tensor"]
+#: what a functional op returns: an array for array inputs, a Tensor when any input is a Tensor.
+#: Which of the two depends on the arguments' types together, which one overload per op per mix of
+#: arguments would be needed to state; so type checkers see Any (the docstrings say which).
+ArrayOrTensor = Any
 #: what a functional op accepts: a Tensor, an array, or anything ``np.asarray`` takes
 TensorLike = Union["Tensor", np.ndarray, Sequence[Any], float]
 #: one int for every spatial dim, or one per spatial dim

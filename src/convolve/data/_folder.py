@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import List, Tuple
 
 import numpy as np
 
@@ -109,7 +110,8 @@ def load_image_folder(path, mode="L", size=None, classes=None, *, max_pixels=Non
     if unknown:
         raise ValueError(f"{path}: subfolders {unknown} are not among the classes {classes}")
 
-    images, labels = [], []
+    images: List[Tuple[Path, np.ndarray]] = []
+    labels: List[int] = []
     for folder in folders:
         files = _image_files(folder)
         if not files:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import gzip
 import zlib
 from pathlib import Path
+from typing import Dict
 
 import numpy as np
 
@@ -27,7 +28,7 @@ __all__ = ["read_idx", "write_idx", "load_idx_dir", "find_idx_files", "KMNIST_CL
 # Kuzushiji-MNIST's ten cursive hiragana, romanised
 KMNIST_CLASSES = ["o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"]
 
-_CODE_TO_DTYPE = {
+_CODE_TO_DTYPE: Dict[int, np.dtype] = {
     0x08: np.dtype(">u1"),
     0x09: np.dtype(">i1"),
     0x0B: np.dtype(">i2"),
@@ -311,8 +312,10 @@ def load_idx_dir(path, classes=None):
             f"{path}: expected train-images-idx3-ubyte[.gz] and train-labels-idx1-ubyte[.gz] "
             f"(or the .idx3-ubyte spelling), but found neither"
         )
-    train = _load_split(path, "train", *found["train"], classes)
+    train_images, train_labels = found["train"]
+    train = _load_split(path, "train", train_images, train_labels, classes)
     test = None
     if "test" in found:
-        test = _load_split(path, "test", *found["test"], classes if classes is not None else train.classes)
+        test_images, test_labels = found["test"]
+        test = _load_split(path, "test", test_images, test_labels, classes if classes is not None else train.classes)
     return train, test

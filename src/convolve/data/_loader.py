@@ -111,7 +111,7 @@ class DataLoader:
         self.batch_size = check_int("batch_size", batch_size, minimum=1)
         self.shuffle = check_bool("shuffle", shuffle)
         if seed is None:
-            seed = np.random.SeedSequence().entropy % 2**63
+            seed = int(np.random.SeedSequence().entropy) % 2**63  # type: ignore[arg-type]  # an int when drawn
         self.seed = check_int("seed", seed, minimum=0)
         self.drop_last = check_bool("drop_last", drop_last)
         self.augment = augment

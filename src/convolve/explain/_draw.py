@@ -2,6 +2,7 @@
 so importing convolve never changes the user's pyplot backend)."""
 
 from __future__ import annotations
+from typing import cast
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -30,8 +31,9 @@ def save_figure(fig: Figure, path) -> None:
 
 def figure_rgb(fig: Figure) -> np.ndarray:
     """Render and return the figure as (H, W, 3) uint8."""
-    fig.canvas.draw()
-    return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+    canvas = cast(FigureCanvasAgg, fig.canvas)  # figures here are made on Agg canvases
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
 
 
 def is_signed(m) -> bool:

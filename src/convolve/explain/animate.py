@@ -11,9 +11,11 @@ equals the engine's value there.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 from matplotlib import colormaps
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.patches import Rectangle
 from PIL import Image
 
@@ -182,8 +184,9 @@ def _render(s: Slide, title: str):
     dynamic = [im, cell, cell_text, eq, head] + win_boxes + [t for texts in win_texts for t in texts]
     for a in dynamic:
         a.set_animated(True)  # left out of the background, drawn per frame (blitting)
-    fig.canvas.draw()
-    background = fig.canvas.copy_from_bbox(fig.bbox)
+    canvas = cast(FigureCanvasAgg, fig.canvas)  # figures here are made on Agg canvases
+    canvas.draw()
+    background = canvas.copy_from_bbox(fig.bbox)
 
     def update(frame: int):
         i, j = s.positions[frame]
@@ -201,10 +204,10 @@ def _render(s: Slide, title: str):
         eq.set_text("\n".join(_equation(s, frame, names, wrap)))
         bias = f", bias b = {fmt_num(s.bias)}" if c > 1 else ""  # one channel: shown under the kernel
         head.set_text(f"{title}{bias}   position ({i}, {j}): frame {frame + 1} of {s.frames}")
-        fig.canvas.restore_region(background)
+        canvas.restore_region(background)
         for a in dynamic:
             fig.draw_artist(a)
-        return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+        return np.asarray(canvas.buffer_rgba())[..., :3].copy()
 
     return fig, update
 

@@ -105,7 +105,7 @@ def _learned(out: Path, checkpoint, train: bool, say, loaded=None) -> list:
     cfg = ckpt.config
     _, test = load_default()
     size = tuple(cfg.get("image_size", test.images.shape[2:]))
-    img = np.asarray(test.images[0], dtype=np.float32)
+    img: np.ndarray = np.asarray(test.images[0], dtype=np.float32)
     img = img / 255 if test.images.dtype == np.uint8 else img  # what the DataLoader gives: [0, 1]
     label = f"a test image ({test.classes[int(test.labels[0])]})"
     if img.shape[0] != cfg.get("in_channels", img.shape[0]) or img.shape[1:] != size:

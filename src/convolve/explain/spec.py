@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import cast
 
 from .._geometry import pool_stride
 
@@ -319,7 +320,8 @@ def to_spec(layer: Layer) -> str:
 
     parts = [layer.kind]
     if layer.kind == "conv":
-        kernel = f"{layer.kernel[0]}x{layer.kernel[1]}" + (f"x{layer.depth}" if layer.depth is not None else "")
+        k = cast(tuple, layer.kernel)  # every conv layer has one (parse_layer checks)
+        kernel = f"{k[0]}x{k[1]}" + (f"x{layer.depth}" if layer.depth is not None else "")
         parts += [str(layer.out), kernel]
     elif layer.kind in ("maxpool", "avgpool"):
         parts.append(pair(layer.kernel))

@@ -4,6 +4,7 @@ shape and parameter count, measured by running the model once on zeros; and buil
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import List
 
 import numpy as np
 
@@ -137,7 +138,7 @@ def model_from_spec(input_shape, layers):
     bad = next((s for s in e.steps if s.problem), None)
     if bad is not None:
         raise ValueError(f"layer {bad.index} '{bad.layer.text}' is impossible: {bad.problem}")
-    modules = []
+    modules: List[nn.Module] = []
     for step, layer in zip(e.steps, parse_layers(layers)):
         k = layer.kind
         if k == "conv":

@@ -142,7 +142,7 @@ def _check_batch_norm(input, running_mean, running_var, weight, bias, training, 
         raise ValueError("batch_norm in eval mode (training=False) needs running_mean and running_var")
     if not isinstance(eps, numbers.Real) or eps < 0:
         raise ValueError(f"eps must be a non-negative number, but got {eps!r}")
-    if not isinstance(momentum, numbers.Real) or not 0 <= momentum <= 1:
+    if not isinstance(momentum, numbers.Real) or not 0 <= float(momentum) <= 1:
         raise ValueError(f"momentum must be a number in [0, 1], but got {momentum!r}")
     if training and a.size // C <= 1:
         raise ValueError(f"batch_norm in training mode needs more than 1 value per channel, but got input of shape {a.shape}")

@@ -96,8 +96,8 @@ def _max_pool(nd: int, input: Any, kernel_size: Any, stride: Any, padding: Any, 
     # ceil_mode may add end padding, which tiles cannot hold
     tiled = win.stride == win.kernel and not any(win.padding) and set(win.dilation) == {1} and not any(win.extra)
     if tiled and not return_indices and not has_nan:
-        y, backward = _max_pool_tiles(a, win.kernel, win.outs)
-        return layout.from_channels_first(record(y, (h,), backward))
+        y, tiles_backward = _max_pool_tiles(a, win.kernel, win.outs)
+        return layout.from_channels_first(record(y, (h,), tiles_backward))
     xp, interior = _padded(a, win.padding, win.extra, -np.inf)
     # One pass per kernel tap over output-sized views: no copy of the windows. Like PyTorch, the
     # first maximum in window order wins and a NaN beats everything (the last NaN, as PyTorch).

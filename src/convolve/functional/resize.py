@@ -121,7 +121,7 @@ def resize(input, size, *, scales=None, mode="nearest", coordinate_transformatio
         raise ValueError(f"size must be {nd} positive ints (one per spatial axis of input {a.shape}), but got {size!r}")
     if scales is None:
         scales = [s / n for s, n in zip(size, a.shape[2:])]
-    elif len(scales) != nd or not all(isinstance(s, numbers.Real) and s > 0 for s in scales):
+    elif len(scales) != nd or not all(isinstance(s, numbers.Real) and float(s) > 0 for s in scales):
         raise ValueError(f"scales must be {nd} positive numbers, but got {scales!r}")
     cdt = compute_dtype(dtype)
     y = x.astype(cdt) if a.dtype != cdt else x
@@ -169,7 +169,7 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
         scales = [s / n for s, n in zip(size, a.shape[2:])]
     else:
         factors = (scale_factor,) * nd if isinstance(scale_factor, numbers.Real) else tuple(scale_factor)
-        if len(factors) != nd or not all(isinstance(f, numbers.Real) and f > 0 for f in factors):
+        if len(factors) != nd or not all(isinstance(f, numbers.Real) and float(f) > 0 for f in factors):
             raise ValueError(f"scale_factor must be a positive number or {nd} of them, but got {scale_factor!r}")
         size = tuple(int(np.floor(n * f)) for n, f in zip(a.shape[2:], factors))
         scales = list(factors)

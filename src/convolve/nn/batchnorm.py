@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+from typing import Any, Optional, Tuple
 
 import numpy as np
 
@@ -17,7 +18,14 @@ __all__ = ["BatchNorm1d", "BatchNorm2d", "BatchNorm3d"]
 
 
 class _BatchNorm(Module):
-    ranks = ()
+    ranks: Tuple[int, ...] = ()
+    eps: float
+    momentum: Optional[float]
+    affine: bool
+    track_running_stats: bool
+    use_bias: bool
+    weight: Any
+    bias: Any
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum=0.1, affine: bool = True,
                  track_running_stats: bool = True, *, bias: bool = True, dtype=None):
@@ -27,7 +35,8 @@ class _BatchNorm(Module):
             raise ValueError(f"eps must be a non-negative number, but got {eps!r}")
         if momentum is not None and (not isinstance(momentum, numbers.Real) or not 0 <= momentum <= 1):
             raise ValueError(f"momentum must be a number in [0, 1] or None (cumulative average), but got {momentum!r}")
-        self.eps, self.momentum = float(eps), momentum
+        self.eps = float(eps)
+        self.momentum = momentum
         self.affine = check_bool("affine", affine)
         self.track_running_stats = check_bool("track_running_stats", track_running_stats)
         self.use_bias = self.affine and check_bool("bias", bias)

@@ -26,7 +26,7 @@ class _Indexed(Module):
         if isinstance(idx, slice):
             if isinstance(self, Sequential):  # keeps the children's names, as PyTorch
                 return Sequential(OrderedDict(list(self._modules.items())[idx]))
-            return type(self)(list(self._modules.values())[idx])
+            return ModuleList(list(self._modules.values())[idx])
         return list(self._modules.values())[self._index(idx)]
 
     def __setitem__(self, idx, module):

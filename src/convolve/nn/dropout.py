@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import numbers
+from typing import Optional
+
+import numpy as np
 
 from .. import functional as F
 from .._shared.checks import check_bool
@@ -29,11 +32,17 @@ class Dropout(Module):
     Input: any shape. Output: the same shape.
     """
 
-    def __init__(self, p: float = 0.5, inplace: bool = False, *, generator=None):
+    p: float
+    inplace: bool
+    generator: Optional[np.random.Generator]
+
+    def __init__(self, p: float = 0.5, inplace: bool = False, *, generator: Optional[np.random.Generator] = None) -> None:
         super().__init__()
         if not isinstance(p, numbers.Real) or isinstance(p, bool) or not 0 <= p <= 1:
             raise ValueError(f"dropout probability p must be between 0 and 1, but got {p!r}")
-        self.p, self.inplace, self.generator = float(p), check_bool("inplace", inplace), generator
+        self.p = float(p)
+        self.inplace = check_bool("inplace", inplace)
+        self.generator = generator
 
     def forward(self, input):
         return F.dropout(input, self.p, self.training, generator=self.generator)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 from .. import functional as F
 from .batchnorm import BatchNorm2d
 from .container import Sequential
@@ -36,6 +38,7 @@ class BasicBlock(Module):
         self.bn1 = BatchNorm2d(out_channels, dtype=dtype)
         self.conv2 = Conv2d(out_channels, out_channels, 3, 1, 1, bias=False, dtype=dtype)
         self.bn2 = BatchNorm2d(out_channels, dtype=dtype)
+        self.downsample: Optional[Sequential]
         if stride != 1 or in_channels != out_channels:
             self.downsample = Sequential(Conv2d(in_channels, out_channels, 1, stride, bias=False, dtype=dtype),
                                          BatchNorm2d(out_channels, dtype=dtype))

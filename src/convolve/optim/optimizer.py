@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import numbers
+from typing import Any, Dict, List
 
 import numpy as np
 
@@ -42,8 +43,8 @@ class Optimizer:
 
     def __init__(self, params, defaults: dict):
         self.defaults = dict(defaults)
-        self.state = {}  # Parameter -> dict (keyed by object identity: Tensor defines no __hash__ override)
-        self.param_groups = []
+        self.state: Dict[Any, Dict[str, Any]] = {}  # Parameter -> dict (keyed by object identity: Tensor defines no __hash__ override)
+        self.param_groups: List[Dict[str, Any]] = []
         if isinstance(params, (Parameter, np.ndarray)):
             raise TypeError(
                 "params must be an iterable of Parameters or of dicts (e.g. model.parameters()), but got a single "
@@ -98,7 +99,8 @@ class Optimizer:
 
     def state_dict(self) -> dict:
         """``{"state": {i: {name: array or number}}, "param_groups": [...]}`` (copies)."""
-        index, groups = {}, []
+        index: Dict[int, int] = {}
+        groups = []
         for g in self.param_groups:
             ids = []
             for p in g["params"]:

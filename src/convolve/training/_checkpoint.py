@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Dict, cast
 
 import numpy as np
 
@@ -136,7 +137,7 @@ def save_checkpoint(path, model_state, config, *, classes, epoch, optimizer_stat
     }
     arrays[META] = np.array(json.dumps(meta))
     with atomic_write(path) as f:
-        np.savez(f, **arrays)
+        np.savez(f, **cast(Dict[str, Any], arrays))
 
 
 def load_checkpoint(path):

@@ -211,6 +211,8 @@ def _build(settings: Settings, config: Dict[str, Any], ckpt: Optional[Checkpoint
     sched = make_scheduler(opt, settings)
     if ckpt is None:
         return net, opt, sched, _Progress()
+    if ckpt.optimizer_state is None:
+        raise ValueError(f"{ckpt.path} holds no optimiser state (a best.npz?); resume from the run's {LAST}")
     load_weights(net, ckpt.model_state, ckpt.path)
     opt.load_state_dict(ckpt.optimizer_state)
     init.set_rng_state(ckpt.extra["rng"])

@@ -9,7 +9,7 @@ import numpy as np
 from .. import optim
 from ..data import ArrayDataset, Compose, DataLoader, RandomCrop, RandomFlip, load_dataset
 from ..data._trainable import check_trainable
-from ._settings import Settings
+from ._settings import DEFAULT_LR, Settings
 
 __all__ = ["load_data", "channel_stats", "make_loaders", "make_optimizer", "make_scheduler", "DATA_FORMATS_HELP"]
 
@@ -83,7 +83,8 @@ def make_loaders(train, test, settings: Settings, normalize):
 
 def make_optimizer(model, settings: Settings) -> optim.Optimizer:
     params = model.parameters()
-    name, lr, wd = settings.optimizer, settings.lr, settings.weight_decay
+    name, wd = settings.optimizer, settings.weight_decay
+    lr = DEFAULT_LR[name] if settings.lr is None else settings.lr
     if name == "sgd":
         return optim.SGD(params, lr=lr, momentum=settings.momentum, weight_decay=wd)
     if name == "adam":
