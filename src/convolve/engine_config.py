@@ -23,13 +23,16 @@ Examples
 
 from __future__ import annotations
 
+from typing import Any, Iterator, Optional, Sequence
+
 from contextlib import contextmanager
 
 import numpy as np
 
+from ._shared.types import IntOrTuple
 from ._engine import select
 from ._engine.config import DEFAULT_MEMORY_LIMIT, autotune_cache, settings
-from ._shared.checks import check_bool, check_int, is_int
+from ._shared.checks import check_bool, check_int, check_ints
 
 __all__ = ["DEFAULT_MEMORY_LIMIT", "algorithms", "set_memory_limit", "get_memory_limit", "set_autotune",
            "get_autotune", "clear_autotune_cache", "PRECISIONS", "set_precision", "get_precision", "set_threads", "get_threads", "set_jit", "get_jit", "choose_algorithm", "options"]
@@ -115,7 +118,8 @@ def get_jit() -> bool:
     return kernels.enabled()
 
 
-def choose_algorithm(input_shape, weight_shape, stride=1, dilation=1, groups=1, dtype="float32", op="forward") -> str:
+def choose_algorithm(input_shape: Sequence[int], weight_shape: Sequence[int], stride: IntOrTuple = 1,
+                     dilation: IntOrTuple = 1, groups: int = 1, dtype: Any = "float32", op: str = "forward") -> str:
     """The algorithm the engine's cost model picks for a convolution (autotuning aside).
 
     Parameters
@@ -135,13 +139,14 @@ def choose_algorithm(input_shape, weight_shape, stride=1, dilation=1, groups=1, 
     if nd < 1 or len(input_shape) != nd + 2:
         raise ValueError(f"input_shape {tuple(input_shape)} and weight_shape {tuple(weight_shape)} must both have "
                          f"2 + spatial dims (1 to 3) entries")
-    st = (stride,) * nd if is_int(stride) else tuple(stride)
-    dl = (dilation,) * nd if is_int(dilation) else tuple(dilation)
+    st = check_ints("stride", stride, nd, minimum=1)
+    dl = check_ints("dilation", dilation, nd, minimum=1)
     return select.choose(op, tuple(input_shape), tuple(weight_shape), st, dl, groups, np.dtype(dtype)).name
 
 
 @contextmanager
-def options(memory_limit=None, autotune=None, threads=None, jit=None, precision=None):
+def options(memory_limit: Optional[int] = None, autotune: Optional[bool] = None, threads: Optional[int] = None,
+            jit: Optional[bool] = None, precision: Optional[str] = None) -> Iterator[None]:
     """Temporarily change settings; the previous ones come back on exit."""
     saved = dict(settings)
     try:

@@ -17,7 +17,7 @@ import json
 import struct
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Dict, cast
+from typing import Any, Dict, Mapping, Optional, Tuple, Union, cast
 
 import numpy as np
 
@@ -82,7 +82,7 @@ def _safetensors_bytes(arrays, metadata):
     return [struct.pack("<Q", len(text)), text] + blobs
 
 
-def save_state_dict(state_dict, path, metadata=None) -> Path:
+def save_state_dict(state_dict: Mapping[str, Any], path: Union[str, Path], metadata: Optional[Mapping[str, str]] = None) -> Path:
     """Write `state_dict` to `path` (.npz or .safetensors by suffix), atomically.
 
     Parameters
@@ -126,7 +126,7 @@ def _load_npz(path: Path):
     return out, metadata
 
 
-def _load_torch(path: Path):
+def _load_torch(path: Path) -> Tuple[Dict[str, np.ndarray], Dict[str, str]]:
     """A torch.save file: nested mappings and lists flattened to dotted names (``model.0.weight``);
     tensors become the state_dict, other leaves (epoch numbers, names) the metadata, as JSON text."""
     arrays, metadata = OrderedDict(), {}
@@ -144,7 +144,7 @@ def _load_torch(path: Path):
     return arrays, metadata
 
 
-def load_state_dict_file(path, *, with_metadata: bool = False):
+def load_state_dict_file(path: Union[str, Path], *, with_metadata: bool = False) -> Any:
     """Read a state_dict written by :func:`save_state_dict`, by PyTorch-side tools or by ``torch.save``.
 
     Parameters

@@ -7,6 +7,8 @@ randomness from the ``numpy.random.Generator`` it is given, so a seeded
 
 from __future__ import annotations
 
+from typing import Callable, Sequence
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
@@ -21,7 +23,7 @@ def _check_batch(x):
         raise ValueError(f"augmentation expects a batch of shape (B, C, H, W), but got {shape}")
 
 
-def random_crop(x, padding, rng):
+def random_crop(x: np.ndarray, padding: int, rng: np.random.Generator) -> np.ndarray:
     """Zero-pad each image by ``padding`` on every side, then cut a random ``H x W`` window.
 
     Parameters
@@ -54,7 +56,7 @@ def random_crop(x, padding, rng):
     return windows[np.arange(b), :, dy, dx]  # (B, C, H, W)
 
 
-def horizontal_flip(x, mask):
+def horizontal_flip(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Mirror left-right the images of ``x`` where ``mask`` is True.
 
     Parameters
@@ -82,10 +84,10 @@ class RandomCrop:
         Border width in pixels, non-negative.
     """
 
-    def __init__(self, padding=4):
+    def __init__(self, padding: int = 4) -> None:
         self.padding = check_int("padding", padding, minimum=0)
 
-    def __call__(self, x, rng):
+    def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         return random_crop(x, self.padding, rng)
 
     def __repr__(self):
@@ -101,12 +103,12 @@ class RandomFlip:
         Chance that an image is mirrored, in [0, 1].
     """
 
-    def __init__(self, p=0.5):
+    def __init__(self, p: float = 0.5) -> None:
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"p must be a probability in [0, 1], but got {p!r}")
         self.p = float(p)
 
-    def __call__(self, x, rng):
+    def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         return horizontal_flip(x, rng.random(len(x)) < self.p)
 
     def __repr__(self):
@@ -126,13 +128,13 @@ class Compose:
     >>> augment = Compose([RandomCrop(padding=2), RandomFlip()])
     """
 
-    def __init__(self, augmentations):
+    def __init__(self, augmentations: Sequence[Callable[[np.ndarray, np.random.Generator], np.ndarray]]) -> None:
         self.augmentations = list(augmentations)
         for aug in self.augmentations:
             if not callable(aug):
                 raise TypeError(f"each augmentation must be callable as aug(x, rng), but got {aug!r}")
 
-    def __call__(self, x, rng):
+    def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         for aug in self.augmentations:
             x = aug(x, rng)
         return x

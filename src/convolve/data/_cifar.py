@@ -8,6 +8,8 @@ and refuses any other class.
 
 from __future__ import annotations
 
+from typing import Optional, Tuple, Union
+
 import pickle
 from pathlib import Path
 
@@ -90,7 +92,7 @@ def _read_classes(path):
     return [n.decode() if isinstance(n, bytes) else str(n) for n in meta["label_names"]]
 
 
-def load_cifar10(path):
+def load_cifar10(path: Union[str, Path]) -> Tuple[ArrayDataset, Optional[ArrayDataset]]:
     """Load the CIFAR-10 python batches from a directory.
 
     The directory holds ``data_batch_1`` ... ``data_batch_5``, ``test_batch``

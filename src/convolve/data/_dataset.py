@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Dict, Optional, Sequence
+
 import numpy as np
 
 __all__ = ["ArrayDataset"]
@@ -53,7 +55,8 @@ class ArrayDataset:
     2
     """
 
-    def __init__(self, images, labels, classes=None, name=""):
+    def __init__(self, images: np.ndarray, labels: np.ndarray, classes: Optional[Sequence[str]] = None,
+                 name: str = "") -> None:
         images = np.asarray(images)
         labels = np.asarray(labels)
         if images.dtype != np.uint8 and not np.issubdtype(images.dtype, np.floating):
@@ -112,7 +115,7 @@ class ArrayDataset:
         """Shape of one image, ``(C, H, W)``."""
         return tuple(self.images.shape[1:])
 
-    def class_counts(self):
+    def class_counts(self) -> np.ndarray:
         """Number of images in each class, an ``int64`` array of shape ``(num_classes,)``."""
         return np.bincount(self.labels, minlength=self.num_classes)
 

@@ -8,6 +8,8 @@ Fashion-MNIST is by Zalando Research under the MIT licence; see
 
 from __future__ import annotations
 
+from typing import Tuple
+
 from importlib import resources
 
 import numpy as np
@@ -24,7 +26,7 @@ FASHION_MNIST_CLASSES = [
 EMBEDDED_FILE = "fashion_mnist_subset.npz"
 
 
-def load_default():
+def load_default() -> Tuple[ArrayDataset, ArrayDataset]:
     """Load the embedded Fashion-MNIST subset.
 
     Returns

@@ -15,7 +15,7 @@ from __future__ import annotations
 import gzip
 import zlib
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -105,7 +105,7 @@ def _read_stream(f, path, dims, dtype, expected, header_len, compressed):
     return data.view(dtype).reshape(dims)
 
 
-def read_idx(path):
+def read_idx(path: Union[str, Path]) -> np.ndarray:
     """Read one IDX file, gzipped or raw, into a native-endian array.
 
     The header is checked before any data is read: its size must match the file (raw) or be
@@ -164,7 +164,7 @@ def read_idx(path):
     return data.astype(dtype.newbyteorder("="), copy=not dtype.isnative)  # native byte order, writable
 
 
-def write_idx(path, array):
+def write_idx(path: Union[str, Path], array: np.ndarray) -> None:
     """Write an array as an IDX file, gzipped when ``path`` ends in ``.gz``.
 
     Parameters
@@ -209,7 +209,7 @@ def _find_one(directory, stem, ndim):
     return None
 
 
-def find_idx_files(directory):
+def find_idx_files(directory: Union[str, Path]) -> Dict[str, Tuple[Optional[Path], Optional[Path]]]:
     """Locate the IDX image and label files of each split in a directory.
 
     Looks for ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
@@ -276,7 +276,7 @@ def _load_split(directory, split, images_path, labels_path, classes):
     return ArrayDataset(images, labels, classes, name=f"{directory.name}/{split}")
 
 
-def load_idx_dir(path, classes=None):
+def load_idx_dir(path: Union[str, Path], classes: Optional[Sequence[str]] = None) -> Tuple[ArrayDataset, Optional[ArrayDataset]]:
     """Load an MNIST-style directory of IDX files.
 
     Parameters

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Callable, Optional, Sequence, Tuple
+
 import math
 
 import numpy as np
@@ -101,8 +103,9 @@ class DataLoader:
     (3, [4, 4, 2])
     """
 
-    def __init__(self, dataset, batch_size=32, shuffle=False, seed=None, drop_last=False,
-                 augment=None, normalize=None):
+    def __init__(self, dataset: ArrayDataset, batch_size: int = 32, shuffle: bool = False, seed: Optional[int] = None,
+                 drop_last: bool = False, augment: Optional[Callable[[np.ndarray, np.random.Generator], np.ndarray]] = None,
+                 normalize: Optional[Tuple[Sequence[float], Sequence[float]]] = None) -> None:
         if not isinstance(dataset, ArrayDataset):
             raise TypeError(f"dataset must be an ArrayDataset, but got {type(dataset).__name__}")
         if augment is not None and not callable(augment):
@@ -118,7 +121,7 @@ class DataLoader:
         self._stats = _channel_stats(dataset, normalize)
         self.epoch = 0
 
-    def set_epoch(self, epoch):
+    def set_epoch(self, epoch: int) -> None:
         """Make the next iteration epoch number ``epoch`` (its order and augmentation)."""
         self.epoch = check_int("epoch", epoch, minimum=0)
 

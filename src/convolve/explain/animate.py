@@ -11,7 +11,8 @@ equals the engine's value there.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import cast
+from pathlib import Path
+from typing import Union, cast
 
 import numpy as np
 from matplotlib import colormaps
@@ -19,6 +20,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.patches import Rectangle
 from PIL import Image
 
+from .._shared.types import IntOrTuple
 from .. import functional as F
 from .._engine.windows import windows
 from .._shared.checks import check_int, check_ints
@@ -71,7 +73,8 @@ class Slide:
         return float(self.bias + (self.weight * self.window(frame)).sum())
 
 
-def slide(x, weight, bias=0.0, stride=1, padding=0, max_frames=100) -> Slide:
+def slide(x: np.ndarray, weight: np.ndarray, bias: float = 0.0, stride: IntOrTuple = 1, padding: IntOrTuple = 0,
+          max_frames: int = 100) -> Slide:
     """Compute an animation's content.
 
     Parameters
@@ -212,7 +215,7 @@ def _render(s: Slide, title: str):
     return fig, update
 
 
-def sliding_gif(s: Slide, path, title: str = "", ms_per_frame: int = 400, hold_ms: int = 3000) -> Slide:
+def sliding_gif(s: Slide, path: Union[str, Path], title: str = "", ms_per_frame: int = 400, hold_ms: int = 3000) -> Slide:
     """Render `s` to an animated GIF at `path` (written whole via a temp file); return `s`."""
     if title == "":
         c, (kh, kw) = s.weight.shape[0], s.weight.shape[1:]

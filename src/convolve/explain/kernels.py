@@ -6,6 +6,8 @@ positive where brightness increases to the right, ``sobel_y`` where it increases
 
 from __future__ import annotations
 
+from typing import Any
+
 import ast
 from pathlib import Path
 
@@ -58,7 +60,7 @@ def _check(k, source: str) -> np.ndarray:
     return k
 
 
-def load_kernel(spec) -> np.ndarray:
+def load_kernel(spec: Any) -> np.ndarray:
     """A kernel from a bank name, a .npy file, a literal string, or an array.
 
     Returns

@@ -3,8 +3,12 @@ layer (every map computed by running the model's own modules)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import List, Optional, Tuple, Union
+
 import numpy as np
 
+from ..nn import Module
 from .. import nn, no_grad
 from ..autograd import Tensor
 from ._draw import SCALE_NOTE, display_scale, draw_kernel, draw_map, new_figure, save_figure, show_rgb
@@ -12,7 +16,7 @@ from ._draw import SCALE_NOTE, display_scale, draw_kernel, draw_map, new_figure,
 __all__ = ["first_conv", "layer_outputs", "learned_filters_figure", "feature_maps_figure"]
 
 
-def first_conv(model) -> tuple:
+def first_conv(model: Module) -> Tuple[str, Module]:
     """(name, Conv2d) of the first Conv2d in `model` (depth-first, in registration order)."""
     for name, m in model.named_modules():
         if isinstance(m, nn.Conv2d):
@@ -20,7 +24,7 @@ def first_conv(model) -> tuple:
     raise ValueError(f"model has no Conv2d layer to draw filters of ({type(model).__name__})")
 
 
-def layer_outputs(model, x) -> list:
+def layer_outputs(model: Module, x: np.ndarray) -> List[Tuple[str, Module, np.ndarray]]:
     """Run `x` (C, H, W) through the top-level children of `model` one by one (eval mode, no gradients).
 
     Returns
@@ -44,7 +48,7 @@ def layer_outputs(model, x) -> list:
     return out
 
 
-def learned_filters_figure(model, path, title: str = "") -> np.ndarray:
+def learned_filters_figure(model: Module, path: Union[str, Path], title: str = "") -> np.ndarray:
     """The first conv layer's kernels, one heatmap each (numbers when they are at most 5x5). Returns the weight."""
     name, conv = first_conv(model)
     w = np.asarray(conv.weight.data, dtype=np.float64)  # (O, C, kH, kW)
@@ -66,7 +70,8 @@ def learned_filters_figure(model, path, title: str = "") -> np.ndarray:
     return w
 
 
-def feature_maps_figure(model, x, path, per_layer: int = 8, title: str = "", image=None) -> list:
+def feature_maps_figure(model: Module, x: np.ndarray, path: Union[str, Path], per_layer: int = 8, title: str = "",
+                        image: Optional[np.ndarray] = None) -> list:
     """One row per layer that outputs a volume: its first `per_layer` maps for the test image `x`.
 
     `x` is what the model reads (normalised); `image` (default `x`) is what is shown as the input.

@@ -7,6 +7,9 @@ so that what a picture shows can be checked against the engine.
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Optional, Sequence, Tuple, Union
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,7 +33,7 @@ def _as_image(image) -> np.ndarray:
     return x
 
 
-def bank_maps(image, kernels: dict, padding=0) -> dict:
+def bank_maps(image: np.ndarray, kernels: dict, padding: int = 0) -> dict:
     """Feature map of each 2-D kernel on the greyscale image, by ``F.conv2d``.
 
     Shape
@@ -47,7 +50,7 @@ def bank_maps(image, kernels: dict, padding=0) -> dict:
     return maps
 
 
-def kernel_bank_figure(image, kernels: dict, path, padding=0) -> dict:
+def kernel_bank_figure(image: np.ndarray, kernels: dict, path: Union[str, Path], padding: int = 0) -> dict:
     """Input + one column per kernel: the kernel (numbers) above the feature map it makes. Returns the maps."""
     x = _as_image(image)
     maps = bank_maps(x, kernels, padding)
@@ -73,7 +76,8 @@ def kernel_bank_figure(image, kernels: dict, path, padding=0) -> dict:
     return maps
 
 
-def kernels_figure(weight, path, names=None, channel_names=("R", "G", "B")) -> None:
+def kernels_figure(weight: np.ndarray, path: Union[str, Path], names: Optional[Sequence[str]] = None,
+                   channel_names: Sequence[str] = ("R", "G", "B")) -> None:
     """A conv layer's kernels (C_out, C_in, kH, kW): one column per kernel, one row per depth slice."""
     w = np.asarray(weight, dtype=np.float64)
     o, c, kh, kw = w.shape
@@ -119,7 +123,8 @@ def _stack(ax, maps: np.ndarray, label: str):
     ax.set_title(label, fontsize=10)
 
 
-def volume_figure(image, volume, path, names=None) -> None:
+def volume_figure(image: np.ndarray, volume: np.ndarray, path: Union[str, Path],
+                  names: Optional[Sequence[str]] = None) -> None:
     """The input, the output volume as a stack of maps, and every map of the volume laid out."""
     x, v = _as_image(image), np.asarray(volume, dtype=np.float64)
     c, h, w = v.shape
@@ -157,7 +162,8 @@ class NextLayer:
     output: np.ndarray
 
 
-def next_layer(volume, weight, bias, position, kernel_index=0, padding=0) -> NextLayer:
+def next_layer(volume: np.ndarray, weight: np.ndarray, bias: np.ndarray, position: Tuple[int, int],
+               kernel_index: int = 0, padding: Union[int, Tuple[int, int]] = 0) -> NextLayer:
     """z at `position` of output map `kernel_index`, from the windows of every channel of `volume`.
 
     Shape
@@ -182,7 +188,9 @@ def next_layer(volume, weight, bias, position, kernel_index=0, padding=0) -> Nex
     return NextLayer((i, j), kernel_index, w[kernel_index], float(b[kernel_index]), win, partial, z, out)
 
 
-def next_layer_figure(volume, weight, bias, position, path, kernel_index=0, padding=0, names=None) -> NextLayer:
+def next_layer_figure(volume: np.ndarray, weight: np.ndarray, bias: np.ndarray, position: Tuple[int, int],
+                      path: Union[str, Path], kernel_index: int = 0, padding: Union[int, Tuple[int, int]] = 0,
+                      names: Optional[Sequence[str]] = None) -> NextLayer:
     """Every map of the volume with the same window, the window's numbers, the kernel's slice for it, the
     partial sums, z, and the next layer's map with the cell z lands in."""
     r = next_layer(volume, weight, bias, position, kernel_index, padding)

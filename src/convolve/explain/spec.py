@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import cast
+from typing import List, Sequence, Union, cast
 
 from .._geometry import pool_stride
 
@@ -58,7 +58,7 @@ _BOOL = {"yes": True, "true": True, "1": True, "on": True, "no": False, "false":
 class SpecError(ValueError):
     """A malformed layer or shape spec; the message shows the spec with a caret under the bad token."""
 
-    def __init__(self, message: str, text: str = "", start: int = 0, end: int | None = None, where: str = ""):
+    def __init__(self, message: str, text: str = "", start: int = 0, end: int | None = None, where: str = "") -> None:
         self.message, self.text, self.start = message, text, start
         self.end = max(end if end is not None else len(text), start + 1)
         self.where = where
@@ -303,7 +303,7 @@ def _probability(tok, text, s, e, where) -> float:
     return v
 
 
-def parse_layers(layers) -> list:
+def parse_layers(layers: Union[str, Sequence[Union[str, Layer]]]) -> List[Layer]:
     """A list of layer specs, or one string with layers separated by ';' or newlines -> [Layer]."""
     if isinstance(layers, str):
         layers = [part for part in re.split(r"[;\n]", layers) if part.strip()]

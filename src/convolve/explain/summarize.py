@@ -4,7 +4,7 @@ shape and parameter count, measured by running the model once on zeros; and buil
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List
+from typing import Any, List
 
 import numpy as np
 
@@ -77,7 +77,7 @@ def _input_shape(input_shape) -> tuple:
                     f"but got {input_shape!r}")
 
 
-def summary(model, input_shape, dtype=np.float32) -> ModelSummary:
+def summary(model: nn.Module, input_shape: Any, dtype: Any = np.float32) -> ModelSummary:
     """Run `model` once on zeros of `input_shape` (batch of 1, eval mode, no gradients) and tabulate it.
 
     Parameters
@@ -129,7 +129,7 @@ def summary(model, input_shape, dtype=np.float32) -> ModelSummary:
     return result
 
 
-def model_from_spec(input_shape, layers):
+def model_from_spec(input_shape: Any, layers: Any) -> nn.Sequential:
     """A ``convolve.nn.Sequential`` built from layer specs (the grammar of ``convolve explain``).
 
     Raises ValueError with the explanation when a layer is impossible (as :func:`explain` reports it).
@@ -139,7 +139,8 @@ def model_from_spec(input_shape, layers):
     if bad is not None:
         raise ValueError(f"layer {bad.index} '{bad.layer.text}' is impossible: {bad.problem}")
     modules: List[nn.Module] = []
-    for step, layer in zip(e.steps, parse_layers(layers)):
+    parsed: List[Any] = parse_layers(layers)  # checked by explain above: every field a layer needs is set
+    for step, layer in zip(e.steps, parsed):
         k = layer.kind
         if k == "conv":
             pad = layer.padding if isinstance(layer.padding, str) else tuple(layer.padding)

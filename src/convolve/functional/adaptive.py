@@ -7,10 +7,16 @@ per spatial dimension and the maximum is a gather of (ragged, -inf padded) windo
 
 from __future__ import annotations
 
+from typing import Any, Optional, Tuple, Union
+
 import numpy as np
 
 from ..autograd import as_array, record
+from .._shared.checks import check_bool
+from .._shared.types import ArrayOrTensor, TensorLike
 from ._args import as_input, check_rank, float_dtype, is_int
+
+OutputSize = Union[int, None, Tuple[Optional[int], ...]]
 
 __all__ = ["adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d", "adaptive_max_pool2d"]
 
@@ -63,12 +69,35 @@ def _adaptive_avg(nd, input, output_size):
     return record(y, (x,), lambda g: (apply(g, True),))
 
 
-def adaptive_avg_pool1d(input, output_size):
-    """Adaptive average pooling over L. Shape: (N, C, L) or (C, L) -> (..., output_size)."""
+def adaptive_avg_pool1d(input: TensorLike, output_size: OutputSize) -> ArrayOrTensor:
+    """Adaptive average pooling over L.
+
+    Parameters
+    ----------
+    input : ndarray or Tensor
+        (N, C, L) or (C, L).
+    output_size : int or (int or None,)
+        Target L_out; None keeps L.
+
+    Returns
+    -------
+    ndarray or Tensor
+        A Tensor when `input` is one.
+
+    Shape
+    -----
+    (N, C, L) -> (N, C, L_out); cell i covers ``[floor(i·L/L_out), ceil((i+1)·L/L_out))``.
+
+    Examples
+    --------
+    >>> import numpy as np, convolve.functional as F
+    >>> F.adaptive_avg_pool1d(np.array([[[1., 2., 3., 4., 5.]]]), 2)     # cells [0, 3) and [2, 5)
+    array([[[2., 4.]]])
+    """
     return _adaptive_avg(1, input, output_size)
 
 
-def adaptive_avg_pool2d(input, output_size):
+def adaptive_avg_pool2d(input: TensorLike, output_size: OutputSize) -> ArrayOrTensor:
     """Adaptive average pooling over (H, W).
 
     Parameters
@@ -78,15 +107,51 @@ def adaptive_avg_pool2d(input, output_size):
     output_size : int or (int or None, int or None)
         Target (H_out, W_out); None keeps that input size.
 
+    Returns
+    -------
+    ndarray or Tensor
+        A Tensor when `input` is one.
+
     Shape
     -----
     (N, C, H, W) -> (N, C, H_out, W_out); cell i covers ``[floor(i·H/H_out), ceil((i+1)·H/H_out))``.
+
+    Examples
+    --------
+    Global average pooling, as at the end of a ResNet:
+
+    >>> import numpy as np, convolve.functional as F
+    >>> F.adaptive_avg_pool2d(np.ones((8, 512, 7, 7)), 1).shape
+    (8, 512, 1, 1)
     """
     return _adaptive_avg(2, input, output_size)
 
 
-def adaptive_avg_pool3d(input, output_size):
-    """Adaptive average pooling over (D, H, W). Shape: (N, C, D, H, W) -> (N, C, *output_size)."""
+def adaptive_avg_pool3d(input: TensorLike, output_size: OutputSize) -> ArrayOrTensor:
+    """Adaptive average pooling over (D, H, W).
+
+    Parameters
+    ----------
+    input : ndarray or Tensor
+        (N, C, D, H, W) or (C, D, H, W).
+    output_size : int or tuple of 3 (int or None)
+        Target (D_out, H_out, W_out); None keeps that input size.
+
+    Returns
+    -------
+    ndarray or Tensor
+        A Tensor when `input` is one.
+
+    Shape
+    -----
+    (N, C, D, H, W) -> (N, C, *output_size); cells as in :func:`adaptive_avg_pool2d`.
+
+    Examples
+    --------
+    >>> import numpy as np, convolve.functional as F
+    >>> F.adaptive_avg_pool3d(np.ones((1, 2, 5, 6, 7)), (1, None, 3)).shape
+    (1, 2, 1, 6, 3)
+    """
     return _adaptive_avg(3, input, output_size)
 
 
@@ -99,14 +164,38 @@ def _ragged_index(n, o):
     return np.minimum(idx, n - 1), valid
 
 
-def adaptive_max_pool2d(input, output_size, return_indices: bool = False):
+def adaptive_max_pool2d(input: TensorLike, output_size: OutputSize, return_indices: bool = False) -> Any:
     """Adaptive max pooling over (H, W); optionally also the flat index (h·W + w) of each maximum.
+
+    Parameters
+    ----------
+    input : ndarray or Tensor
+        (N, C, H, W) or (C, H, W).
+    output_size : int or (int or None, int or None)
+        Target (H_out, W_out); None keeps that input size.
+    return_indices : bool
+        Also return the int64 flat index of every maximum.
+
+    Returns
+    -------
+    ndarray or Tensor, or a pair (output, indices)
+        A Tensor when `input` is one.
 
     Shape
     -----
     (N, C, H, W) or (C, H, W) -> (..., H_out, W_out); windows as in :func:`adaptive_avg_pool2d`.
     Ties go to the first maximum in row-major order, as PyTorch.
+
+    Examples
+    --------
+    >>> import numpy as np, convolve.functional as F
+    >>> y, idx = F.adaptive_max_pool2d(np.arange(16.).reshape(1, 4, 4), 2, return_indices=True)
+    >>> y, idx
+    (array([[[ 5.,  7.],
+            [13., 15.]]]), array([[[ 5,  7],
+            [13, 15]]]))
     """
+    return_indices = check_bool("return_indices", return_indices)
     x, a, batched, (oh, ow) = _prepare(2, "adaptive_max_pool2d", input, output_size)
     H, W = a.shape[-2:]
     ih, vh = _ragged_index(H, oh)  # (oh, kh)

@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+from typing import Any, Optional
+
 import numpy as np
 
 from .._engine.windows import fold_windows, out_size, windows
 from ..autograd import as_array, record
 from .._shared.checks import check_ints, is_int
+from .._shared.types import ArrayOrTensor, IntOrTuple, TensorLike
 from ._args import as_input, float_dtype
 
 __all__ = ["unfold", "fold"]
 
 
-def _nd(kernel_size) -> int:
+def _nd(kernel_size: Any) -> int:
     # an int kernel means 2-D, as in PyTorch; a tuple's length gives the number of spatial dims
     return 2 if is_int(kernel_size) else len(kernel_size) if isinstance(kernel_size, (tuple, list)) else 0
 
 
-def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
+def unfold(input: TensorLike, kernel_size: IntOrTuple, dilation: IntOrTuple = 1, padding: IntOrTuple = 0,
+           stride: IntOrTuple = 1) -> ArrayOrTensor:
     """Extract every sliding window as a column (im2col).
 
     Parameters
@@ -25,12 +29,34 @@ def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
     input : ndarray or Tensor
         (N, C, *S) or unbatched (C, *S); the number of spatial dims is ``len(kernel_size)`` (2 for an int).
     kernel_size, dilation, padding, stride : int or tuple
+        The windows, as in convolution.
+
+    Returns
+    -------
+    ndarray or Tensor
+        The columns; a Tensor when `input` is one.
 
     Shape
     -----
     (N, C, *S) -> (N, C * prod(kernel_size), L) with L = prod over dims of
     ``floor((S + 2*padding - dilation*(kernel-1) - 1) / stride) + 1``; column entries are ordered
     channel first, then kernel offsets (as PyTorch).
+
+    Examples
+    --------
+    A convolution is one matrix product with the columns:
+
+    >>> import numpy as np, convolve.functional as F
+    >>> x, w = np.arange(16.).reshape(1, 1, 4, 4), np.ones((1, 1, 3, 3))
+    >>> cols = F.unfold(x, 3)                                    # (1, 1*3*3, 2*2)
+    >>> cols.shape
+    (1, 9, 4)
+    >>> (w.reshape(1, -1) @ cols).reshape(1, 1, 2, 2)
+    array([[[[45., 54.],
+             [81., 90.]]]])
+    >>> F.conv2d(x, w)
+    array([[[[45., 54.],
+             [81., 90.]]]])
     """
     nd = _nd(kernel_size)
     if nd == 0:
@@ -63,14 +89,37 @@ def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
     return record(y if batched else y[0], (x,), backward)
 
 
-def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
+def fold(input: TensorLike, output_size: IntOrTuple, kernel_size: IntOrTuple, dilation: IntOrTuple = 1,
+         padding: IntOrTuple = 0, stride: IntOrTuple = 1) -> ArrayOrTensor:
     """Sum columns back into an image (col2im): the adjoint of `unfold`.
 
     Overlapping windows add, so ``fold(unfold(x))`` multiplies each pixel by how many windows cover it.
 
+    Parameters
+    ----------
+    input : ndarray or Tensor
+        Columns as `unfold` returns them.
+    output_size : int or tuple
+        The spatial size of the image.
+    kernel_size, dilation, padding, stride : int or tuple
+        The windows the columns came from.
+
+    Returns
+    -------
+    ndarray or Tensor
+        The image; a Tensor when `input` is one.
+
     Shape
     -----
     (N, C * prod(kernel_size), L) or (C * prod(kernel_size), L) -> (N, C, *output_size).
+
+    Examples
+    --------
+    >>> import numpy as np, convolve.functional as F
+    >>> F.fold(F.unfold(np.ones((1, 1, 3, 3)), 2), (3, 3), 2)[0, 0]      # windows covering each pixel
+    array([[1., 2., 1.],
+           [2., 4., 2.],
+           [1., 2., 1.]])
     """
     nd = _nd(kernel_size)
     if nd == 0:

@@ -5,11 +5,14 @@ Each loss is one recorded op with a closed-form gradient, vectorised over the ba
 
 from __future__ import annotations
 
+from typing import Any, Optional
+
 import numbers
 
 import numpy as np
 
 from ..autograd import Tensor, as_array, record
+from .._shared.types import ArrayOrTensor, TensorLike
 from ._args import as_input, float_dtype, is_int
 from .activation import _log_softmax_array
 
@@ -99,8 +102,8 @@ def _record_class_loss(x, target, q, scores, denom, reduction, batched, dtype, r
     return record(np.asarray(out, dtype=dtype), (x, target), backward)
 
 
-def cross_entropy(input, target, weight=None, ignore_index: int = -100, reduction: str = "mean",
-                  label_smoothing: float = 0.0):
+def cross_entropy(input: TensorLike, target: TensorLike, weight: Optional[TensorLike] = None,
+                  ignore_index: int = -100, reduction: str = "mean", label_smoothing: float = 0.0) -> ArrayOrTensor:
     """Cross-entropy between logits and class indices (or class probabilities).
 
     ``loss_i = -Σ_c q[i, c] · log_softmax(input)[i, c]`` where, for a class-index target y,
@@ -123,10 +126,23 @@ def cross_entropy(input, target, weight=None, ignore_index: int = -100, reductio
         'mean' divides by the summed weights of the non-ignored targets (index targets) or by the
         number of samples (probability targets), as PyTorch.
     label_smoothing : float in [0, 1]
+        Share of the target mass spread evenly over the classes.
+
+    Returns
+    -------
+    ndarray or Tensor
+        The loss (a 0-D array for 'mean' and 'sum'); a Tensor when `input` is one.
 
     Shape
     -----
     - input: (N, C, *d); target: (N, *d) or (N, C, *d); output: scalar, or (N, *d) for 'none'.
+
+    Examples
+    --------
+    >>> import numpy as np, convolve.functional as F
+    >>> logits = np.array([[2.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    >>> F.cross_entropy(logits, np.array([0, 2]), reduction="none")
+    array([0.23954477, 1.09861229])
     """
     _check_reduction(reduction)
     if not isinstance(label_smoothing, numbers.Real) or not 0.0 <= label_smoothing <= 1.0:
@@ -164,7 +180,8 @@ def cross_entropy(input, target, weight=None, ignore_index: int = -100, reductio
                               batched, dtype, lambda: np.exp(logp) * q.sum(axis=1, keepdims=True) - q)
 
 
-def nll_loss(input, target, weight=None, ignore_index: int = -100, reduction: str = "mean"):
+def nll_loss(input: TensorLike, target: TensorLike, weight: Optional[TensorLike] = None, ignore_index: int = -100,
+             reduction: str = "mean") -> ArrayOrTensor:
     """Negative log-likelihood of class indices given log-probabilities.
 
     ``loss_i = -w[y_i] · input[i, y_i]``; 'mean' divides by Σ w[y_i] over non-ignored targets.
@@ -178,9 +195,20 @@ def nll_loss(input, target, weight=None, ignore_index: int = -100, reduction: st
     weight, ignore_index, reduction
         As in :func:`cross_entropy`.
 
+    Returns
+    -------
+    ndarray or Tensor
+        The loss; a Tensor when `input` is one.
+
     Shape
     -----
     - input: (N, C, *d); target: (N, *d); output: scalar, or (N, *d) for 'none'.
+
+    Examples
+    --------
+    >>> import numpy as np, convolve.functional as F
+    >>> F.nll_loss(np.log(np.array([[0.5, 0.25, 0.25]])), np.array([1]))
+    array(1.38629436)
     """
     _check_reduction(reduction)
     if not is_int(ignore_index):
@@ -192,15 +220,33 @@ def nll_loss(input, target, weight=None, ignore_index: int = -100, reduction: st
     return _record_class_loss(x, None, q, a, wy.sum(), reduction, batched, dtype, lambda: -q)
 
 
-def mse_loss(input, target, reduction: str = "mean"):
+def mse_loss(input: TensorLike, target: TensorLike, reduction: str = "mean") -> ArrayOrTensor:
     """Mean squared error ``(input - target)^2``, reduced by mean, sum or none.
 
     Both arguments may require grad. Their shapes must be equal (PyTorch would broadcast with a
     warning; that is almost always a bug, so it is refused here).
 
+    Parameters
+    ----------
+    input, target : ndarray or Tensor
+        Same shape and float dtype.
+    reduction : {'mean', 'sum', 'none'}
+        How the squared errors are combined.
+
+    Returns
+    -------
+    ndarray or Tensor
+        The loss; a Tensor when an argument is one.
+
     Shape
     -----
     - input, target: any shape, equal; output: scalar, or the input's shape for 'none'.
+
+    Examples
+    --------
+    >>> import numpy as np, convolve.functional as F
+    >>> F.mse_loss(np.array([1.0, 2.0]), np.array([0.0, 0.0]))
+    array(2.5)
     """
     _check_reduction(reduction)
     x, y = as_input(input, "input"), as_input(target, "target")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .._shared.types import ArrayOrTensor, TensorLike
 from .. import functional as F
 from .._shared.checks import check_bool
 from .module import Module
@@ -17,14 +18,14 @@ class ReLU(Module):
     Input: any shape. Output: the same shape.
     """
 
-    def __init__(self, inplace: bool = False):
+    def __init__(self, inplace: bool = False) -> None:
         super().__init__()
         self.inplace = check_bool("inplace", inplace)
 
-    def forward(self, input):
+    def forward(self, input: TensorLike) -> ArrayOrTensor:
         return F.relu(input)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return "inplace=True" if self.inplace else ""
 
 
@@ -36,14 +37,14 @@ class LeakyReLU(Module):
     Input: any shape. Output: the same shape.
     """
 
-    def __init__(self, negative_slope: float = 0.01, inplace: bool = False):
+    def __init__(self, negative_slope: float = 0.01, inplace: bool = False) -> None:
         super().__init__()
         self.negative_slope, self.inplace = negative_slope, check_bool("inplace", inplace)
 
-    def forward(self, input):
+    def forward(self, input: TensorLike) -> ArrayOrTensor:
         return F.leaky_relu(input, self.negative_slope)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"negative_slope={self.negative_slope}" + (", inplace=True" if self.inplace else "")
 
 
@@ -55,7 +56,7 @@ class Tanh(Module):
     Input: any shape. Output: the same shape.
     """
 
-    def forward(self, input):
+    def forward(self, input: TensorLike) -> ArrayOrTensor:
         return F.tanh(input)
 
 
@@ -67,7 +68,7 @@ class Sigmoid(Module):
     Input: any shape. Output: the same shape.
     """
 
-    def forward(self, input):
+    def forward(self, input: TensorLike) -> ArrayOrTensor:
         return F.sigmoid(input)
 
 
@@ -79,14 +80,14 @@ class Softmax(Module):
     Input: any shape. Output: the same shape.
     """
 
-    def __init__(self, dim: int):
+    def __init__(self, dim: int) -> None:
         super().__init__()
         self.dim = dim
 
-    def forward(self, input):
+    def forward(self, input: TensorLike) -> ArrayOrTensor:
         return F.softmax(input, self.dim)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"dim={self.dim}"
 
 
@@ -98,5 +99,5 @@ class LogSoftmax(Softmax):
     Input: any shape. Output: the same shape.
     """
 
-    def forward(self, input):
+    def forward(self, input: TensorLike) -> ArrayOrTensor:
         return F.log_softmax(input, self.dim)

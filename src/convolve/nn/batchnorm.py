@@ -7,6 +7,7 @@ from typing import Any, Optional, Tuple
 
 import numpy as np
 
+from .._shared.types import ArrayOrTensor, TensorLike
 from .. import functional as F
 from ..autograd import as_array
 from .._shared.checks import check_bool, check_int
@@ -57,20 +58,20 @@ class _BatchNorm(Module):
             for name in ("running_mean", "running_var", "num_batches_tracked"):
                 self.register_buffer(name, None)
 
-    def reset_running_stats(self):
+    def reset_running_stats(self) -> None:
         if self.track_running_stats:
             self.running_mean[...] = 0
             self.running_var[...] = 1
             self.num_batches_tracked[...] = 0
 
-    def reset_parameters(self):
+    def reset_parameters(self) -> None:
         self.reset_running_stats()
         if self.affine:
             self.weight.data[...] = 1
         if self.use_bias:
             self.bias.data[...] = 0
 
-    def forward(self, input):
+    def forward(self, input: TensorLike) -> ArrayOrTensor:
         return self._forward(input, F.batch_norm)
 
     def _then_relu(self, input):
@@ -98,7 +99,7 @@ class _BatchNorm(Module):
             self.num_batches_tracked += 1
         return out
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
                 f"bias={self.use_bias}, track_running_stats={self.track_running_stats}")
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any, Iterable, Optional, TypeVar
+
 from collections import OrderedDict
 
+from .._shared.types import ArrayOrTensor, TensorLike
 from .._shared.checks import is_int
 from .activation import ReLU
 from .module import Module
 
 __all__ = ["Sequential", "ModuleList"]
+
+I = TypeVar("I", bound="_Indexed")
 
 
 class _Indexed(Module):
@@ -39,7 +44,7 @@ class _Indexed(Module):
     def __iter__(self):
         return iter(self._modules.values())
 
-    def append(self, module):
+    def append(self: I, module: Module) -> I:
         """Add `module` at the end (named by its position)."""
         self.add_module(str(len(self._modules)), module)
         return self
@@ -54,7 +59,7 @@ class Sequential(_Indexed):
     names) and ``append``.
     """
 
-    def __init__(self, *modules):
+    def __init__(self, *modules: Any) -> None:
         super().__init__()
         if len(modules) == 1 and isinstance(modules[0], OrderedDict):
             for name, m in modules[0].items():
@@ -67,7 +72,7 @@ class Sequential(_Indexed):
                     raise TypeError(f"Sequential takes Modules, but argument {i} is {type(m).__name__}")
                 self.add_module(str(i), m)
 
-    def forward(self, input):
+    def forward(self, input: TensorLike) -> ArrayOrTensor:
         modules = list(self._modules.values())
         i = 0
         while i < len(modules):
@@ -98,12 +103,12 @@ def _fused(first, second, input):
 class ModuleList(_Indexed):
     """A list of sub-modules, registered so their parameters are found (no forward of its own)."""
 
-    def __init__(self, modules=None):
+    def __init__(self, modules: Optional[Iterable[Module]] = None) -> None:
         super().__init__()
         for m in modules or ():
             self.append(m)
 
-    def append(self, module):
+    def append(self, module: Module) -> "ModuleList":  # type: ignore[override]  # narrower on purpose
         if not isinstance(module, Module):
             raise TypeError(f"ModuleList holds Modules, but got {type(module).__name__}")
         return super().append(module)

@@ -64,11 +64,11 @@ class _ConvNd(Module):
             self.register_parameter("bias", None)
         self.reset_parameters()
 
-    def reset_parameters(self, *, generator=None):
+    def reset_parameters(self, *, generator: Any = None) -> None:
         """PyTorch's default: kaiming_uniform(a=sqrt(5)) weight, U(±1/sqrt(fan_in)) bias."""
         init.default_weight_and_bias_(self.weight, self.bias, generator=generator)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         nd = self.nd
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
         if self.padding != (0,) * nd:

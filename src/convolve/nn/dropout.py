@@ -7,6 +7,7 @@ from typing import Optional
 
 import numpy as np
 
+from .._shared.types import ArrayOrTensor, TensorLike
 from .. import functional as F
 from .._shared.checks import check_bool
 from .module import Module
@@ -44,8 +45,8 @@ class Dropout(Module):
         self.inplace = check_bool("inplace", inplace)
         self.generator = generator
 
-    def forward(self, input):
+    def forward(self, input: TensorLike) -> ArrayOrTensor:
         return F.dropout(input, self.p, self.training, generator=self.generator)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"p={self.p}, inplace={self.inplace}"

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any, Optional
+
 import numpy as np
 
+from .._shared.types import ArrayOrTensor, TensorLike
 from .. import functional as F
 from ..autograd import Tensor
 from .._shared.checks import check_bool, check_int, is_int
@@ -37,7 +40,7 @@ class Linear(Module):
     - output: (*, out_features)
     """
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, *, dtype=None):
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, *, dtype: Any = None) -> None:
         super().__init__()
         self.in_features = check_int("in_features", in_features, minimum=1)
         self.out_features = check_int("out_features", out_features, minimum=1)
@@ -48,13 +51,13 @@ class Linear(Module):
             self.register_parameter("bias", None)
         self.reset_parameters()
 
-    def reset_parameters(self, *, generator=None):
+    def reset_parameters(self, *, generator: Optional[np.random.Generator] = None) -> None:
         init.default_weight_and_bias_(self.weight, self.bias, generator=generator)
 
-    def forward(self, input):
+    def forward(self, input: TensorLike) -> ArrayOrTensor:
         return F.linear(input, self.weight, self.bias)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
 
 
@@ -66,13 +69,13 @@ class Flatten(Module):
     (N, C, H, W) -> (N, C·H·W) with the defaults start_dim=1, end_dim=-1.
     """
 
-    def __init__(self, start_dim: int = 1, end_dim: int = -1):
+    def __init__(self, start_dim: int = 1, end_dim: int = -1) -> None:
         super().__init__()
         if not is_int(start_dim) or not is_int(end_dim):
             raise TypeError(f"start_dim and end_dim must be ints, but got {start_dim!r} and {end_dim!r}")
         self.start_dim, self.end_dim = int(start_dim), int(end_dim)
 
-    def forward(self, input):
+    def forward(self, input: Any) -> ArrayOrTensor:
         shape = input.shape
         nd = len(shape)
         start, end = self.start_dim % max(nd, 1), self.end_dim % max(nd, 1)
@@ -83,7 +86,7 @@ class Flatten(Module):
         new = shape[:start] + (int(np.prod(shape[start:end + 1], dtype=np.int64)),) + shape[end + 1:]
         return input.reshape(new) if isinstance(input, Tensor) else np.reshape(input, new)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
 
 
@@ -95,5 +98,5 @@ class Identity(Module):
     Input: any shape. Output: the same.
     """
 
-    def forward(self, input):
+    def forward(self, input: TensorLike) -> ArrayOrTensor:
         return input

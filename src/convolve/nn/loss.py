@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
+from .._shared.types import ArrayOrTensor, TensorLike
 from .. import functional as F
 from .module import Module
 
@@ -17,12 +20,13 @@ class CrossEntropyLoss(Module):
     probabilities shaped like input); output a scalar, or per element with reduction='none'.
     """
 
-    def __init__(self, weight=None, ignore_index: int = -100, reduction: str = "mean", label_smoothing: float = 0.0):
+    def __init__(self, weight: Optional[TensorLike] = None, ignore_index: int = -100, reduction: str = "mean",
+                 label_smoothing: float = 0.0) -> None:
         super().__init__()
         self.weight, self.ignore_index = weight, ignore_index
         self.reduction, self.label_smoothing = reduction, label_smoothing
 
-    def forward(self, input, target):
+    def forward(self, input: TensorLike, target: TensorLike) -> ArrayOrTensor:
         return F.cross_entropy(input, target, self.weight, self.ignore_index, self.reduction, self.label_smoothing)
 
 
@@ -35,11 +39,11 @@ class NLLLoss(Module):
     output a scalar, or per element with reduction='none'.
     """
 
-    def __init__(self, weight=None, ignore_index: int = -100, reduction: str = "mean"):
+    def __init__(self, weight: Optional[TensorLike] = None, ignore_index: int = -100, reduction: str = "mean") -> None:
         super().__init__()
         self.weight, self.ignore_index, self.reduction = weight, ignore_index, reduction
 
-    def forward(self, input, target):
+    def forward(self, input: TensorLike, target: TensorLike) -> ArrayOrTensor:
         return F.nll_loss(input, target, self.weight, self.ignore_index, self.reduction)
 
 
@@ -51,9 +55,9 @@ class MSELoss(Module):
     input and target of the same shape; output a scalar, or that shape with reduction='none'.
     """
 
-    def __init__(self, reduction: str = "mean"):
+    def __init__(self, reduction: str = "mean") -> None:
         super().__init__()
         self.reduction = reduction
 
-    def forward(self, input, target):
+    def forward(self, input: TensorLike, target: TensorLike) -> ArrayOrTensor:
         return F.mse_loss(input, target, self.reduction)

@@ -9,7 +9,7 @@ so ``state_dict()`` keys equal PyTorch's for the same architecture.
 from __future__ import annotations
 
 from collections import OrderedDict, namedtuple
-from typing import Iterator
+from typing import Any, Callable, Iterator, Mapping, Optional, TypeVar
 
 import numpy as np
 
@@ -17,6 +17,8 @@ from ..autograd import Tensor, as_array
 from .parameter import Parameter
 
 __all__ = ["Module", "IncompatibleKeys"]
+
+M = TypeVar("M", bound="Module")
 
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 
@@ -57,7 +59,7 @@ class Module:
         True after ``train()`` (the default), False after ``eval()``; BatchNorm and Dropout read it.
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         object.__setattr__(self, "_parameters", OrderedDict())
         object.__setattr__(self, "_buffers", OrderedDict())
         object.__setattr__(self, "_non_persistent", set())
@@ -118,7 +120,7 @@ class Module:
         if name in self.__dict__ and name not in self._parameters and name not in self._buffers and name not in self._modules:
             raise ValueError(f"attribute {name!r} already exists on {type(self).__name__}")
 
-    def register_parameter(self, name: str, param) -> None:
+    def register_parameter(self, name: str, param: Optional[Parameter]) -> None:
         """Add a Parameter (or None, a declared-but-absent slot such as ``bias=False``)."""
         self._check_ready()
         self._check_name(name, "parameter")
@@ -127,7 +129,7 @@ class Module:
         self._discard(name)
         self._parameters[name] = param
 
-    def register_buffer(self, name: str, tensor, persistent: bool = True) -> None:
+    def register_buffer(self, name: str, tensor: Optional[np.ndarray], persistent: bool = True) -> None:
         """Add a buffer: state that is saved in ``state_dict`` but not learned (e.g. running_mean).
 
         Buffers are plain NumPy arrays (or None). ``persistent=False`` keeps one out of ``state_dict``.
@@ -141,7 +143,7 @@ class Module:
         if not persistent:
             self._non_persistent.add(name)
 
-    def add_module(self, name: str, module) -> None:
+    def add_module(self, name: str, module: Optional["Module"]) -> None:
         self._check_ready()
         if not isinstance(name, str) or not name or "." in name:
             raise ValueError(f"module name must be a non-empty str without '.', but got {name!r}")
@@ -153,7 +155,7 @@ class Module:
     register_module = add_module
 
     # --- traversal ------------------------------------------------------------------------------
-    def named_modules(self, prefix: str = "", memo=None, remove_duplicate: bool = True) -> Iterator:
+    def named_modules(self, prefix: str = "", memo: Optional[set] = None, remove_duplicate: bool = True) -> Iterator:
         """(dotted name, module) for self and every sub-module, depth first; a module reached twice is
         listed once unless ``remove_duplicate=False`` (state_dict lists every path, as PyTorch)."""
         if remove_duplicate:
@@ -206,7 +208,7 @@ class Module:
         for _, b in self.named_buffers(recurse=recurse):
             yield b
 
-    def apply(self, fn):
+    def apply(self: M, fn: Callable[["Module"], Any]) -> M:
         """Call ``fn(m)`` on every sub-module (children first) and on self; return self."""
         for child in self.children():
             child.apply(fn)
@@ -214,7 +216,7 @@ class Module:
         return self
 
     # --- modes and gradients ----------------------------------------------------------------------
-    def train(self, mode: bool = True):
+    def train(self: M, mode: bool = True) -> M:
         """Set training mode (True) or evaluation mode (False) on self and every sub-module."""
         if not isinstance(mode, bool):
             raise TypeError(f"train(mode) expects a bool, but got {mode!r}")
@@ -222,7 +224,7 @@ class Module:
             object.__setattr__(m, "training", mode)
         return self
 
-    def eval(self):
+    def eval(self: M) -> M:
         """Evaluation mode: BatchNorm uses running statistics, Dropout is the identity."""
         return self.train(False)
 
@@ -234,13 +236,13 @@ class Module:
             else:
                 p.grad = np.zeros_like(p.data)
 
-    def requires_grad_(self, requires_grad: bool = True):
+    def requires_grad_(self: M, requires_grad: bool = True) -> M:
         for p in self.parameters():
             p.requires_grad = bool(requires_grad)
         return self
 
     # --- dtype ------------------------------------------------------------------------------------
-    def to(self, dtype):
+    def to(self: M, dtype: Any) -> M:
         """Convert every floating parameter and buffer to `dtype` in place (the objects stay the same)."""
         dt = _float_dtype_arg(dtype)
         for m in self.modules():
@@ -254,10 +256,10 @@ class Module:
                     m._buffers[name] = b.astype(dt)
         return self
 
-    def double(self):
+    def double(self: M) -> M:
         return self.to(np.float64)
 
-    def float(self):
+    def float(self: M) -> M:
         return self.to(np.float32)
 
     # --- state ------------------------------------------------------------------------------------
@@ -291,7 +293,7 @@ class Module:
                     slots[base + name] = (m, "_buffers", name)
         return slots
 
-    def load_state_dict(self, state_dict, strict: bool = True) -> IncompatibleKeys:
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> IncompatibleKeys:
         """Copy values from `state_dict` into this module's parameters and buffers.
 
         Values may be NumPy arrays, Tensors or anything ``np.asarray`` accepts; they are cast to the
@@ -346,10 +348,10 @@ class Module:
         return IncompatibleKeys(missing, unexpected)
 
     # --- calling and printing ---------------------------------------------------------------------
-    def forward(self, *args, **kwargs):
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must implement forward()")
 
-    def __call__(self, *args, **kwargs):
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.forward(*args, **kwargs)
 
     def extra_repr(self) -> str:

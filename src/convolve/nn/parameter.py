@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ..autograd import Tensor
@@ -22,7 +24,7 @@ class Parameter(Tensor):
     requires_grad : bool
     """
 
-    def __init__(self, data, requires_grad: bool = True):
+    def __init__(self, data: Any, requires_grad: bool = True) -> None:
         data = data.data if isinstance(data, Tensor) else np.asarray(data)
         if data.dtype.kind != "f":
             raise TypeError(f"a Parameter must be floating point, but got dtype {data.dtype}")

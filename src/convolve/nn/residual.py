@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
+from .._shared.types import ArrayOrTensor, TensorLike
 from .. import functional as F
 from .batchnorm import BatchNorm2d
 from .container import Sequential
@@ -32,7 +33,7 @@ class BasicBlock(Module):
     (N, in_channels, H, W) -> (N, out_channels, ceil(H / stride), ceil(W / stride)).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, *, dtype=None):
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, *, dtype: Any = None) -> None:
         super().__init__()
         self.conv1 = Conv2d(in_channels, out_channels, 3, stride, 1, bias=False, dtype=dtype)
         self.bn1 = BatchNorm2d(out_channels, dtype=dtype)
@@ -45,7 +46,7 @@ class BasicBlock(Module):
         else:
             self.downsample = None
 
-    def forward(self, input):
+    def forward(self, input: TensorLike) -> ArrayOrTensor:
         out = F.relu(self.bn1(self.conv1(input)))
         out = self.bn2(self.conv2(out))
         identity = input if self.downsample is None else self.downsample(input)

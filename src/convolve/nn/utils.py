@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Iterable, Union
+
 import math
 import numbers
 
@@ -12,7 +14,7 @@ from ..autograd import Tensor
 __all__ = ["clip_grad_norm_"]
 
 
-def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0) -> float:
+def clip_grad_norm_(parameters: Union[Tensor, Iterable[Tensor]], max_norm: float, norm_type: float = 2.0) -> float:
     """Scale gradients in place so their joint norm is at most `max_norm` (as ``torch.nn.utils.clip_grad_norm_``).
 
     The norm is taken over all gradients together, as if concatenated into one vector; when it exceeds

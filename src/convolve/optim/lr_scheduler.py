@@ -17,7 +17,7 @@ class LRScheduler:
     ``state_dict()``/``load_state_dict()`` save everything but the optimizer.
     """
 
-    def __init__(self, optimizer, last_epoch: int = -1):
+    def __init__(self, optimizer: Optimizer, last_epoch: int = -1) -> None:
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"optimizer must be a convolve.optim.Optimizer, but got {type(optimizer).__name__}")
         check_int("last_epoch", last_epoch, minimum=-1)
@@ -66,12 +66,12 @@ class StepLR(LRScheduler):
     ``lr(epoch) = initial_lr · gamma ** (epoch // step_size)``.
     """
 
-    def __init__(self, optimizer, step_size: int, gamma: float = 0.1, last_epoch: int = -1):
+    def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1, last_epoch: int = -1) -> None:
         check_int("step_size", step_size, minimum=1)
         self.step_size, self.gamma = int(step_size), float(gamma)
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self):
+    def get_lr(self) -> list:
         lrs = [g["lr"] for g in self.optimizer.param_groups]
         if self.last_epoch == 0 or self.last_epoch % self.step_size:
             return lrs
@@ -86,12 +86,12 @@ class CosineAnnealingLR(LRScheduler):
     (beyond T_max it rises again, periodically, as there).
     """
 
-    def __init__(self, optimizer, T_max: int, eta_min: float = 0.0, last_epoch: int = -1):
+    def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0, last_epoch: int = -1) -> None:
         check_int("T_max", T_max, minimum=1)
         self.T_max, self.eta_min = int(T_max), float(eta_min)
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self):
+    def get_lr(self) -> list:
         e, T, lo = self.last_epoch, self.T_max, self.eta_min
         groups = self.optimizer.param_groups
         if e == 0:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import copy
 import numbers
-from typing import Any, Dict, List
+from typing import Any, Dict, Iterable, List, Union
 
 import numpy as np
 
 from ..nn.parameter import Parameter
 
-__all__ = ["Optimizer"]
+__all__ = ["Optimizer", "Params"]
+
+#: what an optimiser takes: parameters, or groups ``{"params": [...], "lr": ...}``
+Params = Union[Parameter, Iterable[Parameter], Iterable[Dict[str, Any]]]
 
 
 def check_hyper(name, value, low=0.0, high=None, *, open_high=False):
@@ -41,7 +44,7 @@ class Optimizer:
     optimiser built over the same parameters, so training resumes exactly. State arrays are copies.
     """
 
-    def __init__(self, params, defaults: dict):
+    def __init__(self, params: Params, defaults: dict) -> None:
         self.defaults = dict(defaults)
         self.state: Dict[Any, Dict[str, Any]] = {}  # Parameter -> dict (keyed by object identity: Tensor defines no __hash__ override)
         self.param_groups: List[Dict[str, Any]] = []
@@ -50,7 +53,7 @@ class Optimizer:
                 "params must be an iterable of Parameters or of dicts (e.g. model.parameters()), but got a single "
                 f"{type(params).__name__}"
             )
-        groups = list(params)
+        groups: List[Any] = list(params)
         if not groups:
             raise ValueError("optimizer got an empty parameter list")
         if not isinstance(groups[0], dict):
@@ -94,7 +97,7 @@ class Optimizer:
     def _state(self, p) -> dict:
         return self.state.setdefault(id(p), {})
 
-    def step(self):
+    def step(self) -> None:
         raise NotImplementedError
 
     def state_dict(self) -> dict:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Dict
+
 from pathlib import Path
 
 import numpy as np
@@ -68,7 +70,7 @@ def _augmentation(name, image_size):
     if name == "none":
         return None
     pad = max(1, min(image_size) // 8)  # 3 px for 28x28, 4 px for 32x32
-    parts = {"crop": [RandomCrop(pad)], "flip": [RandomFlip()], "crop+flip": [RandomCrop(pad), RandomFlip()]}
+    parts: Dict[str, list] = {"crop": [RandomCrop(pad)], "flip": [RandomFlip()], "crop+flip": [RandomCrop(pad), RandomFlip()]}
     return Compose(parts[name])
 
 
