@@ -9,6 +9,7 @@ import numbers
 
 import numpy as np
 
+from .._shared.types import ArrayOrTensor, TensorLike
 from ..autograd import as_array, record
 from ._args import as_input, float_dtype
 
@@ -21,7 +22,7 @@ def _real(name, v):
     return float(v)
 
 
-def hardtanh(input, min_val: float = -1.0, max_val: float = 1.0):
+def hardtanh(input: TensorLike, min_val: float = -1.0, max_val: float = 1.0) -> ArrayOrTensor:
     """Clamp to [min_val, max_val]; the gradient is 1 strictly inside, 0 elsewhere.
 
     Parameters
@@ -43,7 +44,7 @@ def hardtanh(input, min_val: float = -1.0, max_val: float = 1.0):
     return record(np.clip(a, lo, hi), (x,), lambda g: (g * inside,))
 
 
-def relu6(input):
+def relu6(input: TensorLike) -> ArrayOrTensor:
     """min(max(x, 0), 6): MobileNet's bounded ReLU (``hardtanh(x, 0, 6)``).
 
     Shape
@@ -53,7 +54,7 @@ def relu6(input):
     return hardtanh(input, 0.0, 6.0)
 
 
-def hardsigmoid(input, *, alpha: float = 1 / 6, beta: float = 0.5):
+def hardsigmoid(input: TensorLike, *, alpha: float = 1 / 6, beta: float = 0.5) -> ArrayOrTensor:
     """max(0, min(1, alpha * x + beta)); PyTorch's defaults (alpha 1/6, beta 1/2; ONNX's are 0.2, 0.5).
 
     Parameters
@@ -75,7 +76,7 @@ def hardsigmoid(input, *, alpha: float = 1 / 6, beta: float = 0.5):
     return record(np.clip(z, 0, 1), (x,), lambda g: (g * inside * slope,))
 
 
-def hardswish(input):
+def hardswish(input: TensorLike) -> ArrayOrTensor:
     """x * relu6(x + 3) / 6 (MobileNetV3).
 
     The gradient is 0 below -3, 1 above 3 and x/3 + 1/2 in between (PyTorch's choice at the kinks).

@@ -6,6 +6,7 @@ import numbers
 
 import numpy as np
 
+from .._shared.types import ArrayOrTensor, TensorLike
 from ..autograd import as_array, record
 from ._args import as_input, compute_dtype, float_dtype, is_int
 
@@ -49,7 +50,8 @@ def lrn_window(input, size: int, alpha: float, beta: float, k: float, before: in
     return record(out, (x,), backward)
 
 
-def local_response_norm(input, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0):
+def local_response_norm(input: TensorLike, size: int, alpha: float = 1e-4, beta: float = 0.75,
+                        k: float = 1.0) -> ArrayOrTensor:
     """Normalise each value by the energy of its `size` neighbouring channels.
 
     ``b_c = a_c / (k + alpha / size * Σ_{c'} a_{c'}²)^beta`` with c' over ``[c - size//2, c + (size-1)//2]``

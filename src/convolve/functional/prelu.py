@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._shared.types import ArrayOrTensor, TensorLike
 from ..autograd import as_array, record
 from ._args import as_input, float_dtype
 
 __all__ = ["prelu"]
 
 
-def prelu(input, weight):
+def prelu(input: TensorLike, weight: TensorLike) -> ArrayOrTensor:
     """x where x > 0, else ``weight[c] * x`` with c the channel (axis 1).
 
     Parameters

@@ -8,10 +8,13 @@ arguments onto them.
 
 from __future__ import annotations
 
+from typing import Optional, Sequence, Union, cast
+
 import numbers
 
 import numpy as np
 
+from .._shared.types import ArrayOrTensor, IntOrTuple, TensorLike
 from ..autograd import as_array, record
 from ._args import as_input, compute_dtype, float_dtype, is_int
 
@@ -80,8 +83,8 @@ def _resize_axis(x, axis, n_out, scale, mode, coord, nearest_mode):
     return record(out, (x,), backward)
 
 
-def resize(input, size, *, scales=None, mode="nearest", coordinate_transformation_mode="half_pixel",
-           nearest_mode="round_prefer_floor"):
+def resize(input: TensorLike, size: Sequence[int], *, scales: Optional[Sequence[float]] = None, mode: str = "nearest",
+           coordinate_transformation_mode: str = "half_pixel", nearest_mode: str = "round_prefer_floor") -> ArrayOrTensor:
     """Resize the spatial axes of ``(N, C, *spatial)`` `input` to `size` (ONNX Resize semantics).
 
     Parameters
@@ -132,7 +135,9 @@ def resize(input, size, *, scales=None, mode="nearest", coordinate_transformatio
     return y.astype(dtype) if as_array(y).dtype != dtype else y
 
 
-def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None):
+def interpolate(input: TensorLike, size: Optional[IntOrTuple] = None,
+                scale_factor: Union[float, Sequence[float], None] = None, mode: str = "nearest",
+                align_corners: Optional[bool] = None) -> ArrayOrTensor:
     """Resize like ``torch.nn.functional.interpolate`` (modes nearest, linear, bilinear, trilinear).
 
     Parameters
@@ -165,10 +170,10 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     if (size is None) == (scale_factor is None):
         raise ValueError("give exactly one of size and scale_factor")
     if size is not None:
-        size = (size,) * nd if is_int(size) else tuple(size)
+        size = (size,) * nd if is_int(size) else tuple(cast(Sequence[int], size))
         scales = [s / n for s, n in zip(size, a.shape[2:])]
     else:
-        factors = (scale_factor,) * nd if isinstance(scale_factor, numbers.Real) else tuple(scale_factor)
+        factors = (scale_factor,) * nd if isinstance(scale_factor, numbers.Real) else tuple(cast(Sequence[float], scale_factor))
         if len(factors) != nd or not all(isinstance(f, numbers.Real) and float(f) > 0 for f in factors):
             raise ValueError(f"scale_factor must be a positive number or {nd} of them, but got {scale_factor!r}")
         size = tuple(int(np.floor(n * f)) for n, f in zip(a.shape[2:], factors))

@@ -16,6 +16,12 @@ class ReLU(Module):
     Shape
     -----
     Input: any shape. Output: the same shape.
+
+    Examples
+    --------
+    >>> import numpy as np, convolve.nn as nn
+    >>> nn.ReLU()(np.array([-1.0, 2.0]))
+    array([0., 2.])
     """
 
     def __init__(self, inplace: bool = False) -> None:

@@ -127,6 +127,16 @@ dtype : numpy float dtype, keyword-only
 Shape
 -----
 - input, output: {shape}
+
+Examples
+--------
+>>> import numpy as np, convolve.nn as nn
+>>> bn = nn.{name}(3)
+>>> y = bn(np.random.default_rng(0).normal(5.0, 2.0, {example}).astype(np.float32))
+>>> type(y).__name__, bool(abs(y.data.mean()) < 1e-5)       # a Tensor: the layer's weight is one
+('Tensor', True)
+>>> bn.num_batches_tracked                                   # training mode: batch statistics were used
+array(1)
 """
 
 
@@ -142,6 +152,9 @@ class BatchNorm3d(_BatchNorm):
     ranks = (5,)
 
 
-BatchNorm1d.__doc__ = _DOC.format(what="(N, C) or (N, C, L)", shape="(N, C) or (N, C, L)")
-BatchNorm2d.__doc__ = _DOC.format(what="(N, C, H, W)", shape="(N, C, H, W)")
-BatchNorm3d.__doc__ = _DOC.format(what="(N, C, D, H, W)", shape="(N, C, D, H, W)")
+BatchNorm1d.__doc__ = _DOC.format(what="(N, C) or (N, C, L)", shape="(N, C) or (N, C, L)", name="BatchNorm1d",
+                                  example="(16, 3)")
+BatchNorm2d.__doc__ = _DOC.format(what="(N, C, H, W)", shape="(N, C, H, W)", name="BatchNorm2d",
+                                  example="(4, 3, 8, 8)")
+BatchNorm3d.__doc__ = _DOC.format(what="(N, C, D, H, W)", shape="(N, C, D, H, W)", name="BatchNorm3d",
+                                  example="(2, 3, 4, 4, 4)")

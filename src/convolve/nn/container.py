@@ -57,6 +57,16 @@ class Sequential(_Indexed):
     argument), so state_dict keys are ``"0.weight"``, ``"3.running_mean"`` and so on, as in PyTorch.
     Supports ``len``, iteration, indexing (a slice gives a new Sequential whose children keep their
     names) and ``append``.
+
+    Examples
+    --------
+    >>> import numpy as np, convolve.nn as nn
+    >>> model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+    ...                       nn.Linear(4 * 14 * 14, 10))
+    >>> model(np.ones((2, 1, 28, 28), np.float32)).shape
+    (2, 10)
+    >>> list(model.state_dict())
+    ['0.weight', '0.bias', '4.weight', '4.bias']
     """
 
     def __init__(self, *modules: Any) -> None:

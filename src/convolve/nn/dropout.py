@@ -31,6 +31,15 @@ class Dropout(Module):
     Shape
     -----
     Input: any shape. Output: the same shape.
+
+    Examples
+    --------
+    >>> import numpy as np, convolve.nn as nn
+    >>> drop = nn.Dropout(0.5, generator=np.random.default_rng(0))
+    >>> sorted(set(drop(np.ones(1000)).tolist()))                 # kept values are scaled by 1/(1-p)
+    [0.0, 2.0]
+    >>> drop.eval()(np.ones(3))                                   # identity in eval mode
+    array([1., 1., 1.])
     """
 
     p: float

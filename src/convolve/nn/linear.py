@@ -38,6 +38,13 @@ class Linear(Module):
     -----
     - input: (*, in_features)
     - output: (*, out_features)
+
+    Examples
+    --------
+    >>> import numpy as np, convolve.nn as nn
+    >>> fc = nn.Linear(64 * 7 * 7, 10)
+    >>> fc.weight.shape, fc(np.ones((8, 64 * 7 * 7), np.float32)).shape
+    ((10, 3136), (8, 10))
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, *, dtype: Any = None) -> None:

@@ -144,15 +144,16 @@ def add_commands(subparsers):
         epilog="examples:\n  convolve run resnet18.onnx cat.jpg dog.png --imagenet --labels imagenet.txt --top 3\n"
                "  convolve run mnist.onnx digit.png --size 28")
     p.add_argument("model", help="an .onnx file")
-    p.add_argument("images", nargs="+", metavar="IMAGE")
-    p.add_argument("--top", type=int, default=5, help="how many classes to print per image (default 5)")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files to classify (PNG, JPEG, ...)")
+    p.add_argument("--top", type=int, default=5, help="how many classes to print per image (default: 5)")
     p.add_argument("--labels", help="a text file with one class name per line")
     p.add_argument("--size", type=_size, help="resize to H x W (default: the model's input size, else 224)")
     p.add_argument("--mean", type=_floats, help="per-channel mean subtracted after scaling, e.g. 0.485,0.456,0.406")
     p.add_argument("--std", type=_floats, help="per-channel std divided by, e.g. 0.229,0.224,0.225")
     p.add_argument("--imagenet", action="store_true", help="use ImageNet's mean and std")
-    p.add_argument("--scale", type=float, default=255.0, help="pixels are divided by this first (default 255)")
-    p.add_argument("--channel-order", choices=["rgb", "bgr"], default="rgb")
+    p.add_argument("--scale", type=float, default=255.0, help="pixels are divided by this first (default: 255)")
+    p.add_argument("--channel-order", choices=["rgb", "bgr"], default="rgb",
+                   help="the channel order the model expects (default: rgb)")
     p.set_defaults(func=_run)
 
     p = subparsers.add_parser(
@@ -163,7 +164,7 @@ def add_commands(subparsers):
         epilog="examples:\n  convolve convert model.onnx weights.safetensors\n"
                "  convolve convert weights.npz tuned.onnx --graph model.onnx\n"
                "  convolve convert finetuned.pt tuned.onnx --graph model.onnx")
-    p.add_argument("source")
-    p.add_argument("dest")
+    p.add_argument("source", help="the weights to read (.onnx, .safetensors, .npz, .pt or .pth)")
+    p.add_argument("dest", help="the file to write; its extension picks the format")
     p.add_argument("--graph", help="the .onnx whose graph receives the weights (when DEST is .onnx)")
     p.set_defaults(func=_convert)

@@ -17,10 +17,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, cast
+from typing import Any, Dict, Mapping, Optional, Sequence, Union, cast
 
 import numpy as np
 
+from ..nn import Module
 from ..autograd import as_array
 from .._io import atomic_write
 from .._npz import NpzReader
@@ -104,8 +105,9 @@ def _unflatten(obj, npz, prefix):
     return obj
 
 
-def save_checkpoint(path, model_state, config, *, classes, epoch, optimizer_state=None,
-                    scheduler_state=None, extra=None):
+def save_checkpoint(path: Union[str, Path], model_state: Mapping[str, Any], config: Mapping[str, Any], *,
+                    classes: Sequence[str], epoch: int, optimizer_state: Optional[Dict[str, Any]] = None,
+                    scheduler_state: Optional[Dict[str, Any]] = None, extra: Optional[Dict[str, Any]] = None) -> None:
     """Write a checkpoint atomically (temporary file, then ``os.replace``).
 
     Parameters
@@ -140,7 +142,7 @@ def save_checkpoint(path, model_state, config, *, classes, epoch, optimizer_stat
         np.savez(f, **cast(Dict[str, Any], arrays))
 
 
-def load_checkpoint(path):
+def load_checkpoint(path: Union[str, Path]) -> Checkpoint:
     """Read a checkpoint written by :func:`save_checkpoint`.
 
     Raises
@@ -221,7 +223,7 @@ def _read_meta(path, npz):
     return meta
 
 
-def load_weights(model, state, source):
+def load_weights(model: Module, state: Mapping[str, Any], source: Any) -> None:
     """``model.load_state_dict(state)`` (strict), with errors naming `source`.
 
     Raises

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +11,8 @@ import numpy as np
 from .._shared.checks import check_int
 from ..data import DataLoader
 from ..data import read_image  # the loaders' own Pillow reader
-from ._checkpoint import load_weights, load_checkpoint
+from ..nn import Module
+from ._checkpoint import Checkpoint, load_checkpoint, load_weights
 from ._loop import evaluate, predict_proba
 from ._models import PRESETS, build_model
 from ._schema import check_config
@@ -18,7 +21,7 @@ from ._setup import load_data
 __all__ = ["load_model", "evaluate_checkpoint", "predict_files", "load_images"]
 
 
-def load_model(path):
+def load_model(path: Union[str, Path]) -> Tuple[Module, Checkpoint]:
     """The model stored in a checkpoint, in eval mode, and the checkpoint itself.
 
     Returns
@@ -50,7 +53,8 @@ def _normalize(config):
     return config["mean"], config["std"]
 
 
-def evaluate_checkpoint(path, data=None, batch_size=256, *, workers=None, scheduler=None):
+def evaluate_checkpoint(path: Union[str, Path], data: Union[str, Path, None] = None, batch_size: int = 256, *,
+                        workers: Optional[int] = None, scheduler: Optional[str] = None) -> Dict[str, Any]:
     """Test loss and accuracy of a checkpoint on a dataset's test split.
 
     Parameters
@@ -95,7 +99,8 @@ def evaluate_checkpoint(path, data=None, batch_size=256, *, workers=None, schedu
             "dataset": test.name, "checkpoint": ckpt}
 
 
-def load_images(files, config, invert=False, max_pixels=None):
+def load_images(files: Sequence[Union[str, Path]], config: Mapping[str, Any], invert: bool = False,
+                max_pixels: Optional[int] = None) -> np.ndarray:
     """Image files as one normalised float32 batch the model of `config` takes.
 
     Each image is converted to greyscale or RGB to match ``in_channels`` and resized
@@ -124,7 +129,9 @@ def load_images(files, config, invert=False, max_pixels=None):
     return x.astype(np.float32, copy=False)
 
 
-def predict_files(path, files, top=3, invert=False, *, workers=None, scheduler=None, max_pixels=None):
+def predict_files(path: Union[str, Path], files: Sequence[Union[str, Path]], top: int = 3, invert: bool = False, *,
+                  workers: Optional[int] = None, scheduler: Optional[str] = None,
+                  max_pixels: Optional[int] = None) -> List[Tuple[Union[str, Path], List[Tuple[str, float]]]]:
     """The `top` most likely classes for each image file.
 
     `workers` / `scheduler` run the batches on a dask cluster, as in :func:`evaluate_checkpoint`.

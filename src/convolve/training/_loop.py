@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Any, Tuple
+
 import time
 
 import numpy as np
 
+from ..optim import Optimizer
+from ..nn import Module
+from ..data import DataLoader
 from .. import functional as F
 from ..autograd import Tensor, no_grad
 
 __all__ = ["train_epoch", "evaluate", "predict_proba"]
 
 
-def train_epoch(model, loader, optimizer, bar=None):
+def train_epoch(model: Module, loader: DataLoader, optimizer: Optimizer, bar: Any = None) -> Tuple[float, int, float]:
     """One pass over `loader`: forward, cross-entropy, backward, optimiser step per batch.
 
     Returns
@@ -44,7 +49,7 @@ def train_epoch(model, loader, optimizer, bar=None):
     return total / max(images, 1), images, time.perf_counter() - start
 
 
-def evaluate(model, loader):
+def evaluate(model: Module, loader: DataLoader) -> Tuple[float, float]:
     """Mean cross-entropy and accuracy of `model` (in eval mode) over `loader`.
 
     Returns
@@ -66,7 +71,7 @@ def evaluate(model, loader):
     return loss / images, correct / images
 
 
-def predict_proba(model, x, batch_size=256):
+def predict_proba(model: Module, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """Class probabilities (softmax of the logits) for a float batch.
 
     Shape

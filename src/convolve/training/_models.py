@@ -8,12 +8,14 @@ the network without the command line that made it::
 
 from __future__ import annotations
 
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
+
 from .. import nn
 
 __all__ = ["PRESETS", "build_model", "model_config", "lenet", "resnet"]
 
 
-def lenet(in_channels=1, num_classes=10, image_size=(28, 28)):
+def lenet(in_channels: int = 1, num_classes: int = 10, image_size: Tuple[int, int] = (28, 28)) -> nn.Sequential:
     """A LeNet-style CNN: conv32-relu-pool, conv64-relu-pool, fc128-relu, fc.
 
     Shape
@@ -30,7 +32,8 @@ def lenet(in_channels=1, num_classes=10, image_size=(28, 28)):
     )  # fmt: skip
 
 
-def resnet(in_channels=3, num_classes=10, image_size=None, widths=(16, 32, 64)):
+def resnet(in_channels: int = 3, num_classes: int = 10, image_size: Optional[Tuple[int, int]] = None,
+           widths: Sequence[int] = (16, 32, 64)) -> nn.Sequential:
     """A small ResNet: conv3x3-BN-ReLU stem, one residual block per width (stride 2 after the
     first), global average pool, linear classifier. Works for any image size >= 4.
 
@@ -52,7 +55,7 @@ def resnet(in_channels=3, num_classes=10, image_size=None, widths=(16, 32, 64)):
 PRESETS = {"lenet": lenet, "resnet": resnet}
 
 
-def model_config(model, in_channels, image_size, num_classes):
+def model_config(model: str, in_channels: int, image_size: Sequence[int], num_classes: int) -> Dict[str, Any]:
     """The config dict for preset `model` on images ``(in_channels, *image_size)``."""
     config = {"model": model, "in_channels": int(in_channels),
               "image_size": [int(s) for s in image_size], "num_classes": int(num_classes)}
@@ -79,7 +82,7 @@ def _check(config):
             raise ValueError(f"{key} must be a positive int, but got {config[key]!r}")
 
 
-def build_model(config):
+def build_model(config: Mapping[str, Any]) -> nn.Module:
     """Build the network a config describes (fresh weights; load a state_dict to restore one).
 
     Parameters
