@@ -37,8 +37,14 @@ MODULES = ["convolve"] + sorted(
 WITH_EXAMPLES = [name for name in MODULES if _doctests(name)]
 
 
-@pytest.mark.parametrize("name", ["convolve", "convolve.functional.conv", "convolve.functional.pool",
-                                  "convolve.nn.conv", "convolve.nn.pooling"])
+@pytest.mark.parametrize("name", [
+    "convolve", "convolve.autograd", "convolve.functional.conv", "convolve.functional.pool",
+    "convolve.functional.activation", "convolve.functional.loss", "convolve.functional.fold",
+    "convolve.functional.adaptive", "convolve.functional.pad", "convolve.nn.module", "convolve.nn.conv",
+    "convolve.nn.pooling", "convolve.nn.linear", "convolve.nn.container", "convolve.nn.batchnorm",
+    "convolve.nn.dropout", "convolve.optim.sgd", "convolve.optim.adam", "convolve.optim.lr_scheduler",
+    "convolve.interop", "convolve.data._loader", "convolve.explain", "convolve.explain.summarize", "convolve.explain.spec",
+])
 def test_the_public_api_has_examples(name):
     assert name in WITH_EXAMPLES
 

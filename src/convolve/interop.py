@@ -94,10 +94,27 @@ def save_state_dict(state_dict: Mapping[str, Any], path: Union[str, Path], metad
         Stored in the safetensors header's ``__metadata__`` (or as a string entry ``__metadata__`` in
         the .npz); read back with ``load_state_dict_file(path, with_metadata=True)``.
 
+    Returns
+    -------
+    Path
+        The file written.
+
     Notes
     -----
     The file is written to a temporary file in the same directory and renamed over `path`, so a
     crash never leaves a half-written file behind.
+
+    Examples
+    --------
+    >>> import numpy as np, convolve.nn as nn
+    >>> from convolve.interop import load_state_dict_file, save_state_dict
+    >>> model = nn.Conv2d(3, 8, 5)
+    >>> path = save_state_dict(model.state_dict(), "conv.safetensors")
+    >>> state = load_state_dict_file(path)
+    >>> sorted(state), state["weight"].shape
+    (['bias', 'weight'], (8, 3, 5, 5))
+    >>> nn.Conv2d(3, 8, 5).load_state_dict(state)
+    IncompatibleKeys(missing_keys=[], unexpected_keys=[])
     """
     path = Path(path)
     fmt = _format(path)

@@ -85,6 +85,32 @@ def summary(model: nn.Module, input_shape: Any, dtype: Any = np.float32) -> Mode
     model : convolve.nn.Module
     input_shape : str or tuple
         '28x28x1' (H x W x C), '(1,28,28)', or a tuple (C, H, W) without the batch axis.
+    dtype : numpy dtype
+        Element type for the memory figures.
+
+    Returns
+    -------
+    ModelSummary
+        Its ``str`` is the table; ``rows``, ``total_params`` and ``output_shape`` hold the numbers.
+
+    Examples
+    --------
+    >>> import convolve.nn as nn
+    >>> from convolve.explain import summary
+    >>> model = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+    ...                       nn.Linear(8 * 14 * 14, 10))
+    >>> print(summary(model, "28x28x1"))                   # doctest: +ELLIPSIS
+    layer (type)   output   params
+    ------------------------------
+    0 (Conv2d)     28x28x8      80
+    1 (ReLU)       28x28x8       0
+    2 (MaxPool2d)  14x14x8       0
+    3 (Flatten)    1568          0
+    4 (Linear)     10       15,690
+    ------------------------------
+    input 28x28x1 -> output 10
+    parameters: 15,770 (15,770 trainable), 61.6 KiB
+    ...
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a convolve.nn.Module, but got {type(model).__name__}")

@@ -57,6 +57,26 @@ class Module:
     ----------
     training : bool
         True after ``train()`` (the default), False after ``eval()``; BatchNorm and Dropout read it.
+
+    Examples
+    --------
+    >>> import numpy as np, convolve.nn as nn
+    >>> import convolve.functional as F
+    >>> class TinyNet(nn.Module):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.conv = nn.Conv2d(1, 4, 3)
+    ...         self.fc = nn.Linear(4, 2)
+    ...     def forward(self, x):
+    ...         h = F.relu(self.conv(x))                      # (N, 4, H-2, W-2)
+    ...         return self.fc(F.adaptive_avg_pool2d(h, 1).reshape(x.shape[0], 4))
+    >>> net = TinyNet()
+    >>> net(np.ones((3, 1, 8, 8), np.float32)).shape
+    (3, 2)
+    >>> list(net.state_dict())                            # PyTorch's key names
+    ['conv.weight', 'conv.bias', 'fc.weight', 'fc.bias']
+    >>> sum(p.data.size for p in net.parameters())
+    50
     """
 
     def __init__(self) -> None:

@@ -31,6 +31,18 @@ class Adam(Optimizer):
     betas : (float, float)
     eps, weight_decay : float
     amsgrad, maximize : bool
+
+    Examples
+    --------
+    The first step moves every parameter by about `lr`, whatever the gradient's scale:
+
+    >>> import numpy as np
+    >>> from convolve import optim
+    >>> from convolve.nn import Parameter
+    >>> p = Parameter(np.zeros(2))
+    >>> opt = optim.Adam([p], lr=1e-3)
+    >>> p.grad = np.array([1e-4, 50.0]); opt.step(); np.round(p.data, 6)
+    array([-0.001, -0.001])
     """
 
     decoupled = False

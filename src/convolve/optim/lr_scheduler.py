@@ -64,6 +64,19 @@ class StepLR(LRScheduler):
     """Multiply the learning rate by `gamma` every `step_size` epochs.
 
     ``lr(epoch) = initial_lr · gamma ** (epoch // step_size)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from convolve import optim
+    >>> from convolve.nn import Parameter
+    >>> opt = optim.SGD([Parameter(np.zeros(1))], lr=1.0)
+    >>> sched = optim.StepLR(opt, step_size=2, gamma=0.5)
+    >>> rates = []
+    >>> for epoch in range(5):
+    ...     rates.append(sched.get_last_lr()[0]); opt.step(); sched.step()
+    >>> rates
+    [1.0, 1.0, 0.5, 0.5, 0.25]
     """
 
     def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1, last_epoch: int = -1) -> None:

@@ -28,6 +28,16 @@ class SGD(Optimizer):
     nesterov : bool
         Needs momentum > 0 and dampening = 0.
     maximize : bool
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from convolve import optim
+    >>> from convolve.nn import Parameter
+    >>> p = Parameter(np.array([1.0, -2.0]))
+    >>> opt = optim.SGD([p], lr=0.1)
+    >>> p.grad = np.array([1.0, 1.0]); opt.step(); p.data
+    array([ 0.9, -2.1])
     """
 
     def __init__(self, params: Params, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
