@@ -15,6 +15,8 @@ write changes only the array. ``BF16`` (bfloat16, which NumPy lacks) is widened 
 
 from __future__ import annotations
 
+from typing import cast
+
 import json
 import mmap
 import struct
@@ -110,7 +112,7 @@ def read_safetensors(path):
     out = OrderedDict()
     for k, code, dtype, shape, begin, end in entries:
         count = (end - begin) // dtype.itemsize
-        a = np.frombuffer(mapped, dtype, count, 8 + n + begin) if count else np.zeros(0, dtype)
+        a = np.frombuffer(cast(mmap.mmap, mapped), dtype, count, 8 + n + begin) if count else np.zeros(0, dtype)
         a = a.reshape(shape)
         if code in _READ_ONLY_DTYPES:
             a = bfloat16_to_float32(a)

@@ -25,6 +25,8 @@ legacy non-zip format (``_use_new_zipfile_serialization=False``) is refused with
 
 from __future__ import annotations
 
+from typing import Any, Dict, cast
+
 import io
 import mmap
 import pickle
@@ -183,7 +185,7 @@ class _Archive:
             self.order = "<" if text == "little" else ">"
         self.size = path.stat().st_size
         self.map = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY) if self.size else None
-        self.cache = {}
+        self.cache: Dict[str, Any] = {}
 
     def _bytes(self, info, limit):
         if info.file_size > limit:
@@ -209,7 +211,7 @@ class _Archive:
                              f"{info.file_size} bytes (truncated or damaged)")
         start = self._stored_data_start(info)
         if start is not None and start + nbytes <= self.size:
-            raw = np.frombuffer(self.map, dtype, numel, start) if numel else np.zeros(0, dtype)
+            raw = np.frombuffer(cast(mmap.mmap, self.map), dtype, numel, start) if numel else np.zeros(0, dtype)
         else:  # compressed by some other writer: read it, within the limits the zip declares
             raw = np.frombuffer(self._bytes(info, nbytes), dtype).copy()
         self.cache[key] = _Storage(raw, code)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from typing import Callable, Sequence
+from typing import Any, Callable, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -96,7 +96,7 @@ def record(out, parents: Sequence, backward: Callable[[np.ndarray], Sequence], s
     return t
 
 
-def _graph_freed(g):
+def _graph_freed(g: Optional[np.ndarray]) -> Sequence[Any]:
     raise RuntimeError(
         "backward() reached a part of the graph that an earlier backward() already freed (its saved "
         "arrays are released after use); pass retain_graph=True to the first backward() to go through "
@@ -175,19 +175,19 @@ class Tensor:
     def __init__(self, data, requires_grad: bool = False):
         if isinstance(data, Tensor):
             data = data._data
-        self._data = data if type(data) is np.ndarray else np.asarray(data)
+        self._data: np.ndarray = data if type(data) is np.ndarray else np.asarray(data)
         self._version = 0
         if requires_grad and self._data.dtype.kind not in "fc":
             raise TypeError(
                 f"requires_grad=True needs a floating-point Tensor, but data has dtype {self._data.dtype}"
             )
         self.requires_grad = bool(requires_grad)
-        self.grad = None
-        self._parents = ()
-        self._needs = ()
-        self._saved_versions = ()
+        self.grad: Optional[np.ndarray] = None
+        self._parents: Tuple[Any, ...] = ()  # the inputs of the op that made this Tensor
+        self._needs: Tuple[bool, ...] = ()  # which of them need a gradient
+        self._saved_versions: Tuple[Optional[int], ...] = ()
         self._saves_output = False
-        self._backward = None
+        self._backward: Optional[Callable[[np.ndarray], Sequence[Any]]] = None
 
     @property
     def data(self) -> np.ndarray:

@@ -8,6 +8,8 @@ that interval and runs an in-memory function on the result. One exchange of halo
 
 from __future__ import annotations
 
+from typing import Any, Dict
+
 import uuid
 from functools import partial
 
@@ -72,7 +74,7 @@ def gather_map(x, intervals, out_sizes, func, channels, dtype, *, constants=(), 
         raise ValueError("gather_map needs one chunk along the channel axis (rechunk({1: -1}) first)")
     token = uuid.uuid4().hex
     out_name = f"{name}-{token}"
-    dsk = {}
+    dsk: Dict[Any, Any] = {}
     const_keys = []
     for i, c in enumerate(constants):
         key = f"{name}-const{i}-{token}"

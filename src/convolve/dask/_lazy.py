@@ -15,6 +15,8 @@ algorithms agree to float rounding; forcing ``algorithm=`` makes them identical)
 
 from __future__ import annotations
 
+from typing import Any
+
 from functools import partial
 
 import numpy as np
@@ -241,6 +243,7 @@ def avg_pool(nd, input, kernel_size, stride, padding, ceil_mode, count_include_p
     pairs = tuple((p, p + x) for p, x in zip(pad, extra))
     h = _pad(_channels_first(input, layout), pairs, "constant", 0)
     intervals, sizes = _plan_unpadded(input, layout, pairs, list(kernel), st, outs)
+    divisors: Any
     if divisor_override is not None:
         divisors = float(divisor_override)
     else:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import List, Sequence, Union, cast
+from typing import Any, List, Sequence, Union, cast
 
 from .._geometry import pool_stride
 
@@ -80,11 +80,14 @@ class Layer:
 
     kind: str
     text: str
-    out: int | None = None
-    kernel: tuple | None = None
+    # which of these are set depends on `kind` (parse_layer checks that each kind has what it needs:
+    # conv and linear an `out`, conv and pooling a `kernel`); typed Any so code for one kind reads
+    # them without a None check at every use
+    out: Any = None  # int
+    kernel: Any = None  # (kH, kW)
     depth: int | None = None
-    stride: tuple | None = None
-    padding: object = (0, 0)
+    stride: Any = None  # (sH, sW)
+    padding: Any = (0, 0)
     dilation: tuple = (1, 1)
     groups: int = 1
     bias: bool = True

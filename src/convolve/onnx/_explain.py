@@ -3,6 +3,8 @@ memory) for a real graph, measured by running the imported model once on zeros a
 
 from __future__ import annotations
 
+from typing import Any, List
+
 import math
 
 import numpy as np
@@ -52,7 +54,7 @@ def _window(module_or_fn, step):
 
 def _flops(step, args, out, params):
     n = int(np.prod(out.shape)) if out.ndim else 1
-    x = as_array(args[0]) if args and args[0] is not None else None
+    x: Any = as_array(args[0]) if args and args[0] is not None else None  # None: no first input
     m = step.fn
     if step.op == "Conv":
         taps = int(np.prod(m.weight.shape[1:]))
@@ -120,7 +122,8 @@ def explain_onnx(model, input_shape=None, dtype=np.float32):
     itemsize = np.dtype(dtype).itemsize
     x = np.zeros((1,) + shape, dtype=spec.dtype)
     nd = len(shape) - 1
-    rows, rfs = [], {spec.name: ((1,) * nd, (1,) * nd)}
+    rows: List[Any] = []
+    rfs = {spec.name: ((1,) * nd, (1,) * nd)}
 
     def trace(step, args, env):
         out = env.get(step.outputs[0])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, Dict
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,7 +62,8 @@ class OnnxModel(Module):
         if len(inputs) != len(self.input_specs):
             names = ", ".join(s.name for s in self.input_specs)
             raise TypeError(f"the model takes {len(self.input_specs)} input(s) ({names}), but got {len(inputs)}")
-        env, dims = dict(self._consts), {}
+        env = dict(self._consts)
+        dims: Dict[Any, Any] = {}
         for spec, x in zip(self.input_specs, inputs):
             if not isinstance(x, Tensor):
                 x = np.asarray(x)

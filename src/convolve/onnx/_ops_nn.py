@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, List
+
 import math
 
 import numpy as np
@@ -351,12 +353,13 @@ def _resize(n):
             scales = None
     if scales is None and sizes is None:
         raise n.unsupported("neither scales nor sizes given")
+    size_list: List[Any] = []
     if scales is not None:
         scales = [float(s) for s in np.asarray(scales).ravel()]
         if scales[:2] != [1.0, 1.0]:
             raise n.unsupported(f"scales {scales} resize the batch or channel axis")
     else:
-        sizes = list(np.asarray(sizes).ravel())
+        size_list = list(np.asarray(sizes).ravel())
 
     def run(x, *_):
         shape = as_array(x).shape
@@ -364,7 +367,7 @@ def _resize(n):
             size = [int(math.floor(d * s)) for d, s in zip(shape[2:], scales[2:])]
             return resize(x, size, scales=scales[2:], mode=mode, coordinate_transformation_mode=coord,
                           nearest_mode=nearest)
-        return resize(x, [int(s) for s in sizes[2:]], mode=mode, coordinate_transformation_mode=coord,
+        return resize(x, [int(s) for s in size_list[2:]], mode=mode, coordinate_transformation_mode=coord,
                       nearest_mode=nearest)
 
     return run
