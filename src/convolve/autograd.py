@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from typing import Any, Callable, Optional, Sequence, Tuple
+from typing import Any, Callable, Iterator, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -32,9 +32,11 @@ __all__ = ["Tensor", "no_grad", "is_grad_enabled", "record", "as_array", "is_ten
 # on several threads enter and leave it interleaved.
 _mode = threading.local()
 
+Axis = Union[int, Tuple[int, ...], None]  # numpy-style axis argument
+
 
 @contextlib.contextmanager
-def no_grad():
+def no_grad() -> Iterator[None]:
     """Context manager in which ops record nothing (like ``torch.no_grad``), on this thread."""
     previous = getattr(_mode, "enabled", True)
     _mode.enabled = False
@@ -49,18 +51,19 @@ def is_grad_enabled() -> bool:
     return getattr(_mode, "enabled", True)
 
 
-def is_tensor(x) -> bool:
+def is_tensor(x: Any) -> bool:
     return isinstance(x, Tensor)
 
 
-def as_array(x):
+def as_array(x: Any) -> Any:
     """The NumPy array behind `x` (a Tensor, an array, a scalar or None)."""
     if isinstance(x, Tensor):
         return x._data
     return x
 
 
-def record(out, parents: Sequence, backward: Callable[[np.ndarray], Sequence], saves_output: bool = False):
+def record(out: np.ndarray, parents: Sequence, backward: Callable[[np.ndarray], Sequence],
+           saves_output: bool = False) -> Any:
     """Wrap an op's result.
 
     Parameters
@@ -172,7 +175,7 @@ class Tensor:
 
     __array_priority__ = 100  # so ndarray + Tensor defers to Tensor.__radd__
 
-    def __init__(self, data, requires_grad: bool = False):
+    def __init__(self, data: Any, requires_grad: bool = False) -> None:
         if isinstance(data, Tensor):
             data = data._data
         self._data: np.ndarray = data if type(data) is np.ndarray else np.asarray(data)
@@ -219,17 +222,17 @@ class Tensor:
     def numpy(self) -> np.ndarray:
         return self._data
 
-    def item(self):
+    def item(self) -> Any:
         return self._data.item()
 
     def detach(self) -> "Tensor":
         return Tensor(self._data)
 
-    def zero_grad(self):
+    def zero_grad(self) -> None:
         self.grad = None
 
     # --- backward -----------------------------------------------------------------------------
-    def backward(self, grad=None, retain_graph: bool = False):
+    def backward(self, grad: Any = None, retain_graph: bool = False) -> None:
         """Accumulate d(self)/d(leaf) into ``leaf.grad`` for every leaf that requires grad.
 
         Parameters
@@ -378,32 +381,32 @@ class Tensor:
         return self._data >= as_array(other)
 
     # --- unary functions ------------------------------------------------------------------------
-    def exp(self):
+    def exp(self) -> "Tensor":
         out = np.exp(self._data)
         return record(out, (self,), lambda g: (g * out,), saves_output=True)
 
-    def log(self):
+    def log(self) -> "Tensor":
         a = self._data
         return record(np.log(a), (self,), lambda g: (g / a,))
 
-    def sqrt(self):
+    def sqrt(self) -> "Tensor":
         out = np.sqrt(self._data)
         return record(out, (self,), lambda g: (g / (2 * out),), saves_output=True)
 
-    def abs(self):
+    def abs(self) -> "Tensor":
         a = self._data
         return record(np.abs(a), (self,), lambda g: (g * np.sign(a),))
 
-    def tanh(self):
+    def tanh(self) -> "Tensor":
         return tanh(self)
 
-    def sigmoid(self):
+    def sigmoid(self) -> "Tensor":
         return sigmoid(self)
 
-    def relu(self):
+    def relu(self) -> "Tensor":
         return relu(self)
 
-    def clip(self, min=None, max=None):
+    def clip(self, min: Optional[float] = None, max: Optional[float] = None) -> "Tensor":
         a = self._data
         inside = np.ones(a.shape, bool)
         if min is not None:
@@ -413,7 +416,7 @@ class Tensor:
         return record(np.clip(a, min, max), (self,), lambda g: (g * inside,))
 
     # --- reductions -----------------------------------------------------------------------------
-    def sum(self, axis=None, keepdims=False):
+    def sum(self, axis: Axis = None, keepdims: bool = False) -> "Tensor":
         a = self._data
 
         def backward(g):
@@ -423,12 +426,12 @@ class Tensor:
 
         return record(np.sum(a, axis=axis, keepdims=keepdims), (self,), backward)
 
-    def mean(self, axis=None, keepdims=False):
+    def mean(self, axis: Axis = None, keepdims: bool = False) -> "Tensor":
         a = self._data
         count = a.size if axis is None else int(np.prod([a.shape[i] for i in np.atleast_1d(axis)]))
         return self.sum(axis=axis, keepdims=keepdims) * (1.0 / count)
 
-    def var(self, axis=None, keepdims=False, correction=0):
+    def var(self, axis: Axis = None, keepdims: bool = False, correction: int = 0) -> "Tensor":
         """Variance (population by default, like BatchNorm's batch statistics)."""
         mu = self.mean(axis=axis, keepdims=True)
         a = self._data
@@ -436,7 +439,7 @@ class Tensor:
         d = self - mu
         return (d * d).sum(axis=axis, keepdims=keepdims) * (1.0 / (count - correction))
 
-    def max(self, axis=None, keepdims=False):
+    def max(self, axis: Axis = None, keepdims: bool = False) -> "Tensor":
         a = self._data
         out = np.max(a, axis=axis, keepdims=True)
 
@@ -453,7 +456,7 @@ class Tensor:
         return record(result, (self,), backward, saves_output=True)
 
     # --- shape ------------------------------------------------------------------------------------
-    def reshape(self, *shape):
+    def reshape(self, *shape: Any) -> "Tensor":
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
         a = self._data
@@ -461,13 +464,13 @@ class Tensor:
 
     view = reshape
 
-    def flatten(self, start_dim=0, end_dim=-1):
+    def flatten(self, start_dim: int = 0, end_dim: int = -1) -> "Tensor":
         shape = self.shape
         end = end_dim % len(shape) if shape else 0
         new = shape[:start_dim] + (int(np.prod(shape[start_dim : end + 1])),) + shape[end + 1 :]
         return self.reshape(new)
 
-    def transpose(self, *axes):
+    def transpose(self, *axes: int) -> "Tensor":
         """``transpose(dim0, dim1)`` swaps two dimensions (PyTorch); ``transpose()`` reverses all of
         them and ``transpose(p0, p1, ..., pn)`` (n + 1 = ndim > 2, or a tuple) permutes them (NumPy)."""
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
@@ -480,7 +483,7 @@ class Tensor:
         axes = axes or tuple(reversed(range(self.ndim)))
         return self.permute(axes)
 
-    def permute(self, *axes):
+    def permute(self, *axes: Any) -> "Tensor":
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             axes = tuple(axes[0])
         if sorted(_dim_index(d, self.ndim, "permute") for d in axes) != list(range(self.ndim)):
@@ -504,7 +507,7 @@ class Tensor:
 
         return record(a[index], (self,), backward)
 
-    def astype(self, dtype):
+    def astype(self, dtype: Any) -> "Tensor":
         a = self._data
         return record(a.astype(dtype), (self,), lambda g: (g.astype(a.dtype),))
 
@@ -512,7 +515,7 @@ class Tensor:
 # --- elementwise ops shared by Tensor methods and convolve.functional (written once, here) ---------
 
 
-def relu(x):
+def relu(x: Any) -> Any:
     """max(x, 0) of a Tensor or array (no checks: `convolve.functional.relu` validates).
 
     The gradient at 0 is 0, as PyTorch; a non-finite output gradient reaches only where x > 0.
@@ -522,13 +525,13 @@ def relu(x):
     return record(y, (x,), lambda g: (eltwise.relu_backward(g, y),), saves_output=True)
 
 
-def tanh(x):
+def tanh(x: Any) -> Any:
     """Hyperbolic tangent of a Tensor or array."""
     out = np.tanh(as_array(x))
     return record(out, (x,), lambda g: (g * (1 - out * out),), saves_output=True)
 
 
-def sigmoid(x):
+def sigmoid(x: Any) -> Any:
     """1 / (1 + exp(-x)) of a Tensor or array, without overflow for large |x|."""
     a = as_array(x)
     e = np.exp(-np.abs(a))  # in (0, 1]: never overflows

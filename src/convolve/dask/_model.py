@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any, Tuple
+
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import partial
 
 import numpy as np
 
+from ..nn import Module
 from .. import nn
 from ..autograd import Tensor, no_grad
 from ._blocks import chunk_starts, gather_map
@@ -40,7 +43,7 @@ class AxisGeometry:
     alignment: int
 
 
-def model_geometry(model, nd=2):
+def model_geometry(model: Module, nd: int = 2) -> Tuple[Any, ...]:
     """Receptive field, offset, scale and alignment of `model` along each of `nd` spatial axes.
 
     Raises
@@ -64,7 +67,7 @@ def _model_block(offsets, sizes, block, index, model):
     return y[(slice(None), slice(None)) + window]
 
 
-def map_model(model, x):
+def map_model(model: Module, x: Any) -> Any:
     """Run a fully convolutional `model` over a chunked image: a lazy dask array equal to ``model(x)``.
 
     Each output block reads its input chunk plus one halo -- the model's receptive field, clipped at

@@ -8,6 +8,8 @@ layer refused here is one it refuses.
 
 from __future__ import annotations
 
+from typing import Any
+
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -41,7 +43,7 @@ class Step:
     index: int
     layer: Layer
     in_shape: tuple
-    out_shape: tuple | None = None
+    out_shape: Any = None  # the output shape (a tuple); None until computed or when the layer is impossible
     padding: tuple | None = None  # ((top, bottom), (left, right)) actually used
     formula: list = field(default_factory=list)
     weights: int = 0
@@ -80,7 +82,7 @@ class Explanation:
         return all(s.problem is None and (s.check is None or s.check[0]) for s in self.steps)
 
     @property
-    def output_shape(self) -> tuple | None:
+    def output_shape(self) -> Any:  # a tuple, or None when a layer is impossible
         return self.steps[-1].out_shape if self.steps else self.input_shape
 
     @property
@@ -473,7 +475,7 @@ def _elementwise(step: Step, rf, jump):
         step.flops_text = f"{fmt_int(n)} values x 1 = {fmt_int(n)}"
 
 
-def explain(input_shape, layers, *, dtype="float32") -> Explanation:
+def explain(input_shape: Any, layers: Any, *, dtype: Any = "float32") -> Explanation:
     """Walk `layers` from `input_shape` and explain every step.
 
     Parameters
@@ -507,7 +509,9 @@ def explain(input_shape, layers, *, dtype="float32") -> Explanation:
                         f"but got {input_shape!r}")
     itemsize = np.dtype(dtype).itemsize
     parsed = parse_layers(layers)
-    steps, rf, jump = [], (1, 1), (1, 1)
+    steps: list = []
+    rf: Any = (1, 1)  # None once every value sees the whole input
+    jump: Any = (1, 1)
     current = shape
     for i, layer in enumerate(parsed, start=1):
         step = Step(index=i, layer=layer, in_shape=current)

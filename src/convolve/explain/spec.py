@@ -93,7 +93,7 @@ class Layer:
     bias: bool = True
     ceil: bool = False
     p: float = 0.5
-    expect: tuple | None = None
+    expect: Any = None  # the stated output shape (a tuple), or None
     spans: dict = field(default_factory=dict, compare=False, repr=False)
 
     def span(self, key: str) -> tuple:

@@ -5,12 +5,15 @@ Each is one recorded op with a hand-written, vectorised backward: no Python loop
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numbers
 
 import numpy as np
 
 from .. import autograd
 from .._engine import norm as _norm
+from .._shared.types import ArrayOrTensor, TensorLike
 from ..autograd import Tensor, as_array, record
 from .._shared.random import generator_or_shared
 from ._args import as_input, float_dtype
@@ -27,7 +30,7 @@ def _same_dtype(dtype, **named):
             )
 
 
-def linear(input, weight, bias=None):
+def linear(input: TensorLike, weight: TensorLike, bias: Optional[TensorLike] = None) -> ArrayOrTensor:
     """y = x W^T + b over the last axis.
 
     Parameters
@@ -82,7 +85,9 @@ def _check_stat(name, t, C):
         raise ValueError(f"{name} must have shape ({C},) (one per channel), but got {as_array(t).shape}")
 
 
-def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
+def batch_norm(input: TensorLike, running_mean: Optional[np.ndarray], running_var: Optional[np.ndarray],
+               weight: Optional[TensorLike] = None, bias: Optional[TensorLike] = None, training: bool = False,
+               momentum: float = 0.1, eps: float = 1e-5) -> ArrayOrTensor:
     """Normalise each channel by its batch (training) or running (eval) statistics.
 
     ``y = (x - mean) / sqrt(var + eps) * weight + bias`` per channel. In training mode mean and var are
@@ -232,7 +237,8 @@ def _batch_norm_numpy(x, running_mean, running_var, weight, bias, training, mome
     return record(y, (x, weight, bias), backward)
 
 
-def dropout(input, p: float = 0.5, training: bool = True, *, generator=None):
+def dropout(input: TensorLike, p: float = 0.5, training: bool = True, *,
+            generator: Optional[np.random.Generator] = None) -> ArrayOrTensor:
     """Zero each element with probability `p` and scale the rest by 1/(1-p) (identity when not training).
 
     Parameters

@@ -13,12 +13,15 @@ Examples
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any, Union
+
 from ._node import OnnxUnsupportedError as OnnxUnsupportedError
 
 __all__ = ["load", "save", "OnnxUnsupportedError"]
 
 
-def load(path):
+def load(path: Union[str, Path]) -> Any:
     """Build a convolve model from the ONNX file at `path`.
 
     The graph becomes convolve modules and functional calls once, here: weights become Parameters
@@ -57,7 +60,8 @@ def load(path):
     return _load(path)
 
 
-def save(model, example_input, path, *, opset=17, input_name="input", output_name="output", dynamic_batch=True):
+def save(model: Any, example_input: Any, path: Union[str, Path], *, opset: int = 17, input_name: str = "input",
+         output_name: str = "output", dynamic_batch: bool = True) -> Any:
     """Write convolve `model` to `path` as ONNX (see :func:`convolve.onnx._export.save`)."""
     from ._export import save as _save
 
