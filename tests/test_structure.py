@@ -66,6 +66,10 @@ KNOWN = {
     "dask/_lazy.py": "functional._args helpers (compute_dtype, padding_pairs, same_padding) want a shared home",
     "functional/conv.py": "the dask-array hook imports convolve.dask._lazy: the dask package should expose it",
     "functional/pool.py": "the dask-array hook imports convolve.dask._lazy: the dask package should expose it",
+    "training/_inference.py": "--workers/--scheduler import convolve.dask._cluster/_inference: the dask package "
+                              "should expose what training calls",
+    "training/_run.py": "train(workers=...) imports convolve.dask._train.data_parallel: the dask package should "
+                        "expose it",
 }
 
 
