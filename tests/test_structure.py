@@ -59,10 +59,9 @@ def _crossing_private(importer, target, name):
 
 # Known, owned elsewhere: delete the entry when it is fixed (the xfail is strict, so a fix is noticed).
 KNOWN = {
-    "explain/shapes.py": "issue 10.7: the shape rules move to one geometry module that explain and functional call",
-    "onnx/_export.py": "same_padding: import it from the shared geometry module once that is in main (issue 10.7)",
-    "dask/_geometry.py": "padding_pairs, same_padding, pool _geometry, nn.conv._ConvNd: want a shared home "
-                         "(the geometry module of issue 10.7) and a public conv base or isinstance on the classes",
+    "onnx/_export.py": "same_padding: import it from convolve._geometry, its home",
+    "dask/_geometry.py": "padding_pairs (functional._args) wants a shared home and nn.conv._ConvNd a public "
+                         "conv base (or isinstance on the classes)",
     "dask/_lazy.py": "functional._args helpers (compute_dtype, padding_pairs, same_padding) want a shared home",
     "functional/conv.py": "the dask-array hook imports convolve.dask._lazy: the dask package should expose it",
     "functional/pool.py": "the dask-array hook imports convolve.dask._lazy: the dask package should expose it",
