@@ -67,6 +67,7 @@ KNOWN = {
     "functional/pool.py": "the dask-array hook imports convolve.dask._lazy: the dask package should expose it",
     "training/_inference.py": "--workers/--scheduler import convolve.dask._cluster/_inference: the dask package "
                               "should expose what training calls",
+    "training/_setup.py": "check_trainable comes from convolve.data._trainable: convolve.data should export it",
     "training/_run.py": "train(workers=...) imports convolve.dask._train.data_parallel: the dask package should "
                         "expose it",
 }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, Optional, Tuple, Union
+
 from pathlib import Path
 
 from ._cifar import TEST_BATCH, TRAIN_BATCHES, load_cifar10
@@ -14,7 +16,7 @@ __all__ = ["load_dataset", "detect_format"]
 FORMATS = ("default", "idx", "cifar10", "image-folder", "image-folder-split")
 
 
-def detect_format(path):
+def detect_format(path: Union[str, Path, None]) -> str:
     """Name the format of ``path``, one of ``FORMATS``.
 
     Checked in this order: ``None`` or ``"default"`` is the embedded set;
@@ -79,7 +81,8 @@ def _idx_class_names(path):
     return None
 
 
-def load_dataset(path=None, mode="L", size=None, *, max_pixels=None):
+def load_dataset(path: Union[str, Path, None] = None, mode: str = "L", size: Optional[Tuple[int, int]] = None, *,
+                 max_pixels: Optional[int] = None) -> Tuple[Any, Any]:
     """Load a dataset from wherever ``path`` points, whatever its format.
 
     Parameters
@@ -109,7 +112,7 @@ def load_dataset(path=None, mode="L", size=None, *, max_pixels=None):
         If ``path`` is in no known format, or its files are corrupt.
     """
     kind = detect_format(path)
-    if kind == "default":
+    if kind == "default" or path is None:
         return load_default()
     path = Path(path)
     if kind == "idx":

@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Tuple
+from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -44,7 +44,8 @@ def _image_files(folder):
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
-def read_image(path, mode="L", size=None, *, max_pixels=None):
+def read_image(path: Union[str, Path], mode: str = "L", size: Optional[Tuple[int, int]] = None, *,
+               max_pixels: Optional[int] = None) -> np.ndarray:
     """One image file as a uint8 array: ``(H, W)`` for mode "L", ``(H, W, 3)`` for "RGB".
 
     `size` (H, W) resizes it (bilinear). 16-bit greyscale is scaled by 255/65535, not clipped. The
@@ -57,7 +58,8 @@ def read_image(path, mode="L", size=None, *, max_pixels=None):
         return decode_uint8(img, path, mode, size)
 
 
-def load_image_folder(path, mode="L", size=None, classes=None, *, max_pixels=None):
+def load_image_folder(path: Union[str, Path], mode: str = "L", size: Optional[Tuple[int, int]] = None,
+                      classes: Optional[Sequence[str]] = None, *, max_pixels: Optional[int] = None) -> ArrayDataset:
     """Load a folder with one subfolder of images per class.
 
     Class names are the subfolder names in sorted order; files whose
@@ -132,4 +134,4 @@ def load_image_folder(path, mode="L", size=None, classes=None, *, max_pixels=Non
     stacked = np.stack([a for _, a in images])  # (N, H, W) or (N, H, W, 3)
     if stacked.ndim == 4:
         stacked = stacked.transpose(0, 3, 1, 2)  # -> (N, 3, H, W)
-    return ArrayDataset(np.ascontiguousarray(stacked), labels, classes, name=path.name)
+    return ArrayDataset(np.ascontiguousarray(stacked), np.asarray(labels), classes, name=path.name)

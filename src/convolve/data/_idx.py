@@ -88,7 +88,7 @@ def _parse_header(f, path):
 def _read_stream(f, path, dims, dtype, expected, header_len, compressed):
     """The data, streamed into one buffer of the size the header gives; never reads past it."""
     data = np.empty(expected, np.uint8)
-    view, pos = memoryview(data), 0
+    view, pos = data.data, 0  # a memoryview of the buffer
     while pos < expected:
         got = f.readinto(view[pos : min(expected, pos + _CHUNK)])
         if not got:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, Optional, Union
+
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +29,7 @@ class Applied:
     note: str
 
 
-def check_map_path(path) -> Path:
+def check_map_path(path: Union[str, Path]) -> Path:
     """Refuse an output name we could not write, before any work is done."""
     path = Path(path)
     if path.suffix.lower() != ".npy" and Image.registered_extensions().get(path.suffix.lower()) is None:
@@ -38,7 +40,8 @@ def check_map_path(path) -> Path:
     return path
 
 
-def apply_kernel(image, kernel, stride=1, padding=0, dilation=1, *, max_pixels=None) -> Applied:
+def apply_kernel(image: Any, kernel: Any, stride: int = 1, padding: Union[int, str] = 0, dilation: int = 1, *,
+                 max_pixels: Optional[int] = None) -> Applied:
     """Convolve an image (a path or a (C, H, W) array) with a kernel (name, .npy path, literal or array).
 
     A 2-D kernel reads the greyscale image; a 3-D (C, kH, kW) kernel reads all C channels and must have the

@@ -7,6 +7,8 @@ to 8 bits per channel; JPEG EXIF rotation is applied.
 
 from __future__ import annotations
 
+from typing import Optional, Tuple, Union
+
 from importlib import resources
 from pathlib import Path
 
@@ -21,7 +23,8 @@ __all__ = ["load_image", "sample_image", "to_grey", "resize", "save_map", "map_t
 LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R BT.601, what Pillow's convert("L") uses
 
 
-def load_image(path, *, size=None, grey=False, max_pixels=None) -> np.ndarray:
+def load_image(path: Union[str, Path], *, size: Union[int, Tuple[int, int], None] = None, grey: bool = False,
+               max_pixels: Optional[int] = None) -> np.ndarray:
     """Read an image file.
 
     Parameters
@@ -56,7 +59,7 @@ def load_image(path, *, size=None, grey=False, max_pixels=None) -> np.ndarray:
     return a
 
 
-def sample_image(size=64, grey=False) -> np.ndarray:
+def sample_image(size: Union[int, Tuple[int, int]] = 64, grey: bool = False) -> np.ndarray:
     """The photo shipped with convolve (Chelsea the cat, CC0; see _assets/ATTRIBUTION.txt), (C, size, size)."""
     ref = resources.files("convolve.explain").joinpath("_assets/chelsea.png")
     with resources.as_file(ref) as p:
@@ -70,7 +73,7 @@ def to_grey(a: np.ndarray) -> np.ndarray:
     return a[:1].astype(np.float32)
 
 
-def resize(a: np.ndarray, size) -> np.ndarray:
+def resize(a: np.ndarray, size: Union[int, Tuple[int, int]]) -> np.ndarray:
     """Resize (C, H, W) floats channel by channel (box filter when shrinking, bicubic when growing)."""
     h, w = (size, size) if isinstance(size, (int, np.integer)) else tuple(size)
     if h <= 0 or w <= 0:
@@ -81,7 +84,7 @@ def resize(a: np.ndarray, size) -> np.ndarray:
     return np.stack(chans).astype(np.float32)
 
 
-def map_to_rgb(m: np.ndarray, signed=None) -> np.ndarray:
+def map_to_rgb(m: np.ndarray, signed: Optional[bool] = None) -> np.ndarray:
     """A 2-D map as uint8 RGB: signed maps on a blue-white-red scale centred at 0 (white = 0, symmetric
     limits +-max|m|), non-negative maps on a grey scale from 0 (black) to the maximum (white)."""
     from matplotlib import colormaps
@@ -98,7 +101,7 @@ def map_to_rgb(m: np.ndarray, signed=None) -> np.ndarray:
     return (rgba[..., :3] * 255 + 0.5).astype(np.uint8)
 
 
-def save_map(m: np.ndarray, path, signed=None) -> Path:
+def save_map(m: np.ndarray, path: Union[str, Path], signed: Optional[bool] = None) -> Path:
     """Write a feature map: .npy keeps the numbers; .png/.jpg/... one pixel per value via `map_to_rgb`."""
     path = Path(path)
     if path.suffix.lower() == ".npy":
