@@ -5,7 +5,7 @@ Each is one recorded op with a hand-written, vectorised backward: no Python loop
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Tuple
 
 import numbers
 
@@ -117,8 +117,9 @@ def batch_norm(input: TensorLike, running_mean: Optional[np.ndarray], running_va
     return _batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps, relu=False)
 
 
-def batch_norm_relu(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1,
-                    eps=1e-5):
+def batch_norm_relu(input: TensorLike, running_mean: Optional[np.ndarray], running_var: Optional[np.ndarray],
+                    weight: Optional[TensorLike] = None, bias: Optional[TensorLike] = None, training: bool = False,
+                    momentum: float = 0.1, eps: float = 1e-5) -> ArrayOrTensor:
     """``relu(batch_norm(...))`` as one op: what ``Sequential`` runs for a BatchNorm followed by a ReLU.
 
     Same arguments, checks and results as the two calls; the compiled tier then makes one pass
@@ -166,9 +167,8 @@ def _batch_norm_compiled(x, running_mean, running_var, weight, bias, training, m
     """batch_norm (and the ReLU after it) in the compiled tier: one pass forward, one backward."""
     a = as_array(x)
     w, b = as_array(weight), as_array(bias)
-    if training:
-        stats = None, None
-    else:
+    stats: Tuple[Optional[np.ndarray], Optional[np.ndarray]] = (None, None)  # training: the batch's
+    if not training:
         stats = (np.asarray(as_array(running_mean), np.float64), np.asarray(as_array(running_var), np.float64))
     y, x3, mean, var, invstd, scale = _norm.forward(a, *stats, w, b, eps, relu)
     if training and running_mean is not None:
