@@ -58,19 +58,7 @@ def _crossing_private(importer, target, name):
 
 
 # Known, owned elsewhere: delete the entry when it is fixed (the xfail is strict, so a fix is noticed).
-KNOWN = {
-    "onnx/_export.py": "same_padding: import it from convolve._geometry, its home",
-    "dask/_geometry.py": "padding_pairs (functional._args) wants a shared home and nn.conv._ConvNd a public "
-                         "conv base (or isinstance on the classes)",
-    "dask/_lazy.py": "functional._args helpers (compute_dtype, padding_pairs, same_padding) want a shared home",
-    "functional/conv.py": "the dask-array hook imports convolve.dask._lazy: the dask package should expose it",
-    "functional/pool.py": "the dask-array hook imports convolve.dask._lazy: the dask package should expose it",
-    "training/_inference.py": "--workers/--scheduler import convolve.dask._cluster/_inference: the dask package "
-                              "should expose what training calls",
-    "training/_setup.py": "check_trainable comes from convolve.data._trainable: convolve.data should export it",
-    "training/_run.py": "train(workers=...) imports convolve.dask._train.data_parallel: the dask package should "
-                        "expose it",
-}
+KNOWN: dict = {}
 
 
 def _param(path):

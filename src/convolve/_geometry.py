@@ -21,7 +21,9 @@ from __future__ import annotations
 
 from typing import Tuple
 
-__all__ = ["GeometryError", "out_size", "same_padding", "conv_output", "transposed_output", "pool_stride",
+from ._shared.checks import check_ints, is_int
+
+__all__ = ["GeometryError", "out_size", "same_padding", "padding_pairs", "conv_output", "transposed_output", "pool_stride",
            "pool_padding_limit", "pool_output"]
 
 Ints = Tuple[int, ...]
@@ -122,3 +124,25 @@ def pool_output(spatial, kernel, stride, padding, dilation, ceil_mode) -> Tuple[
         outs.append(o)
         extra.append(max(0, (o - 1) * s + eff - (n + 2 * p)))
     return tuple(outs), tuple(extra)
+
+
+def padding_pairs(padding, nd: int, name: str = "padding") -> tuple:
+    """int | tuple of nd ints | tuple of nd (before, after) pairs  ->  nd (before, after) pairs."""
+    if is_int(padding) or (
+        isinstance(padding, (tuple, list)) and len(padding) == nd and all(is_int(p) for p in padding)
+    ):
+        pairs = tuple((p, p) for p in check_ints(name, padding, nd))
+    elif (
+        isinstance(padding, (tuple, list))
+        and len(padding) == nd
+        and all(isinstance(p, (tuple, list)) and len(p) == 2 and all(is_int(v) for v in p) for p in padding)
+    ):
+        pairs = tuple((int(a), int(b)) for a, b in padding)
+    else:
+        raise TypeError(
+            f"{name} must be 'valid', 'same', an int, a tuple of {nd} ints, or {nd} (before, after) "
+            f"pairs, but got {padding!r}"
+        )
+    if any(v < 0 for p in pairs for v in p):
+        raise ValueError(f"{name} must be non-negative, but got {padding!r}")
+    return pairs

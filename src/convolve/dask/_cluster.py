@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import os
 from contextlib import contextmanager
 
@@ -30,7 +32,7 @@ def wants_cluster(workers, scheduler) -> bool:
 
 
 @contextmanager
-def connect(workers=None, scheduler=None):
+def connect(workers: Any = None, scheduler: Any = None) -> Any:
     """A ``distributed.Client``: to `scheduler`, or to a new local cluster of `workers` processes (closed after).
 
     Local workers are processes with one task thread each on 127.0.0.1. Their BLAS uses as many

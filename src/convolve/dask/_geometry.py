@@ -15,9 +15,8 @@ from math import lcm
 
 from .. import nn
 from .._shared.checks import check_ints
-from ..functional._args import padding_pairs, same_padding
+from .._geometry import padding_pairs, same_padding
 from .._geometry import pool_output
-from ..nn.conv import _ConvNd
 
 __all__ = ["Window", "Chain", "Branches", "Pointwise", "parse_model"]
 
@@ -27,6 +26,9 @@ _GLOBAL = (nn.Linear, nn.Flatten, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn
            nn.AdaptiveMaxPool2d)
 _MAX = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)
 _AVG = (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)
+
+# every convolution module (transposed ones too), by its public classes
+_CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 
 
 def _ceil_div(a, b):
@@ -160,7 +162,7 @@ def parse_model(module, nd, name=""):
                          f"block by block; map_model takes fully convolutional models (conv, pooling, "
                          f"activations, BatchNorm, residual blocks): map the part before this layer")
     label = _label(name, module)
-    if isinstance(module, _ConvNd):
+    if isinstance(module, _CONV):
         if _nd_of(module) != nd:
             raise ValueError(f"{label} is {_nd_of(module)}-D but the input has {nd} spatial dims")
         stride, dilation = module.stride, module.dilation

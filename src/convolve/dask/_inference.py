@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from .. import functional as F
@@ -42,7 +44,7 @@ def _window(client):
     return 2 * max(1, len(client.scheduler_info()["workers"]))
 
 
-def evaluate(model, loader, client):
+def evaluate(model: Any, loader: Any, client: Any) -> Any:
     """Mean cross-entropy and accuracy of `model` over `loader`, the batches run on `client`'s workers.
 
     The same numbers as ``convolve.training.evaluate`` (per-batch sums added in batch order).
@@ -57,7 +59,7 @@ def evaluate(model, loader, client):
     return loss / images, sum(c for _, c, _ in parts) / images
 
 
-def predict_proba(model, x, client, batch_size=256):
+def predict_proba(model: Any, x: Any, client: Any, batch_size: Any = 256) -> Any:
     """Class probabilities for a float batch, computed on `client`'s workers in batches.
 
     Shape

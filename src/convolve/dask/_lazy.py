@@ -26,7 +26,8 @@ from ..functional import conv as _conv_mod
 from ..functional import pool as _pool_mod
 from .._shared.checks import check_ints
 from .._geometry import pool_output
-from ..functional._args import compute_dtype, padding_pairs, same_padding
+from .._geometry import padding_pairs, same_padding
+from .._shared.dtypes import compute_dtype
 from ._blocks import chunk_starts, gather_map
 from ._require import is_dask_array, require
 
@@ -141,7 +142,8 @@ def _conv_block(fn, stride, dilation, groups, algorithm, block, index, w, b):
     return fn(block, w, b, stride, 0, dilation, groups, algorithm=algorithm)
 
 
-def conv(nd, input, weight, bias, stride, padding, dilation, groups, padding_mode, data_format, algorithm):
+def conv(nd: Any, input: Any, weight: Any, bias: Any, stride: Any,
+         padding: Any, dilation: Any, groups: Any, padding_mode: Any, data_format: Any, algorithm: Any) -> Any:
     """``convNd`` on a dask array: a lazy dask array (see the module docstring)."""
     fn = getattr(_conv_mod, f"conv{nd}d")
     w, b = _in_memory(weight, "weight"), _in_memory(bias, "bias")
@@ -201,7 +203,8 @@ def _max_block(fn, kernel, stride, dilation, block, index):
     return fn(block, kernel, stride, 0, dilation)
 
 
-def max_pool(nd, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, data_format):
+def max_pool(nd: Any, input: Any, kernel_size: Any, stride: Any,
+             padding: Any, dilation: Any, ceil_mode: Any, return_indices: Any, data_format: Any) -> Any:
     """``max_poolNd`` on a dask array: a lazy dask array (``return_indices`` is not supported)."""
     fn = getattr(_pool_mod, f"max_pool{nd}d")
     if return_indices:
@@ -233,7 +236,8 @@ def _avg_block(fn, kernel, stride, cdt, dtype, divisors, starts, block, index):
     return (total / div).astype(dtype, copy=False)
 
 
-def avg_pool(nd, input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, data_format):
+def avg_pool(nd: Any, input: Any, kernel_size: Any, stride: Any,
+             padding: Any, ceil_mode: Any, count_include_pad: Any, divisor_override: Any, data_format: Any) -> Any:
     """``avg_poolNd`` on a dask array: a lazy dask array (see the module docstring)."""
     fn = getattr(_pool_mod, f"avg_pool{nd}d")
     layout, kernel, st, pad, dl, stand_in = _pool_setup(nd, input, kernel_size, stride, padding, 1, data_format)

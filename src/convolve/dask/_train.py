@@ -18,6 +18,8 @@ weights are on every worker); checkpoints are written by the driver as in a loca
 
 from __future__ import annotations
 
+from typing import Any
+
 import time
 from contextlib import contextmanager
 
@@ -132,7 +134,7 @@ def _average_buffers(model, parts, n):
 
 
 @contextmanager
-def data_parallel(workers=None, scheduler=None, log=print):
+def data_parallel(workers: Any = None, scheduler: Any = None, log: Any = print) -> Any:
     """A ``train_epoch(model, loader, optimizer, bar)`` that runs on a cluster, for ``training.train``."""
     with connect(workers, scheduler) as client:
         n = len(client.scheduler_info()["workers"])

@@ -18,9 +18,11 @@ from ._detect import detect_format, load_dataset
 from ._folder import IMAGE_EXTENSIONS, load_image_folder, read_image
 from ._idx import KMNIST_CLASSES, find_idx_files, load_idx_dir, read_idx, write_idx
 from ._loader import DataLoader
+from ._trainable import check_trainable
 
 __all__ = [
     "ArrayDataset",
+    "check_trainable",
     "DataLoader",
     "load_dataset",
     "detect_format",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 __all__ = ["check_finite", "check_trainable"]
@@ -20,7 +22,7 @@ def check_finite(images, source, chunk=1 << 16):
                              "training")
 
 
-def check_trainable(train, test, source):
+def check_trainable(train: Any, test: Any, source: Any) -> None:
     """Refuse data a classifier cannot be trained on.
 
     Checks: at least 2 classes among the training labels, train and test images of one shape, one

@@ -10,7 +10,8 @@ from typing import Any, Tuple
 
 import numpy as np
 
-from .._geometry import same_padding  # noqa: F401  (re-exported: the rule lives in convolve._geometry)
+from .._geometry import padding_pairs, same_padding  # noqa: F401  (re-exported: the rules live in convolve._geometry)
+from .._shared.dtypes import compute_dtype  # noqa: F401  (re-exported: the policy lives in convolve._shared)
 from .._shared.checks import check_choice, check_ints, is_int
 from ..autograd import Tensor, as_array
 
@@ -45,10 +46,6 @@ def float_dtype(name: str, x) -> np.dtype:
     )
 
 
-def compute_dtype(dt: np.dtype) -> np.dtype:
-    return np.dtype(np.float32) if dt == np.float16 else np.dtype(dt)
-
-
 def check_rank(x, nd: int, name: str, op: str) -> bool:
     """Check `x` is (N, C, *spatial) or unbatched (C, *spatial); return whether it is batched."""
     ndim = as_array(x).ndim
@@ -65,27 +62,5 @@ def check_rank(x, nd: int, name: str, op: str) -> bool:
 def check_data_format(data_format: Any) -> bool:
     """Whether `data_format` (checked) is 'channels_last'."""
     return check_choice("data_format", data_format, DATA_FORMATS) == "channels_last"
-
-
-def padding_pairs(padding, nd: int, name: str = "padding") -> tuple:
-    """int | tuple of nd ints | tuple of nd (before, after) pairs  ->  nd (before, after) pairs."""
-    if is_int(padding) or (
-        isinstance(padding, (tuple, list)) and len(padding) == nd and all(is_int(p) for p in padding)
-    ):
-        pairs = tuple((p, p) for p in check_ints(name, padding, nd))
-    elif (
-        isinstance(padding, (tuple, list))
-        and len(padding) == nd
-        and all(isinstance(p, (tuple, list)) and len(p) == 2 and all(is_int(v) for v in p) for p in padding)
-    ):
-        pairs = tuple((int(a), int(b)) for a, b in padding)
-    else:
-        raise TypeError(
-            f"{name} must be 'valid', 'same', an int, a tuple of {nd} ints, or {nd} (before, after) "
-            f"pairs, but got {padding!r}"
-        )
-    if any(v < 0 for p in pairs for v in p):
-        raise ValueError(f"{name} must be non-negative, but got {padding!r}")
-    return pairs
 
 

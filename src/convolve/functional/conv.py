@@ -122,8 +122,8 @@ def _conv(nd: int, input: Any, weight: Any, bias: Any, stride: Any, padding: Any
           padding_mode: Any, data_format: Any, algorithm: Optional[str]) -> Any:
     """The core behind conv1d/2d/3d: check everything, pad, convolve, restore the caller's layout."""
     if type(input).__module__.startswith("dask"):  # a dask array: lazy, blockwise (convolve.dask)
-        from ..dask import _lazy
-        return _lazy.conv(nd, input, weight, bias, stride, padding, dilation, groups, padding_mode, data_format,
+        from ..dask import hooks
+        return hooks.conv(nd, input, weight, bias, stride, padding, dilation, groups, padding_mode, data_format,
                           algorithm)
     ops = _operands(nd, f"conv{nd}d", input, weight, bias, stride, dilation, groups, data_format)
     check_choice("padding_mode", padding_mode, PADDING_MODES)

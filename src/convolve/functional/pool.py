@@ -69,8 +69,8 @@ def _max_pool(nd: int, input: Any, kernel_size: Any, stride: Any, padding: Any, 
               return_indices: Any, data_format: Any, relu: bool = False) -> Any:
     """The core behind max_pool1d/2d/3d; with `relu`, max pooling of relu(input) (see relu_max_pool2d)."""
     if type(input).__module__.startswith("dask"):  # a dask array: lazy, blockwise (convolve.dask)
-        from ..dask import _lazy
-        out = _lazy.max_pool(nd, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices,
+        from ..dask import hooks
+        out = hooks.max_pool(nd, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices,
                              data_format)
         return np.maximum(out, 0) if relu else out  # lazy as well
     h, layout, win = _prepare(nd, f"max_pool{nd}d", input, kernel_size, stride, padding, dilation, ceil_mode,
@@ -233,8 +233,8 @@ def _avg_pool(nd: int, input: Any, kernel_size: Any, stride: Any, padding: Any, 
               count_include_pad: Any, divisor_override: Any, data_format: Any) -> Any:
     """The core behind avg_pool1d/2d/3d."""
     if type(input).__module__.startswith("dask"):  # a dask array: lazy, blockwise (convolve.dask)
-        from ..dask import _lazy
-        return _lazy.avg_pool(nd, input, kernel_size, stride, padding, ceil_mode, count_include_pad,
+        from ..dask import hooks
+        return hooks.avg_pool(nd, input, kernel_size, stride, padding, ceil_mode, count_include_pad,
                               divisor_override, data_format)
     count_include_pad = check_bool("count_include_pad", count_include_pad)
     if divisor_override is not None:

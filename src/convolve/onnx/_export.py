@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import nn, no_grad
 from ..autograd import as_array
-from ..functional._args import same_padding
+from .._geometry import same_padding
 from ._loader import require_onnx
 
 __all__ = ["save"]

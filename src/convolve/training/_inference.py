@@ -90,9 +90,9 @@ def evaluate_checkpoint(path: Union[str, Path], data: Union[str, Path, None] = N
         )
     loader = DataLoader(test, batch_size, normalize=_normalize(ckpt.config))
     if workers is not None or scheduler is not None:
-        from ..dask import _cluster, _inference
-        with _cluster.connect(workers, scheduler) as client:
-            loss, acc = _inference.evaluate(model, loader, client)
+        from ..dask import hooks
+        with hooks.connect(workers, scheduler) as client:
+            loss, acc = hooks.evaluate(model, loader, client)
     else:
         loss, acc = evaluate(model, loader)
     return {"loss": loss, "accuracy": acc, "correct": int(round(acc * len(test))), "images": len(test),
@@ -149,9 +149,9 @@ def predict_files(path: Union[str, Path], files: Sequence[Union[str, Path]], top
     model, ckpt = load_model(path)
     x = load_images(files, ckpt.config, invert, max_pixels)
     if workers is not None or scheduler is not None:  # batches on a cluster (workers/scheduler as in evaluate)
-        from ..dask import _cluster, _inference
-        with _cluster.connect(workers, scheduler) as client:
-            probs = _inference.predict_proba(model, x, client)
+        from ..dask import hooks
+        with hooks.connect(workers, scheduler) as client:
+            probs = hooks.predict_proba(model, x, client)
     else:
         probs = predict_proba(model, x)  # (N, classes)
     results = []

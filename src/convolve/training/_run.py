@@ -124,8 +124,8 @@ def train(data: Union[str, Path, None] = None, out: Union[str, Path, None] = Non
                  optimizer=optimizer, weight_decay=weight_decay, momentum=momentum,
                  schedule=schedule, augment=augment, seed=seed, limit=limit)
     if workers is not None or scheduler is not None:  # the same run, each step's batch shared by a cluster
-        from ..dask._train import data_parallel
-        with data_parallel(workers, scheduler, log) as epoch_fn:
+        from ..dask import hooks
+        with hooks.data_parallel(workers, scheduler, log) as epoch_fn:
             return _train(given, out, resume, progress, log, on_epoch_end, epoch_fn)
     return _train(given, out, resume, progress, log, on_epoch_end, train_epoch)
 

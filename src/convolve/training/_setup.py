@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import optim
 from ..data import ArrayDataset, Compose, DataLoader, RandomCrop, RandomFlip, load_dataset
-from ..data._trainable import check_trainable
+from ..data import check_trainable
 from ._settings import DEFAULT_LR, Settings
 
 __all__ = ["load_data", "channel_stats", "make_loaders", "make_optimizer", "make_scheduler", "DATA_FORMATS_HELP"]
