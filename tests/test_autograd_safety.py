@@ -139,6 +139,7 @@ METHODS = [
     ("log", lambda a: a.abs().log(), lambda a: a.abs().log(), [(4,)]),
     ("sqrt", lambda a: a.abs().sqrt(), lambda a: a.abs().sqrt(), [(4,)]),
     ("abs", lambda a: a.abs(), lambda a: a.abs(), [(5,)]),
+    ("abs builtin", lambda a: abs(a), lambda a: abs(a), [(5,)]),
     ("tanh", lambda a: a.tanh(), lambda a: a.tanh(), [(6,)]),
     ("sigmoid", lambda a: a.sigmoid(), lambda a: a.sigmoid(), [(6,)]),
     ("relu", lambda a: a.relu(), lambda a: a.relu(), [(2, 3)]),

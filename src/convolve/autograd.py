@@ -397,6 +397,8 @@ class Tensor:
         a = self._data
         return record(np.abs(a), (self,), lambda g: (g * np.sign(a),))
 
+    __abs__ = abs  # abs(t), as PyTorch
+
     def tanh(self) -> "Tensor":
         return tanh(self)
 

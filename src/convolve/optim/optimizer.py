@@ -17,8 +17,11 @@ Params = Union[Parameter, Iterable[Parameter], Iterable[Dict[str, Any]]]
 
 
 def check_hyper(name, value, low=0.0, high=None, *, open_high=False):
-    """A real number in [low, high] (or [low, high)), else a ValueError naming it."""
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and value >= low
+    """A real number in [low, high] (or [low, high)): a TypeError naming it for a non-number, a
+    ValueError for a number out of range (the policy of ``convolve._shared.checks``)."""
+    if not isinstance(value, numbers.Real) or isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a number, but got {value!r}")
+    ok = value >= low
     if ok and high is not None:
         ok = value < high if open_high else value <= high
     if not ok:
