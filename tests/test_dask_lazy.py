@@ -172,3 +172,12 @@ def test_import_convolve_does_not_import_dask():
     code = ("import sys, convolve, convolve.functional, convolve.nn, convolve.dask, convolve.training; "
             "bad = [m for m in ('dask', 'distributed', 'zarr') if m in sys.modules]; assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("nd", [1, 2, 3])
+def test_transposed_conv_on_a_dask_array_is_refused_not_computed(nd):
+    x = da.ones((1, 2) + (8,) * nd, chunks=(1, 2) + (4,) * nd, dtype=np.float32)
+    w = np.ones((2, 3) + (3,) * nd, np.float32)
+    fn = getattr(F, f"conv_transpose{nd}d")
+    with pytest.raises(TypeError, match=rf"conv_transpose{nd}d does not take a dask array yet.*map_model"):
+        fn(x, w)
