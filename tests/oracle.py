@@ -63,3 +63,17 @@ def compare(op: str, arrays: dict, kwargs=None, *, ours_kwargs=None, torch_op=No
                 assert tensors[k].grad is not None, f"no gradient for {k}"
                 assert_close(tensors[k].grad, t.grad.numpy(), dtype, f"{op} d/d{k}")
     return y.data
+
+
+def draw_channels(draw, depthwise, c_max=4, cg_max=3, n_max=3):
+    """(groups, C_in per group, C_out, N) of a random convolution, drawn with Hypothesis's `draw`:
+    depthwise (one input channel per group, a multiplier of 1 or 2) or 1-2 groups."""
+    from hypothesis import strategies as st
+
+    if depthwise:
+        C = draw(st.integers(1, c_max))
+        groups, Cg, O = C, 1, C * draw(st.integers(1, 2))
+    else:
+        groups = draw(st.sampled_from([1, 2]))
+        Cg, O = draw(st.integers(1, cg_max)), groups * draw(st.integers(1, 3))
+    return groups, Cg, O, draw(st.integers(1, n_max))

@@ -19,6 +19,7 @@ from convolve import _engine
 from convolve._engine import reference, winograd
 from convolve._engine.chunks import smallest_piece
 from convolve._engine.select import ALGORITHMS, AUTOMATIC
+from oracle import draw_channels
 
 # float32 error bound relative to the output scale, per algorithm (docs/speed.md)
 F32_TOL = {"gemm": 1e-5, "kn2row": 1e-5, "depthwise": 1e-5, "fft": 1e-5, "tiled_fft": 1e-5, "winograd2": 1e-5,
@@ -36,13 +37,7 @@ def problems(draw, algorithm):
         kernel = tuple(draw(st.integers(1, 3)) for _ in range(nd))
         stride = (1,) * nd if algorithm in STRIDE_ONE else tuple(draw(st.integers(1, 2)) for _ in range(nd))
         dilation = tuple(draw(st.integers(1, 2)) for _ in range(nd))
-    if algorithm == "depthwise":
-        C = draw(st.integers(1, 4))
-        groups, Cg, O = C, 1, C * draw(st.integers(1, 2))
-    else:
-        groups = draw(st.sampled_from([1, 2]))
-        Cg, O = draw(st.integers(1, 3)), groups * draw(st.integers(1, 3))
-    N = draw(st.integers(1, 3))
+    groups, Cg, O, N = draw_channels(draw, algorithm == "depthwise")
     spatial = tuple(d * (k - 1) + 1 + draw(st.integers(0, 6 if nd < 3 else 2)) for k, d in zip(kernel, dilation))
     seed = draw(st.integers(0, 2**16))
     r = np.random.default_rng(seed)

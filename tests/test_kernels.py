@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 import convolve.engine_config as ec
 from convolve._engine import depthwise, direct, kernels, reference, winograd
 from convolve._engine.select import ALGORITHMS
+from oracle import draw_channels
 
 needs_numba = pytest.mark.skipif(not kernels.available(), reason="numba cannot be imported here: only the NumPy tier runs")
 TIERS = [pytest.param(True, marks=needs_numba, id="jit"), pytest.param(False, id="numpy")]
@@ -34,13 +35,7 @@ def problems(draw, name):
         kernel = tuple(draw(st.integers(1, 4)) for _ in range(nd))
         stride = tuple(draw(st.integers(1, 2)) for _ in range(nd))
         dilation = tuple(draw(st.integers(1, 2)) for _ in range(nd))
-    if name == "depthwise":
-        C = draw(st.integers(1, 4))
-        groups, Cg, O = C, 1, C * draw(st.integers(1, 2))
-    else:
-        groups = draw(st.sampled_from([1, 2]))
-        Cg, O = draw(st.integers(1, 3)), groups * draw(st.integers(1, 3))
-    N = draw(st.integers(1, 3))
+    groups, Cg, O, N = draw_channels(draw, name == "depthwise")
     spatial = tuple(d * (k - 1) + 1 + draw(st.integers(0, 9)) for k, d in zip(kernel, dilation))
     r = np.random.default_rng(draw(st.integers(0, 2**16)))
     x = r.standard_normal((N, Cg * groups) + spatial)

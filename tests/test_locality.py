@@ -25,6 +25,7 @@ import convolve.functional as F
 from convolve import _engine
 from convolve._engine import reference
 from convolve._engine.select import ALGORITHMS, AUTOMATIC
+from oracle import draw_channels
 
 LOCAL_ERROR = 64  # the policy's "small multiple" (measured worst: gemm ~14, winograd4 ~17, fft ~1e10)
 DEFAULT_CAN_CHOOSE = [n for n in AUTOMATIC if ALGORITHMS[n].local]
@@ -60,13 +61,7 @@ def hostile(draw, name):
         unit = name == "tiled_fft" or draw(st.booleans())  # stride 1 half the time: the wide layout's case
         stride = (1,) * nd if unit else tuple(draw(st.integers(1, 2)) for _ in range(nd))
         dilation = tuple(draw(st.integers(1, 2)) for _ in range(nd))
-    if name == "depthwise":
-        C = draw(st.integers(1, 3))
-        groups, Cg, O = C, 1, C * draw(st.integers(1, 2))
-    else:
-        groups = draw(st.sampled_from([1, 2]))
-        Cg, O = draw(st.integers(1, 4)), groups * draw(st.integers(1, 3))
-    N = draw(st.integers(1, 2))
+    groups, Cg, O, N = draw_channels(draw, name == "depthwise", c_max=3, cg_max=4, n_max=2)
     more = 12 if name != "tiled_fft" else 40  # tiled_fft: several tiles
     spatial = tuple(d * (k - 1) + 1 + draw(st.integers(0, more)) for k, d in zip(kernel, dilation))
     r = np.random.default_rng(draw(st.integers(0, 2**16)))
