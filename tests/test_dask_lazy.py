@@ -154,8 +154,8 @@ def test_errors_name_the_argument():
         F.conv2d(X, np.ones((2, 3, 25, 3), np.float32))
     with pytest.raises(TypeError, match="weight must be an in-memory array"):
         F.conv2d(X, da.ones((2, 3, 3, 3), chunks=3, dtype=np.float32))
-    with pytest.raises(ValueError, match="return_indices=True is not supported for dask arrays"):
-        F.max_pool2d(X, 2, return_indices=True)
+    with pytest.raises(TypeError, match="return_indices must be True or False"):
+        F.max_pool2d(X, 2, return_indices="yes")
     with pytest.raises(ValueError, match="padding should be at most half of the kernel size"):
         F.max_pool2d(X, 2, padding=2)
     with pytest.raises(ValueError, match=r"expects input of shape \(N, C, L\).*4-D input of shape \(1, 3, 20, 20\)"):
@@ -174,10 +174,47 @@ def test_import_convolve_does_not_import_dask():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-@pytest.mark.parametrize("nd", [1, 2, 3])
-def test_transposed_conv_on_a_dask_array_is_refused_not_computed(nd):
-    x = da.ones((1, 2) + (8,) * nd, chunks=(1, 2) + (4,) * nd, dtype=np.float32)
-    w = np.ones((2, 3) + (3,) * nd, np.float32)
-    fn = getattr(F, f"conv_transpose{nd}d")
-    with pytest.raises(TypeError, match=rf"conv_transpose{nd}d does not take a dask array yet.*map_model"):
-        fn(x, w)
+INDICES = [
+    (1, (2, 3, 50), (1, 3, (7, 1, 2, 40)), dict(kernel_size=4, stride=1, padding=2)),
+    (2, (2, 3, 37, 41), (1, 2, 10, 9), dict(kernel_size=3, stride=2, padding=1, ceil_mode=True)),
+    (2, (1, 2, 23, 19), (1, 1, 2, 3), dict(kernel_size=(2, 3), stride=(3, 1), padding=(1, 0), dilation=2,
+                                           ceil_mode=True)),
+    (3, (1, 2, 9, 10, 11), (1, 2, 4, 3, 5), dict(kernel_size=3, stride=2, padding=1, ceil_mode=True)),
+]
+
+
+@pytest.mark.parametrize("nd, shape, chunks, kw", INDICES, ids=str)
+def test_max_pool_indices_match_memory(nd, shape, chunks, kw):
+    """Ties (small integers), NaN and windows of -inf only at the padded border: the same picks as in
+    memory, on chunks uneven and smaller than the window."""
+    x = np.round(rng.standard_normal(shape))
+    x.reshape(-1)[::17] = -np.inf
+    flat = x.reshape(shape[:2] + (-1,))
+    flat[0, 0, 5] = np.nan
+    flat[-1, -1, : flat.shape[-1] // 3] = -np.inf  # a third of a plane -inf: windows of -inf only, padding around
+    fn = getattr(F, f"max_pool{nd}d")
+    want, want_idx = fn(x, return_indices=True, **kw)
+    lazy, lazy_idx = fn(da.from_array(x, chunks=chunks), return_indices=True, **kw)
+    assert isinstance(lazy_idx, da.Array) and lazy_idx.dtype == np.int64 and lazy_idx.shape == want_idx.shape
+    got, got_idx = dask.compute(lazy, lazy_idx, scheduler="sync")
+    np.testing.assert_array_equal(got, want)
+    assert got_idx.dtype == want_idx.dtype == np.int64
+    np.testing.assert_array_equal(got_idx, want_idx)
+    assert got_idx.min() >= 0 and got_idx.max() < np.prod(shape[2:])  # every pick is inside its plane
+
+
+def test_max_pool_indices_layouts_and_one_task_per_block():
+    x, X = _pair((2, 12, 11, 3), (1, 5, 4, 3), np.float32)
+    want = F.max_pool2d(x, 3, 2, 1, return_indices=True, data_format="channels_last")
+    got = F.max_pool2d(X, 3, 2, 1, return_indices=True, data_format="channels_last")
+    for g, w in zip(dask.compute(*got, scheduler="sync"), want):
+        assert g.dtype == w.dtype
+        np.testing.assert_array_equal(g, w)
+    want = F.max_pool1d(x[0, 0], 2, return_indices=True)  # unbatched (C, L)
+    got = F.max_pool1d(X[0, 0], 2, return_indices=True)
+    for g, w in zip(dask.compute(*got, scheduler="sync"), want):
+        np.testing.assert_array_equal(g, w)
+    y, idx = F.max_pool2d(da.zeros((1, 1, 20, 20), chunks=10), 2, return_indices=True)
+    (joint,) = y.dask.dependencies[y.name]
+    assert idx.dask.dependencies[idx.name] == {joint}  # values and indices are picked from one task per block
+    assert sum(isinstance(k, tuple) for k in y.dask.layers[joint]) == 4

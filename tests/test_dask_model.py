@@ -72,6 +72,20 @@ def test_map_model_1d_and_3d():
     _close(map_model(m3, da.from_array(x, chunks=(1, 1, 7, 6, 9))).compute(), _in_memory(m3, x))
 
 
+def test_map_model_transposed_1d_and_3d():
+    """Transposed convs of every geometry: stride above the kernel, dilation, output_padding, groups."""
+    nn.init.seed(0)
+    m1 = _eval(nn.Sequential(nn.ConvTranspose1d(2, 4, 3, stride=3, padding=2, output_padding=1, dilation=2), nn.ReLU(),
+                             nn.MaxPool1d(3, 2, 1), nn.ConvTranspose1d(4, 2, 4, stride=2, groups=2),
+                             nn.ConvTranspose1d(2, 2, 1, stride=3)))
+    x = rng.standard_normal((2, 2, 29))
+    _close(map_model(m1, da.from_array(x, chunks=(1, 2, (3, 1, 7, 8, 10)))).compute(), _in_memory(m1, x))
+    m3 = _eval(nn.Sequential(nn.ConvTranspose3d(2, 2, 3, stride=(1, 2, 3), padding=1, output_padding=(0, 1, 2),
+                                                dilation=(2, 1, 1))))
+    x = rng.standard_normal((1, 2, 5, 6, 4))
+    _close(map_model(m3, da.from_array(x, chunks=(1, 2, 2, 4, 1))).compute(), _in_memory(m3, x))
+
+
 def test_threads_leave_recording_on():
     """Blocks run on dask's threads; no_grad is one process-wide flag, so their model calls take turns."""
     nn.init.seed(0)

@@ -110,6 +110,24 @@ def test_max_pool_picks_the_same_element_as_torch_with_several_nans_and_ties():
     np.testing.assert_array_equal(ours[1], theirs[1].numpy())
 
 
+@pytest.mark.parametrize("nd", [1, 2, 3])
+def test_max_pool_window_of_minus_inf_beside_padding_picks_its_first_input_like_torch(nd):
+    """PyTorch skips the padding: a window whose input values are all -inf picks its first tap inside
+    the input (the NumPy path, 3-D here, once picked the padding); the gradient goes there too."""
+    x = np.full((1, 2) + (5,) * nd, -np.inf)
+    x[0, 1].reshape(-1)[::3] = 1.0
+    kw = dict(kernel_size=3, stride=2, padding=1, dilation=(2,) + (1,) * (nd - 1), ceil_mode=True)
+    X = convolve.Tensor(x, requires_grad=True)
+    y, idx = getattr(F, f"max_pool{nd}d")(X, return_indices=True, **kw)
+    tx = torch.tensor(x, requires_grad=True)
+    ty, tidx = getattr(torch.nn.functional, f"max_pool{nd}d")(tx, return_indices=True, **kw)
+    np.testing.assert_array_equal(idx, tidx.numpy())
+    g = np.arange(y.size, dtype=np.float64).reshape(y.shape)  # integers: sums exact in any order
+    y.backward(g)
+    ty.backward(torch.tensor(g))
+    np.testing.assert_array_equal(X.grad, tx.grad.numpy())
+
+
 @pytest.mark.parametrize("nd, kernel, spatial", [(1, (2,), (9,)), (2, (2, 2), (8, 7)), (2, (3, 2), (7, 9)),
                                                  (3, (2, 2, 2), (4, 5, 4)), (2, (1, 3), (5, 6))])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

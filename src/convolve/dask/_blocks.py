@@ -12,6 +12,7 @@ from typing import Any, Dict
 
 import uuid
 from functools import partial
+from operator import itemgetter
 
 import numpy as np
 
@@ -58,8 +59,9 @@ def gather_map(x, intervals, out_sizes, func, channels, dtype, *, constants=(), 
         ``func(block, index, *constants) -> ndarray (N_b, channels, *sizes)``; must pickle.
     channels : int
         Output channels (one chunk).
-    dtype : numpy dtype
-        Output dtype.
+    dtype : numpy dtype, or a tuple of them
+        Output dtype; a tuple when `func` returns a tuple of arrays (values and indices), one per
+        array: the result is then a tuple of lazy arrays sharing one task per block.
     constants : sequence
         Objects (weights, a model) stored once in the graph and handed to every task.
 
@@ -101,5 +103,9 @@ def gather_map(x, intervals, out_sizes, func, channels, dtype, *, constants=(), 
             dsk[(out_name, b, 0) + tuple(int(m) for m in index)] = (task, *const_keys, *parts)
     graph = HighLevelGraph.from_collections(out_name, dsk, dependencies=[x])
     chunks = (x.chunks[0], (int(channels),)) + tuple(tuple(int(v) for v in sizes) for sizes in out_sizes)
-    meta = np.empty((0,) * x.ndim, dtype=dtype)
-    return da.Array(graph, out_name, chunks, meta=meta)
+    if not isinstance(dtype, tuple):
+        return da.Array(graph, out_name, chunks, meta=np.empty((0,) * x.ndim, dtype=dtype))
+    # blocks are tuples: one array per member, each block picked from its tuple
+    joint = da.Array(graph, out_name, chunks, meta=np.empty((0,) * x.ndim, dtype=object))
+    return tuple(da.map_blocks(itemgetter(i), joint, dtype=dt, meta=np.empty((0,) * x.ndim, dtype=dt),
+                               name=f"{name}-{i}-{token}") for i, dt in enumerate(dtype))

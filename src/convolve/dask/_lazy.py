@@ -203,25 +203,49 @@ def _max_block(fn, kernel, stride, dilation, block, index):
     return fn(block, kernel, stride, 0, dilation)
 
 
+def _max_block_indices(fn, win, spatial, starts, block, index):
+    """Max pooling of one block with PyTorch's indices: flat positions in the whole, unpadded input plane."""
+    y, local = fn(block, win.kernel, win.stride, 0, win.dilation, False, True)
+    nd, coords = len(spatial), np.unravel_index(local, block.shape[2:])
+    # the tap each output picked, from its position in the block (windows start every stride)
+    taps = tuple((c - np.arange(n).reshape((-1,) + (1,) * (nd - 1 - i)) * s) // d
+                 for i, (c, n, s, d) in enumerate(zip(coords, y.shape[2:], win.stride, win.dilation)))
+    arg = np.ravel_multi_index(taps, win.kernel)
+    first = tuple(starts[a][m] for a, m in enumerate(index))  # the block's first output, per axis
+    arg = _pool_mod.in_bounds_picks(arg, win, spatial, first)  # the block's padding is -inf values, not skipped
+    return y, _pool_mod._flat_indices(arg, win, spatial, first)
+
+
 def max_pool(nd: Any, input: Any, kernel_size: Any, stride: Any,
              padding: Any, dilation: Any, ceil_mode: Any, return_indices: Any, data_format: Any) -> Any:
-    """``max_poolNd`` on a dask array: a lazy dask array (``return_indices`` is not supported)."""
+    """``max_poolNd`` on a dask array: a lazy dask array, or with `return_indices` two of them (values,
+    int64 flat indices into each input plane) sharing one task per block.
+
+    Each window is pooled whole inside one block, over the same values in the same tap order as in
+    memory, so the tie rule (the first maximum, the last NaN) picks the same tap; the one difference,
+    a window whose input values are all -inf picking a tap in the block's explicit -inf padding, is
+    moved to the window's first tap inside the input as in memory (``in_bounds_picks``).
+    """
     fn = getattr(_pool_mod, f"max_pool{nd}d")
-    if return_indices:
-        raise ValueError("return_indices=True is not supported for dask arrays (the indices would be "
-                         "global positions); compute the input first or pool without indices")
     layout, kernel, st, pad, dl, stand_in = _pool_setup(nd, input, kernel_size, stride, padding, dilation,
                                                         data_format)
-    small = _validate(lambda z: fn(z, kernel_size, stride, padding, dilation, ceil_mode, False,
+    small = _validate(lambda z: fn(z, kernel_size, stride, padding, dilation, ceil_mode, return_indices,
                                    data_format=data_format), input, stand_in)
     outs, extra = pool_output(layout[2], kernel, st, pad, dl, bool(ceil_mode))
     pairs = tuple((p, p + x) for p, x in zip(pad, extra))
     h = _pad(_channels_first(input, layout), pairs, "constant", -np.inf)
     extents = [d * (k - 1) + 1 for k, d in zip(kernel, dl)]
     intervals, sizes = _plan_unpadded(input, layout, pairs, extents, st, outs)
-    func = partial(_max_block, fn, kernel, st, dl)
-    y = gather_map(h, intervals, sizes, func, h.shape[1], small.dtype, name=f"max_pool{nd}d")
-    return _restore(y, layout)
+    if not return_indices:
+        func = partial(_max_block, fn, kernel, st, dl)
+        y = gather_map(h, intervals, sizes, func, h.shape[1], small.dtype, name=f"max_pool{nd}d")
+        return _restore(y, layout)
+    win = _pool_mod.PoolWindow(kernel, st, pad, dl, tuple(outs), tuple(extra))
+    starts = [chunk_starts(sz)[:-1] for sz in sizes]
+    func = partial(_max_block_indices, fn, win, layout[2], starts)
+    y, idx = gather_map(h, intervals, sizes, func, h.shape[1], (small[0].dtype, np.dtype(np.int64)),
+                        name=f"max_pool{nd}d")
+    return _restore(y, layout), _restore(idx, layout)
 
 
 def _avg_block(fn, kernel, stride, cdt, dtype, divisors, starts, block, index):

@@ -196,10 +196,10 @@ def _conv_transpose(nd: int, input: Any, weight: Any, bias: Any, stride: Any, pa
                     groups: Any, dilation: Any, data_format: Any, algorithm: Optional[str]) -> Any:
     """The core behind conv_transpose1d/2d/3d."""
     op = f"conv_transpose{nd}d"
-    if type(input).__module__.startswith("dask"):  # refused rather than silently computed whole in memory
-        raise TypeError(f"{op} does not take a dask array yet (it would be computed whole in memory): "
-                        f"run it lazily inside a model with convolve.dask.map_model (which handles "
-                        f"ConvTranspose{nd}d layers), or pass input.compute() for an in-memory result")
+    if type(input).__module__.startswith("dask"):  # a dask array: lazy, blockwise (convolve.dask)
+        from ..dask import hooks
+        return hooks.conv_transpose(nd, input, weight, bias, stride, padding, output_padding, groups, dilation,
+                                    data_format, algorithm)
     ops = _operands(nd, op, input, weight, bias, stride, dilation, groups, data_format)
     groups, x, w = ops.groups, ops.input, ops.weight
     C = ops.shape[1]

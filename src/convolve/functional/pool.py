@@ -115,6 +115,9 @@ def _max_pool(nd: int, input: Any, kernel_size: Any, stride: Any, padding: Any, 
         np.copyto(y, v, where=better)
         np.copyto(arg, i, where=better)
 
+    if (any(win.padding) or any(win.extra)) and bool((y == -np.inf).any()):  # PyTorch never picks padding
+        arg = in_bounds_picks(arg, win, a.shape[2:])
+
     def backward(g):
         gx = np.zeros(xp.shape, dtype=g.dtype)
         for i, taps in win.taps():
@@ -127,13 +130,46 @@ def _max_pool(nd: int, input: Any, kernel_size: Any, stride: Any, padding: Any, 
     return out, layout.from_channels_first(_flat_indices(arg, win, a.shape[2:]), np.int64)
 
 
-def _flat_indices(arg: np.ndarray, win: PoolWindow, spatial: Ints) -> np.ndarray:
-    """The flat index into each input plane of every picked tap `arg`, as PyTorch returns."""
+def _output_starts(win: PoolWindow, axis: int, first: int, count: int, nd: int) -> np.ndarray:
+    """Input position (padding negative) where the windows of outputs first..first+count start along `axis`,
+    shaped to broadcast over the output grid."""
+    o = first + np.arange(count)
+    return (o * win.stride[axis] - win.padding[axis]).reshape((-1,) + (1,) * (nd - 1 - axis))
+
+
+def in_bounds_picks(arg: np.ndarray, win: PoolWindow, spatial: Ints, first: Optional[Ints] = None) -> np.ndarray:
+    """`arg` (the tap picked per output) with picks in the padding moved to the window's first tap inside the input.
+
+    A padding pick means every value of its window inside the input is -inf (anything else, NaN included,
+    beats the -inf padding); PyTorch then returns the window's first tap inside the input, which is
+    the first in-bounds index along every axis. `first` is the output index of ``arg[..., 0, 0]``
+    (not 0 for a block of a larger output).
+    """
     nd = len(spatial)
+    first = first or (0,) * nd
+    taps = np.unravel_index(arg, win.kernel)
+    outside = np.zeros(arg.shape, dtype=bool)
+    firsts = []
+    for i in range(nd):
+        start = _output_starts(win, i, first[i], arg.shape[2 + i], nd)
+        pos = start + taps[i] * win.dilation[i]
+        outside |= (pos < 0) | (pos >= spatial[i])
+        firsts.append((np.maximum(-start, 0) + win.dilation[i] - 1) // win.dilation[i])
+    if not outside.any():
+        return arg
+    inside = np.ravel_multi_index(tuple(np.broadcast_arrays(*firsts)), win.kernel)
+    return np.where(outside, inside, arg).astype(arg.dtype, copy=False)
+
+
+def _flat_indices(arg: np.ndarray, win: PoolWindow, spatial: Ints, first: Optional[Ints] = None) -> np.ndarray:
+    """The flat index into each input plane of every picked tap `arg`, as PyTorch returns; `first` as in
+    `in_bounds_picks`."""
+    nd = len(spatial)
+    first = first or (0,) * nd
     taps = np.unravel_index(arg, win.kernel)
     index = np.zeros(arg.shape, dtype=np.int64)
     for i in range(nd):
-        start = np.arange(win.outs[i]).reshape((-1,) + (1,) * (nd - 1 - i)) * win.stride[i] - win.padding[i]
+        start = _output_starts(win, i, first[i], arg.shape[2 + i], nd)
         index = index * spatial[i] + start + taps[i] * win.dilation[i]
     return index
 
