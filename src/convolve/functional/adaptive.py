@@ -51,6 +51,9 @@ def _prepare(nd, op, input, output_size):
 
 
 def _adaptive_avg(nd, input, output_size):
+    if type(input).__module__.startswith("dask"):  # a dask array: lazy, blockwise (convolve.dask)
+        from ..dask import hooks
+        return hooks.adaptive_avg_pool(nd, input, output_size)
     x, a, batched, outs = _prepare(nd, f"adaptive_avg_pool{nd}d", input, output_size)
     lead = a.ndim - nd
     mats = []  # (Out, In) averaging matrix per spatial dim
@@ -195,6 +198,9 @@ def adaptive_max_pool2d(input: TensorLike, output_size: OutputSize, return_indic
             [13., 15.]]]), array([[[ 5,  7],
             [13, 15]]]))
     """
+    if type(input).__module__.startswith("dask"):  # a dask array: lazy, blockwise (convolve.dask)
+        from ..dask import hooks
+        return hooks.adaptive_max_pool2d(input, output_size, return_indices)
     return_indices = check_bool("return_indices", return_indices)
     x, a, batched, (oh, ow) = _prepare(2, "adaptive_max_pool2d", input, output_size)
     H, W = a.shape[-2:]
