@@ -171,6 +171,8 @@ def bucket(func):
     if "/convolve/" not in filename:
         return "harness" if filename.endswith("bench_train.py") else None
     if "/_engine/" in filename:
+        if filename.endswith(("/kernels/direct.py", "/kernels/winograd.py")):  # conv kernels: charged to the op
+            return None
         if "/_engine/kernels/" in filename or filename.endswith(("/_engine/pooling.py", "/_engine/norm.py", "/_engine/eltwise.py")):
             return "compiled pooling / batch norm / ReLU kernels"
         return ENGINE_OPS.get(name)  # helpers (im2col, windows, ...) go to the op that called them

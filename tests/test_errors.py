@@ -131,3 +131,30 @@ def test_numpy_bools_and_ints_are_accepted():
     y = F.avg_pool2d(x, np.int64(2), count_include_pad=np.bool_(False), ceil_mode=np.True_)
     assert y.shape == (1, 3, 4, 4)
     assert F.conv2d(x, w, groups=np.int32(1)).shape == (1, 8, 4, 4)
+
+
+def test_checks_still_run_after_the_same_shapes_passed_them():
+    """conv remembers which plain argument sets passed its checks (a small conv's checks cost more than
+    its arithmetic); a value that would be refused must still be refused after a good call of the
+    same shapes, with the same message, whatever its type."""
+    b = np.zeros(8, np.float32)
+    good = F.conv2d(x, w, b, stride=1, padding=1)
+    assert good.shape == (1, 8, 6, 6)
+    np.testing.assert_array_equal(F.conv2d(x, w, b, stride=1, padding=1), good)  # the remembered path
+    for call, exc, match in [
+        (lambda: F.conv2d(x, w, b, stride=True, padding=1), TypeError, r"stride must be an int or a tuple of 2 ints, but got True"),
+        (lambda: F.conv2d(x, w, b, stride=np.int64(0), padding=1), ValueError, r"stride must be positive"),
+        (lambda: F.conv2d(x, w, b, stride=[1, 0], padding=1), ValueError, r"stride must be positive"),
+        (lambda: F.conv2d(x, w, b, stride=1, padding=1.0), TypeError, r"padding"),
+        (lambda: F.conv2d(x, w, b, stride=1, padding=-1), ValueError, r"padding must be non-negative"),
+        (lambda: F.conv2d(x, w, b, stride=1, padding=1, groups=True), TypeError, r"groups must be an int"),
+        (lambda: F.conv2d(x, w, b.astype(np.float64), stride=1, padding=1), TypeError, r"bias has dtype float64"),
+        (lambda: F.conv2d(x, w, np.zeros(7, np.float32), stride=1, padding=1), ValueError, r"bias must have shape \(8,\)"),
+        (lambda: F.conv2d(x, w, b, stride=1, padding=1, padding_mode="mirror"), ValueError, r"padding_mode must be one of"),
+        (lambda: F.conv2d(x, w, b, stride=1, padding=1, data_format="nchw"), ValueError, r"data_format must be one of"),
+        (lambda: F.conv2d(x.astype(np.int32), w, b, stride=1, padding=1), TypeError, r"input must be a float16"),
+        (lambda: F.conv2d(convolve.Tensor(x[:, :2]), w, b, stride=1, padding=1), ValueError, r"input has 2 channels"),
+    ]:
+        with pytest.raises(exc, match=match):
+            call()
+    assert F.conv2d(convolve.Tensor(x), convolve.Tensor(w), stride=(1, 1), padding=((1, 1), (1, 1))).shape == good.shape

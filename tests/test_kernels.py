@@ -166,3 +166,26 @@ def test_an_empty_batch_gives_empty_results(name):
         gy = np.ones(y.shape, np.float32)
         assert y.shape == (0, 2, 5, 4) and algo.grad_input(gy, w, x.shape, *args).shape == x.shape
         np.testing.assert_array_equal(algo.grad_weight(x, gy, w.shape, *args), np.zeros(w.shape, np.float32))
+
+
+@needs_numba
+@pytest.mark.parametrize("mode", ["serial", "parallel"])
+@pytest.mark.parametrize("name", ["direct", "depthwise"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_serial_and_parallel_launches_equal_the_reference(mode, name, dtype, monkeypatch):
+    """`threads.pick` runs small work on the calling thread and large work on numba's threads: both
+    compilations of every direct kernel (unit and general stride) against the reference."""
+    from convolve._engine.kernels import threads
+
+    from convolve._engine.kernels import direct as kd
+
+    monkeypatch.setattr(threads, "PARALLEL_MIN", 0 if mode == "parallel" else 2**62)
+    launched = []
+    monkeypatch.setattr(kd, "pick", lambda k, work: launched.append(threads.pick(k, work)) or launched[-1])
+    r = np.random.default_rng(11)
+    groups = 4 if name == "depthwise" else 2
+    x, w, b = r.standard_normal((3, 4, 10, 9)), r.standard_normal((8, 4 // groups, 3, 2)), r.standard_normal(8)
+    with ec.options(threads=2):
+        for stride, dilation in (((1, 1), (1, 1)), ((2, 1), (1, 2))):
+            _check(name, x, w, b, stride, dilation, groups, dtype, True)
+    assert len(launched) == 6 and all(hasattr(k, "serial") == (mode == "parallel") for k in launched)

@@ -221,3 +221,29 @@ def test_a_subclass_that_overrides_forward_is_not_fused():
     x = np.random.default_rng(0).standard_normal((1, 1, 4, 4))
     out = nn.Sequential(nn.ReLU(), Loud(2))(x)
     np.testing.assert_array_equal(out, 2 * F.max_pool2d(np.maximum(x, 0), 2))
+
+
+@pytest.mark.skipif(not kernels.available(), reason="numba cannot be imported here: only the NumPy tier runs")
+@pytest.mark.parametrize("mode", ["serial", "parallel"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_serial_and_parallel_launches_of_the_training_kernels(mode, dtype, monkeypatch):
+    """Every pooling, batch norm and ReLU kernel through both of its compilations (`threads.pick`:
+    the calling thread for small work, numba's threads for large), against PyTorch."""
+    from convolve._engine.kernels import threads
+
+    monkeypatch.setattr(threads, "PARALLEL_MIN", 0 if mode == "parallel" else 2**62)
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal((3, 4, 9, 10)) * 2).astype(dtype)
+    tf = torch.nn.functional
+    cases = [
+        (lambda t: F.max_pool2d(t, 2), lambda t: tf.max_pool2d(t, 2)),
+        (lambda t: F.relu_max_pool2d(t, 2), lambda t: tf.max_pool2d(torch.relu(t), 2)),
+        (lambda t: F.max_pool2d(t, 3, 2, 1), lambda t: tf.max_pool2d(t, 3, 2, 1)),
+        (lambda t: F.avg_pool2d(t, 3, 2, 1), lambda t: tf.avg_pool2d(t, 3, 2, 1)),
+        (lambda t: F.relu(t), torch.relu),
+        (lambda t: F.batch_norm(t, None, None, training=True), lambda t: tf.batch_norm(t, None, None, training=True)),
+    ]
+    with tier(True), engine_config.options(threads=2):
+        for ours, theirs in cases:
+            big = np.tile(x, (1, 1, 8, 8))  # past the elementwise kernels' size threshold
+            run_both(ours, theirs, big, dtype)

@@ -47,6 +47,7 @@ The transposed convolution's forward is ``grad_input`` and its gradients are ``f
 
 from __future__ import annotations
 
+import functools
 import os
 
 import numpy as np
@@ -59,6 +60,7 @@ from .windows import out_size
 __all__ = ["forward", "grad_input", "grad_weight", "ALGORITHMS", "choose", "check_size"]
 
 
+@functools.lru_cache(maxsize=None)
 def _memory_bytes() -> int:
     """This machine's physical memory (a large number where the platform does not say)."""
     try:
@@ -116,13 +118,31 @@ def _dispatch(op, x_shape, w_shape, stride, dilation, groups, dtype, algorithm, 
     return run(algo)
 
 
+# (op, shapes, stride, dilation, pads, algorithm) -> (output sizes, trim plan), computed and checked
+# once per geometry: a small conv's call otherwise spends more on it than on its arithmetic.
+# Stored only after the checks passed (check_size raises before anything is stored). Bounded.
+_geometries: dict = {}
+
+
+def _geometry(op, x_shape, w_shape, stride, dilation, pads, algorithm, dtype):
+    key = (op, x_shape, w_shape, stride, dilation, pads, algorithm, dtype)
+    g = _geometries.get(key)
+    if g is None:
+        outs = _outs(x_shape, w_shape, stride, dilation, pads)
+        if op == "forward":
+            check_size((x_shape[0], w_shape[0]) + outs, dtype, "the output", f" of padding {pads}" if pads else "")
+        g = (outs, _trim(x_shape, w_shape, stride, dilation, pads, algorithm))
+        if len(_geometries) >= _CHOICES_MAX:
+            _geometries.clear()
+        _geometries[key] = g
+    return g
+
+
 def forward(x, w, bias, stride, dilation, groups, algorithm=None, padding=None):
     """y = conv(x zero-padded by `padding`, w) + bias; x (N, C, *S), `padding` (before, after) per axis."""
     stride, dilation, pads = tuple(stride), tuple(dilation), _pads(padding, x.ndim - 2)
-    outs = _outs(x.shape, w.shape, stride, dilation, pads)
+    outs, t = _geometry("forward", x.shape, w.shape, stride, dilation, pads, algorithm, x.dtype)
     shape = (x.shape[0], w.shape[0]) + outs
-    check_size(shape, x.dtype, "the output", f" of padding {pads}" if pads else "")
-    t = _trim(x.shape, w.shape, stride, dilation, pads, algorithm)
     if x.size == 0 or w.size == 0 or (t is not None and t.empty):  # a sum over nothing (or over zeros)
         y = np.zeros(shape, dtype=x.dtype)
         if bias is not None:
@@ -142,7 +162,7 @@ def forward(x, w, bias, stride, dilation, groups, algorithm=None, padding=None):
 def grad_input(gy, w, x_shape, stride, dilation, groups, algorithm=None, padding=None):
     """dL/dx for the unpadded x of shape `x_shape` (the padding's part of the gradient dropped)."""
     stride, dilation, x_shape, pads = tuple(stride), tuple(dilation), tuple(x_shape), _pads(padding, len(x_shape) - 2)
-    t = _trim(x_shape, w.shape, stride, dilation, pads, algorithm)
+    t = _geometry("grad_input", x_shape, w.shape, stride, dilation, pads, algorithm, gy.dtype)[1]
     if gy.size == 0 or w.size == 0 or 0 in x_shape or (t is not None and t.empty):
         return np.zeros(x_shape, dtype=gy.dtype)
     wk, pk = (w, pads) if t is None else (w[_kept(t)], t.pads)  # dropped taps only reach padding
@@ -154,7 +174,7 @@ def grad_input(gy, w, x_shape, stride, dilation, groups, algorithm=None, padding
 def grad_weight(x, gy, w_shape, stride, dilation, groups, algorithm=None, padding=None):
     """dL/dw from x (zero-padded by `padding`) and the output gradient."""
     stride, dilation, w_shape, pads = tuple(stride), tuple(dilation), tuple(w_shape), _pads(padding, x.ndim - 2)
-    t = _trim(x.shape, w_shape, stride, dilation, pads, algorithm)
+    t = _geometry("grad_weight", x.shape, w_shape, stride, dilation, pads, algorithm, gy.dtype)[1]
     gw = np.zeros(w_shape, dtype=gy.dtype)
     if x.size == 0 or gy.size == 0 or 0 in w_shape:
         return gw

@@ -53,8 +53,27 @@ def smallest_piece(op, algo, x_shape, w_shape, stride, dilation, groups, itemsiz
     return _need(op, algo, sub, w_shape, stride, dilation, groups, itemsize, pads)
 
 
+# plan's answers (they depend on the settings through the algorithms' workspace): a small call's
+# workspace arithmetic costs more than its convolution. Bounded; errors are not stored.
+_plans: dict = {}
+
+
 def plan(op, algo, x_shape, w_shape, stride, dilation, groups, itemsize, cap, out_rows, pads=None):
     """(batch chunk, row chunk): None for the row chunk when whole samples fit."""
+    from .config import settings
+
+    key = (op, algo, tuple(x_shape), tuple(w_shape), tuple(stride), tuple(dilation), groups, itemsize, cap, out_rows,
+           pads, tuple(settings.values()))
+    found = _plans.get(key)
+    if found is None:
+        found = _plan(op, algo, x_shape, w_shape, stride, dilation, groups, itemsize, cap, out_rows, pads)
+        if len(_plans) >= 4096:
+            _plans.clear()
+        _plans[key] = found
+    return found
+
+
+def _plan(op, algo, x_shape, w_shape, stride, dilation, groups, itemsize, cap, out_rows, pads):
     xp = padded_shape(x_shape, pads)
 
     def need(shape):

@@ -28,9 +28,10 @@ def relu(a: np.ndarray) -> np.ndarray:
     """max(a, 0), a new array of a's shape and dtype (NaN stays NaN)."""
     if _compiled(a):
         from .kernels import eltwise as k
+        from .kernels.threads import pick
 
         y = np.empty_like(a)
-        k.relu(a.reshape(-1), y.reshape(-1))
+        pick(k.relu, a.size)(a.reshape(-1), y.reshape(-1))
         return y
     return relu_numpy(a)
 
@@ -40,9 +41,10 @@ def relu_backward(g: np.ndarray, y: np.ndarray) -> np.ndarray:
     in g does not leak elsewhere."""
     if g.shape == y.shape and _compiled(g, y):
         from .kernels import eltwise as k
+        from .kernels.threads import pick
 
         gx = np.empty_like(g)
-        k.relu_backward(g.reshape(-1), y.reshape(-1), gx.reshape(-1))
+        pick(k.relu_backward, g.size)(g.reshape(-1), y.reshape(-1), gx.reshape(-1))
         return gx
     return relu_backward_numpy(g, y)
 

@@ -28,27 +28,29 @@ def forward(a, mean, var, weight, bias, eps, relu):
     y as (N, C, L) and the rest float64 (C,) arrays for `backward`.
     """
     from .kernels import norm as k
+    from .kernels.threads import pick
 
     N, C = a.shape[:2]
     x3 = np.ascontiguousarray(a).reshape(N, C, -1)
     if mean is None:
         mean, var = np.empty(C), np.empty(C)
-        k.stats(x3, mean, var)
+        pick(k.stats, x3.size)(x3, mean, var)
     invstd = 1.0 / np.sqrt(var + eps)
     scale = invstd if weight is None else invstd * weight
     shift = np.zeros(C) if bias is None else np.asarray(bias, np.float64)
     y = np.empty(x3.shape, a.dtype)
-    k.normalize(x3, mean, scale, shift, relu, y)
+    pick(k.normalize, x3.size)(x3, mean, scale, shift, relu, y)
     return y, x3, mean, var, invstd, scale
 
 
 def backward(g, x3, y, mean, invstd, scale, relu, training, need_input):
     """(grad input or None, Σ g·xhat, Σ g) per channel, float64 sums; g' = g zeroed where y <= 0 with `relu`."""
     from .kernels import norm as k
+    from .kernels.threads import pick
 
     N, C, L = x3.shape
     g3 = np.ascontiguousarray(g, dtype=x3.dtype).reshape(N, C, L)
     gx = np.empty(x3.shape if need_input else (0, 0, 0), x3.dtype)
     gsum, gdot = np.empty(C), np.empty(C)
-    k.backward(g3, x3, y, mean, invstd, scale, relu, training, gx, gsum, gdot)
+    pick(k.backward, x3.size)(g3, x3, y, mean, invstd, scale, relu, training, gx, gsum, gdot)
     return (gx if need_input else None), gdot, gsum

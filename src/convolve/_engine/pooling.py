@@ -40,6 +40,7 @@ def _index_dtype(win):
 def max_pool(a: np.ndarray, win, nd: int, relu: bool = False):
     """Max pooling of `a` over `win` (a PoolWindow); returns (y, arg) with arg the tap picked per output."""
     from .kernels import pool as k
+    from .kernels.threads import pick
 
     x = _planes(a, nd)
     oshape = x.shape[:1] + ((1,) + win.outs if nd == 1 else win.outs)
@@ -47,9 +48,9 @@ def max_pool(a: np.ndarray, win, nd: int, relu: bool = False):
     arg = np.empty(oshape, _index_dtype(win))
     g = _geom(win, nd)
     if g == (2, 2, 2, 2, 0, 0, 1, 1) and not any(win.extra):  # the common 2x2/2 window, specialised
-        k.max_pool2d_2x2(x, relu, y, arg)
+        pick(k.max_pool2d_2x2, x.size)(x, relu, y, arg)
     else:
-        k.max_pool2d(x, *g, relu, y, arg)
+        pick(k.max_pool2d, y.size * g[0] * g[1])(x, *g, relu, y, arg)
     shape = a.shape[:2] + win.outs
     return y.reshape(shape), arg.reshape(shape)
 
@@ -57,13 +58,14 @@ def max_pool(a: np.ndarray, win, nd: int, relu: bool = False):
 def max_pool_backward(g: np.ndarray, arg: np.ndarray, y: np.ndarray, shape, win, nd: int, relu: bool = False):
     """The input gradient (of `shape`) of max pooling: g routed to the picked taps."""
     from .kernels import pool as k
+    from .kernels.threads import pick
 
     gx = np.empty(shape, g.dtype)
     geom = _geom(win, nd)
     if geom == (2, 2, 2, 2, 0, 0, 1, 1) and not any(win.extra):
-        k.max_pool2d_2x2_backward(_planes(g, nd), _planes(arg, nd), _planes(y, nd), relu, _planes(gx, nd))
+        pick(k.max_pool2d_2x2_backward, gx.size)(_planes(g, nd), _planes(arg, nd), _planes(y, nd), relu, _planes(gx, nd))
     else:
-        k.max_pool2d_backward(_planes(g, nd), _planes(arg, nd), _planes(y, nd), *geom, relu, _planes(gx, nd))
+        pick(k.max_pool2d_backward, gx.size + g.size)(_planes(g, nd), _planes(arg, nd), _planes(y, nd), *geom, relu, _planes(gx, nd))
     return gx
 
 
@@ -76,19 +78,21 @@ def _div(div, win, nd, dtype):
 def avg_pool(a: np.ndarray, win, nd: int, div) -> np.ndarray:
     """Average pooling: window sums over the input part divided by `div` (array over outputs, or a number)."""
     from .kernels import pool as k
+    from .kernels.threads import pick
 
     x = _planes(a, nd)
     kh, kw, sh, sw, ph, pw, _, _ = _geom(win, nd)
     y = np.empty(x.shape[:1] + ((1,) + win.outs if nd == 1 else win.outs), a.dtype)
-    k.avg_pool2d(x, kh, kw, sh, sw, ph, pw, _div(div, win, nd, a.dtype), y)
+    pick(k.avg_pool2d, y.size * kh * kw)(x, kh, kw, sh, sw, ph, pw, _div(div, win, nd, a.dtype), y)
     return y.reshape(a.shape[:2] + win.outs)
 
 
 def avg_pool_backward(g: np.ndarray, shape, win, nd: int, div) -> np.ndarray:
     """The input gradient (of `shape`) of average pooling."""
     from .kernels import pool as k
+    from .kernels.threads import pick
 
     kh, kw, sh, sw, ph, pw, _, _ = _geom(win, nd)
     gx = np.empty(shape, g.dtype)
-    k.avg_pool2d_backward(_planes(g, nd), kh, kw, sh, sw, ph, pw, _div(div, win, nd, g.dtype), _planes(gx, nd))
+    pick(k.avg_pool2d_backward, g.size * kh * kw + gx.size)(_planes(g, nd), kh, kw, sh, sw, ph, pw, _div(div, win, nd, g.dtype), _planes(gx, nd))
     return gx

@@ -118,13 +118,9 @@ def _conv_padding(nd: int, padding: Any, spatial: Tuple[int, ...], kernel: Tuple
     return pairs
 
 
-def _conv(nd: int, input: Any, weight: Any, bias: Any, stride: Any, padding: Any, dilation: Any, groups: Any,
-          padding_mode: Any, data_format: Any, algorithm: Optional[str]) -> Any:
-    """The core behind conv1d/2d/3d: check everything, pad, convolve, restore the caller's layout."""
-    if type(input).__module__.startswith("dask"):  # a dask array: lazy, blockwise (convolve.dask)
-        from ..dask import hooks
-        return hooks.conv(nd, input, weight, bias, stride, padding, dilation, groups, padding_mode, data_format,
-                          algorithm)
+def _check_conv(nd: int, input: Any, weight: Any, bias: Any, stride: Any, padding: Any, dilation: Any, groups: Any,
+                padding_mode: Any, data_format: Any) -> Tuple[ConvOperands, Tuple[Tuple[int, int], ...]]:
+    """Every check of a conv call, before any work: (the normalised operands, the padding pairs)."""
     ops = _operands(nd, f"conv{nd}d", input, weight, bias, stride, dilation, groups, data_format)
     check_choice("padding_mode", padding_mode, PADDING_MODES)
     groups, x, w = ops.groups, ops.input, ops.weight
@@ -141,6 +137,72 @@ def _conv(nd: int, input: Any, weight: Any, bias: Any, stride: Any, padding: Any
         raise ValueError(f"groups={groups} must divide the weight's {O} output channels (kernels)")
     _check_bias(ops.bias, O)
     pairs = _conv_padding(nd, padding, spatial, kernel, ops, padding_mode)
+
+    return ops, pairs
+
+
+# Call keys that passed `_check_conv` -> (layout, stride, dilation, padding pairs). Only plain
+# arguments make a key (ndarrays or Tensors, Python ints, strings, tuples of them; `_call_key`), so a
+# value that would be refused (True for an int, a NumPy scalar, a list) always goes through the checks.
+_checked: dict = {}
+
+
+def _plain(v: Any) -> Any:
+    """v itself if it is an int, a str or a tuple of ints or of tuples of ints, else `_NOT_PLAIN`."""
+    t = type(v)
+    if t is int or t is str:
+        return v
+    if t is tuple and all(type(e) is int or (type(e) is tuple and all(type(f) is int for f in e)) for e in v):
+        return v
+    return _NOT_PLAIN
+
+
+_NOT_PLAIN = object()
+
+
+def _call_key(nd: int, input: Any, weight: Any, bias: Any, *options: Any) -> Optional[tuple]:
+    """What a conv call's checks depend on (types, shapes, dtypes, options), or None when an argument
+    is not plain enough to be keyed safely."""
+    key: list = [nd]
+    for i, a in enumerate((input, weight, bias)):
+        t = type(a)
+        if t is np.ndarray or issubclass(t, Tensor):  # a Tensor's checks only see its data
+            d = as_array(a)
+            key += [t is np.ndarray, d.shape, d.dtype]
+        elif a is None and i == 2:  # no bias
+            key.append(None)
+        else:
+            return None
+    for o in options:
+        v = _plain(o)
+        if v is _NOT_PLAIN:
+            return None
+        key.append((type(v), v))
+    return tuple(key)
+
+
+def _conv(nd: int, input: Any, weight: Any, bias: Any, stride: Any, padding: Any, dilation: Any, groups: Any,
+          padding_mode: Any, data_format: Any, algorithm: Optional[str]) -> Any:
+    """The core behind conv1d/2d/3d: check everything, pad, convolve, restore the caller's layout."""
+    if type(input).__module__.startswith("dask"):  # a dask array: lazy, blockwise (convolve.dask)
+        from ..dask import hooks
+        return hooks.conv(nd, input, weight, bias, stride, padding, dilation, groups, padding_mode, data_format,
+                          algorithm)
+    key = _call_key(nd, input, weight, bias, stride, padding, dilation, groups, padding_mode, data_format)
+    known = _checked.get(key) if key is not None else None
+    if known is not None:  # these very argument types, shapes and values passed every check before
+        layout, stride_t, dilation_t, pairs = known
+        ops = ConvOperands(input, weight, bias, layout, stride_t, dilation_t, groups, layout.shape(input))
+        C, spatial = ops.shape[1], ops.shape[2:]
+    else:
+        ops, pairs = _check_conv(nd, input, weight, bias, stride, padding, dilation, groups, padding_mode,
+                                 data_format)
+        C, spatial = ops.shape[1], ops.shape[2:]
+        if key is not None:
+            if len(_checked) >= 1024:
+                _checked.clear()
+            _checked[key] = (ops.layout, ops.stride, ops.dilation, pairs)
+    groups = ops.groups
 
     h, w, b = ops.in_compute_dtype()
     zero_pads = None

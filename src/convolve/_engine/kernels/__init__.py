@@ -19,10 +19,11 @@ Use::
 from __future__ import annotations
 
 import os
+import types
 
 from ..config import settings
 
-__all__ = ["enabled", "available", "njit"]
+__all__ = ["enabled", "available", "njit", "njit_parallel"]
 
 _available: "bool | None" = None
 
@@ -52,3 +53,25 @@ def njit(*args, **kwargs):
     kwargs.setdefault("cache", True)
     return numba.njit(*args, **kwargs)
 
+
+
+def njit_parallel(**flags):
+    """Decorator: `njit` with ``parallel=True``, plus the same code compiled serially as ``.serial``
+    (``prange`` runs as ``range`` there). `threads.pick` chooses between them by the amount of work:
+    a parallel launch wakes numba's worker threads, which costs ~10 us on an idle machine and up to
+    milliseconds when the other cores are busy, more than a small layer's whole arithmetic.
+
+    The serial twin is a copy of the function under another qualified name, so that numba's on-disk
+    cache keeps the two compilations apart (its cache files are named by qualified name and line).
+    """
+
+    def wrap(fn):
+        parallel = njit(parallel=True, **flags)(fn)
+        twin = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial", fn.__defaults__,
+                                  fn.__closure__)
+        twin.__qualname__ = fn.__qualname__ + "_serial"
+        twin.__module__, twin.__doc__ = fn.__module__, fn.__doc__
+        parallel.serial = njit(**flags)(twin)
+        return parallel
+
+    return wrap

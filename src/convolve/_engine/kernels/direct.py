@@ -18,14 +18,14 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from . import njit
-from .threads import follow_settings
+from . import njit, njit_parallel
+from .threads import pick
 
 __all__ = ["run", "forward", "grad_input", "grad_weight", "forward_unit", "grad_input_unit", "grad_weight_unit"]
 
 _FLAGS = dict(fastmath={"contract"})  # fused multiply-adds; no other reordering, NaN/inf kept
 _serial = njit(**_FLAGS)
-_parallel = njit(parallel=True, **_FLAGS)
+_parallel = njit_parallel(**_FLAGS)
 
 
 @_serial
@@ -170,12 +170,20 @@ def grad_weight_unit(x, gy, G, gw):
 
 def run(op, a, b, stride, dilation, groups, out, bias=None):
     """Call the `op` kernel ("forward", "grad_input", "grad_weight"), the ``*_unit`` one when stride
-    and dilation are all 1. a, b: (x, w), (gy, w) or (x, gy)."""
-    follow_settings()
-    if all(s == 1 for s in stride) and all(d == 1 for d in dilation):
-        fn = {"forward": forward_unit, "grad_input": grad_input_unit, "grad_weight": grad_weight_unit}[op]
+    and dilation are all 1; serially when the multiply-adds are few (`threads.pick`).
+    a, b: (x, w), (gy, w) or (x, gy)."""
+    # multiply-adds: every output-gradient (or output) element meets Cg·KH·KW taps
+    y = out if op == "forward" else (a if op == "grad_input" else b)
+    w_shape = b.shape if op != "grad_weight" else out.shape
+    work = y.size * w_shape[1] * w_shape[2] * w_shape[3]
+    if tuple(stride) == (1, 1) and tuple(dilation) == (1, 1):
+        fn = pick(_UNIT[op], work)
         return fn(a, b, bias, groups, out) if op == "forward" else fn(a, b, groups, out)
-    fn = {"forward": forward, "grad_input": grad_input, "grad_weight": grad_weight}[op]
+    fn = pick(_GENERAL[op], work)
     if op == "forward":
         return fn(a, b, bias, *stride, *dilation, groups, out)
     return fn(a, b, *stride, *dilation, groups, out)
+
+
+_UNIT = {"forward": forward_unit, "grad_input": grad_input_unit, "grad_weight": grad_weight_unit}
+_GENERAL = {"forward": forward, "grad_input": grad_input, "grad_weight": grad_weight}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from . import njit
+from . import njit_parallel
 
 __all__ = ["stats", "normalize", "backward"]
 
@@ -19,7 +19,7 @@ __all__ = ["stats", "normalize", "backward"]
 _SUMS = {"reassoc"}
 
 
-@njit(parallel=True, fastmath=_SUMS)
+@njit_parallel(fastmath=_SUMS)
 def stats(x, mean, var):
     """mean[c] and the biased var[c] of x[:, c, :] (two passes over the channel: no cancellation)."""
     N, C, L = x.shape
@@ -39,7 +39,7 @@ def stats(x, mean, var):
         var[c] = q / count
 
 
-@njit(parallel=True)
+@njit_parallel()
 def normalize(x, mean, scale, shift, relu, y):
     """y = (x - mean[c]) * scale[c] + shift[c], then max(y, 0) with `relu`."""
     N, C, L = x.shape
@@ -53,7 +53,7 @@ def normalize(x, mean, scale, shift, relu, y):
                 y[n, c, i] = v
 
 
-@njit(parallel=True, fastmath=_SUMS)
+@njit_parallel(fastmath=_SUMS)
 def backward(g, x, y, mean, invstd, scale, relu, training, gx, gsum, gdot):
     """The gradients of `normalize` (training: through the batch statistics too).
 

@@ -13,12 +13,12 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from . import njit
+from . import njit_parallel
 
 __all__ = ["max_pool2d", "max_pool2d_2x2", "max_pool2d_backward", "max_pool2d_2x2_backward", "avg_pool2d", "avg_pool2d_backward"]
 
 
-@njit(parallel=True)
+@njit_parallel()
 def max_pool2d(x, kh, kw, sh, sw, ph, pw, dh, dw, relu, y, arg):
     """y[p, o] = max over window o of plane p; arg = the tap picked (the first maximum, or the last
     NaN, as PyTorch); with `relu`, y = max(y, 0) (ReLU then max pooling, which commute)."""
@@ -51,7 +51,7 @@ def max_pool2d(x, kh, kw, sh, sw, ph, pw, dh, dw, relu, y, arg):
                 arg[p, oh, ow] = pick
 
 
-@njit(parallel=True)
+@njit_parallel()
 def max_pool2d_2x2(x, relu, y, arg):
     """`max_pool2d` for the common 2x2 window with stride 2, no padding (floor mode).
 
@@ -77,7 +77,7 @@ def max_pool2d_2x2(x, relu, y, arg):
                 ar[ow] = k
 
 
-@njit(parallel=True)
+@njit_parallel()
 def max_pool2d_2x2_backward(g, arg, y, relu, gx):
     """`max_pool2d_backward` for the 2x2/2 window: every input written once, row by row (vectorises)."""
     P = g.shape[0]
@@ -104,7 +104,7 @@ def max_pool2d_2x2_backward(g, arg, y, relu, gx):
                 gx[p, ih, iw] = 0
 
 
-@njit(parallel=True)
+@njit_parallel()
 def max_pool2d_backward(g, arg, y, kh, kw, sh, sw, ph, pw, dh, dw, relu, gx):
     """gx = the gradient g of each output sent to its picked tap (summed where windows overlap);
     with `relu`, not where the output y <= 0."""
@@ -126,7 +126,7 @@ def max_pool2d_backward(g, arg, y, kh, kw, sh, sw, ph, pw, dh, dw, relu, gx):
                 gx[p, ih, iw] += g[p, oh, ow]
 
 
-@njit(parallel=True)
+@njit_parallel()
 def avg_pool2d(x, kh, kw, sh, sw, ph, pw, div, y):
     """y[p, o] = (sum of the input part of window o) / div[o] (the zero padding adds nothing)."""
     P, H, W = x.shape
@@ -143,7 +143,7 @@ def avg_pool2d(x, kh, kw, sh, sw, ph, pw, div, y):
                 y[p, oh, ow] = acc / div[oh, ow]
 
 
-@njit(parallel=True)
+@njit_parallel()
 def avg_pool2d_backward(g, kh, kw, sh, sw, ph, pw, div, gx):
     """gx[i] = sum over the windows holding input i of g / div."""
     P, H, W = gx.shape
