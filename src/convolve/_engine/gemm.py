@@ -19,9 +19,10 @@ columns: the (strided) input already is the column matrix. The gradients use the
 from __future__ import annotations
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from . import _cost
-from .windows import fold_windows, out_size, tap_slices
+from .windows import by_rows, fold_windows, out_size, tap_slices
 
 __all__ = ["name", "local", "reach", "supports", "workspace", "cost", "im2col", "forward", "grad_input", "grad_weight"]
 
@@ -57,6 +58,9 @@ def workspace(op, x_shape, w_shape, stride, dilation, groups, itemsize):
     P = int(np.prod(_outs(x_shape, w_shape, stride, dilation)))
     K = int(np.prod(w_shape[2:]))
     cols = N * C * P * (1 if _pointwise(w_shape) else K)
+    if by_rows(w_shape[2:], stride):  # the shifted rows R of im2col / fold_windows
+        outs = _outs(x_shape, w_shape, stride, dilation)
+        cols += N * C * w_shape[-1] * int(np.prod(x_shape[2:-1])) * outs[-1]
     return (cols + 3 * N * max(O, C) * P) * itemsize
 
 
@@ -83,7 +87,8 @@ def cost(op, x_shape, w_shape, stride, dilation, groups, itemsize):
 
 
 def im2col(x, kernel, stride, dilation, batch_inner=False, buffer=None):
-    """Copy the windows of x into columns, one strided slice copy per kernel tap.
+    """Copy the windows of x into columns: one strided slice copy per kernel tap, or (`by_rows`)
+    the shifted rows R first, then one copy of every tap's block of whole rows.
 
     Shape
     -----
@@ -91,12 +96,16 @@ def im2col(x, kernel, stride, dilation, batch_inner=False, buffer=None):
     `buffer`, a flat array at least that large, is used instead of a new allocation.
     """
     N, C = x.shape[:2]
+    kernel = tuple(kernel)
     outs = tuple(out_size(s, k, st, d) for s, k, st, d in zip(x.shape[2:], kernel, stride, dilation))
-    shape = (C,) + tuple(kernel) + (N,) + outs if batch_inner else (N, C) + tuple(kernel) + outs
+    shape = (C,) + kernel + (N,) + outs if batch_inner else (N, C) + kernel + outs
     if buffer is None:
         cols = np.empty(shape, dtype=x.dtype)
     else:
         cols = buffer[: int(np.prod(shape))].reshape(shape)
+    if by_rows(kernel, stride):
+        np.copyto(cols, _row_windows(x, kernel, stride, dilation, outs, batch_inner))
+        return cols, outs
     for k in np.ndindex(*kernel):
         src = x[(slice(None), slice(None)) + tap_slices(k, stride, dilation, outs)]  # (N, C, *O)
         if batch_inner:
@@ -104,6 +113,31 @@ def im2col(x, kernel, stride, dilation, batch_inner=False, buffer=None):
         else:
             cols[(slice(None), slice(None)) + k] = src
     return cols, outs
+
+
+def _row_windows(x, kernel, stride, dilation, outs, batch_inner):
+    """A read-only view shaped like im2col's columns, over R: the rows of x shifted by each
+    last-axis tap, R (N, C, K[-1], *S[:-1], O[-1]) (batch-inner: (C, K[-1], N, ...)), one copy
+    per last-axis tap. In R every tap of the leading axes reads a block of whole rows."""
+    N, C = x.shape[:2]
+    kl, sl, dl, ol = kernel[-1], stride[-1], dilation[-1], outs[-1]
+    head = tuple(x.shape[2:-1])
+    rows = np.empty(((C, kl, N) if batch_inner else (N, C, kl)) + head + (ol,), dtype=x.dtype)
+    for k in range(kl):
+        src = x[..., k * dl : k * dl + sl * (ol - 1) + 1 : sl]  # (N, C, *S[:-1], O[-1])
+        if batch_inner:
+            rows[:, k] = src.swapaxes(0, 1)
+        else:
+            rows[:, :, k] = src
+    st = rows.strides
+    spatial = st[3:-1]  # strides of R's S[:-1] axes
+    taps = tuple(d * s for d, s in zip(dilation[:-1], spatial))
+    steps = tuple(t * s for t, s in zip(stride[:-1], spatial)) + (st[-1],)
+    if batch_inner:
+        shape, strides = (C,) + kernel + (N,) + outs, (st[0],) + taps + (st[1], st[2]) + steps
+    else:
+        shape, strides = (N, C) + kernel + outs, (st[0], st[1]) + taps + (st[2],) + steps
+    return as_strided(rows, shape, strides, writeable=False)
 
 
 def _columns(x, kernel, stride, dilation, batch_inner):
@@ -165,12 +199,13 @@ def forward(x, w, bias, stride, dilation, groups):
     plan = _row_blocks(x.shape, w.shape, stride, dilation)
     if plan is not None:
         y = np.empty((N, G, O // G, P), dtype=x.dtype)
+        b = None if bias is None else bias.reshape(G, O // G, 1)
         for n, pos, cols in _blocks(x, w.shape, stride, dilation, plan):
-            np.matmul(wm, cols.reshape(G, wm.shape[2], -1), out=y[n, :, :, pos])
-        y = y.reshape((N, O) + outs)
-        if bias is not None:
-            y += bias.reshape((1, -1) + (1,) * len(outs))
-        return y
+            blk = y[n, :, :, pos]
+            np.matmul(wm, cols.reshape(G, wm.shape[2], -1), out=blk)
+            if b is not None:  # while the block is in cache
+                blk += b
+        return y.reshape((N, O) + outs)
     inner = _batch_inner(N, P)
     groups_of_samples = _sample_groups(x.shape, w.shape, stride, dilation, inner, x.itemsize)
     if groups_of_samples is not None:
@@ -180,11 +215,14 @@ def forward(x, w, bias, stride, dilation, groups):
         return y
     cols, _ = _columns(x, w.shape[2:], stride, dilation, inner)
     if inner:
-        y = np.matmul(wm, cols.reshape(G, wm.shape[2], N * P))  # (G, Og, N·P)
-        y = np.ascontiguousarray(y.reshape(O, N, P).transpose(1, 0, 2))
-    else:
-        y = np.matmul(wm, cols.reshape(N, G, wm.shape[2], P))  # (N, G, Og, P)
-    y = y.reshape((N, O) + outs)
+        yt = np.matmul(wm, cols.reshape(G, wm.shape[2], N * P)).reshape(O, N, P).transpose(1, 0, 2)
+        y = np.empty((N, O, P), dtype=yt.dtype)
+        if bias is None:
+            np.copyto(y, yt)
+        else:  # the bias in the same pass as the transpose
+            np.add(yt, bias.reshape(1, O, 1), out=y)
+        return y.reshape((N, O) + outs)
+    y = np.matmul(wm, cols.reshape(N, G, wm.shape[2], P)).reshape((N, O) + outs)  # lands in (N, G, Og, P) order
     if bias is not None:
         y += bias.reshape((1, -1) + (1,) * len(outs))
     return y
