@@ -80,6 +80,21 @@ for _name in AUTOMATIC:
     globals()[f"test_{_name}_equals_the_reference"] = _algorithm_test(_name)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("xs,ws,dilation,groups", [
+    ((2, 3, 200), (4, 3, 31), (1,), 1),  # many tiles along a long signal (the 1-D k31 layer's shape, smaller)
+    ((1, 4, 150), (2, 2, 40), (2,), 2),  # a tile's input spans 3 TILE-wide blocks: a 3-way overlap-add
+    ((2, 2, 70, 45), (3, 2, 7, 11), (1, 1), 1),  # ragged last tiles on both axes
+    ((1, 2, 40, 35, 34), (2, 1, 3, 4, 2), (1, 2, 1), 2),  # 3-D
+])
+def test_tiled_fft_over_many_tiles_equals_the_reference(xs, ws, dilation, groups, dtype):
+    """tiled_fft cuts the tiles positions-first and overlap-adds the input gradient block by block:
+    forward and both gradients over several tiles per axis, against the reference."""
+    r = np.random.default_rng(8)
+    x, w, b = r.standard_normal(xs), r.standard_normal(ws), r.standard_normal(ws[0])
+    _check("tiled_fft", x, w, b, (1,) * (len(xs) - 2), dilation, groups, dtype)
+
+
 @given(problem=problems("gemm"), dtype=st.sampled_from([np.float64, np.float32]))
 @settings(max_examples=25, deadline=None)
 def test_gemm_blocked_path_equals_the_reference(problem, dtype):

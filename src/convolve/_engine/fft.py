@@ -69,7 +69,8 @@ def workspace(op, x_shape, w_shape, stride, dilation, groups, itemsize):
 
 def cost(op, x_shape, w_shape, stride, dilation, groups, itemsize):
     """Seconds: the transforms in and out at n·log n, the complex channel products, and the kernel
-    spectra again for every piece the memory cap cuts the call into."""
+    spectra again for every piece the memory cap cuts the call into (in for forward and grad input,
+    out for grad weight: every other transform is of the piece's own part of the data)."""
     N, C, O, Cg = x_shape[0], x_shape[1], w_shape[0], w_shape[1]
     Og, b = O // groups, itemsize
     F = _sizes(x_shape[2:])
@@ -81,7 +82,7 @@ def cost(op, x_shape, w_shape, stride, dilation, groups, itemsize):
     per_array = 2.5 * nF * math.log2(max(nF, 2)) / RATE + 2 * 2 * b * nf * 2 / _cost.MEM_RATE
     mm = 8 * N * Og * Cg * groups * nf / (_cost.GEMM_RATE[b] * _cost.efficiency(N, Og, Cg)) + nf * groups * _cost.BLAS_CALL
     pieces = _cost.pieces(op, sys.modules[__name__], x_shape, w_shape, stride, dilation, groups, b)
-    return (a_ + b_ + c_) * per_array + mm + (pieces - 1) * b_ * per_array + 15 * _cost.CALL  # 3 FFTs, 5 copies, ...
+    return (a_ + b_ + c_) * per_array + mm + (pieces - 1) * O * Cg * per_array + 15 * _cost.CALL  # 3 FFTs, 5 copies, ...
 
 
 def _dilated(w, dilation):

@@ -3,14 +3,20 @@
 A global FFT mixes every position of a plane: its rounding follows the loudest value anywhere and
 one NaN reaches every output (see the locality policy in `convolve._engine`). Here the outputs are
 cut into tiles of `TILE` positions per axis; each tile's input (the tile plus the kernel's reach,
-overlapping its neighbours) becomes one sample of a batched `fft` call, so the transforms are short
-(TILE + dilation·(K-1) per axis) and an output depends on its own tile only. For large kernels it
+overlapping its neighbours) is transformed on its own, so the transforms are short
+(TILE + dilation·(K-1) per axis, rounded up to a fast FFT size) and an output depends on its own
+tile only. For large kernels it
 keeps most of the FFT's advantage: the channel products cost O·C per frequency instead of O·C·K
 per position.
 
-Shapes: x (N, C, *S) -> tiles (N·T, C, *(TILE + d·(K-1))) with T the tile count; outputs of the
-tiles (N·T, O, *TILE) are put back in place and cropped. Gradients: the output gradient is cut into
-the same tiles (no overlap), the tiles' input gradients overlap-added.
+Layout: the tiles are cut straight into (*F, C, N·T) arrays (F: each tile's FFT size, T: the tile
+count), positions first. The real FFT over the leading axes then leaves one (C, N·T) matrix per
+frequency, so the channel sum is one batched GEMM, (O, C) @ (C, N·T) per frequency, with no
+transposes of the spectra between the transforms and the products (measured 1.2-1.8x faster than
+cutting (N·T, C, *span) tiles for the global `fft` module: 1-D k31 and 15x15 layers, one thread).
+Outputs of the tiles (*TILE, O, N·T) are put back in place and cropped. Gradients: the output
+gradient is cut into the same tiles (no overlap), the tiles' input gradients overlap-added in
+TILE-wide blocks.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _cost, fft
+from .config import settings
 from .windows import out_size
 
 __all__ = ["name", "local", "reach", "TILE", "supports", "workspace", "cost", "forward", "grad_input",
@@ -65,8 +72,23 @@ def cost(op, x_shape, w_shape, stride, dilation, groups, itemsize):
     return fft.cost(op, xt, w_shape, tuple(stride), dilation, groups, itemsize) + moves
 
 
-def _cut(x, tiles, span):
-    """(N, C, *S) -> (N·T, C, *span): overlapping input tiles (zero beyond the input)."""
+def _spectra_sizes(span):
+    """The FFT size per axis of a tile's input (5-smooth, at least `span`)."""
+    return tuple(fft.next_fast_len(int(n)) for n in span)
+
+
+def _rfft(a, nd):
+    """Real FFT over the first `nd` axes (the tiles' positions), whatever follows them."""
+    return fft._scipy_fft().rfftn(a, axes=tuple(range(nd)), workers=settings["threads"])
+
+
+def _irfft(A, F):
+    return fft._scipy_fft().irfftn(A, F, axes=tuple(range(len(F))), workers=settings["threads"])
+
+
+def _cut(x, tiles, span, F):
+    """(N, C, *S) -> (*F, C, N·T): each tile's input (zero beyond the input and up to the FFT size F),
+    positions first, so the FFT over the leading axes leaves one (C, N·T) matrix per frequency."""
     N, C, nd = x.shape[0], x.shape[1], x.ndim - 2
     need = tuple((t - 1) * TILE + s for t, s in zip(tiles, span))
     if need != x.shape[2:]:
@@ -74,23 +96,26 @@ def _cut(x, tiles, span):
         xp[(slice(None), slice(None)) + tuple(slice(0, min(s, n)) for s, n in zip(x.shape[2:], need))] = \
             x[(slice(None), slice(None)) + tuple(slice(0, n) for n in need)]
         x = xp
-    out = np.empty((N,) + tiles + (C,) + span, dtype=x.dtype)
-    for t in np.ndindex(*tiles):
-        out[(slice(None),) + t] = x[(slice(None), slice(None)) + tuple(slice(i * TILE, i * TILE + s) for i, s in zip(t, span))]
-    return out.reshape((-1, C) + span)
+    windows = np.lib.stride_tricks.sliding_window_view(x, span, axis=tuple(range(2, nd + 2)))
+    windows = windows[(slice(None), slice(None)) + (slice(None, None, TILE),) * nd]  # (N, C, *T, *span)
+    order = tuple(range(2 + nd, 2 + 2 * nd)) + (1, 0) + tuple(range(2, 2 + nd))  # (*span, C, N, *T)
+    out = np.zeros(tuple(F) + (C, N) + tuple(tiles), dtype=x.dtype)
+    out[tuple(slice(0, s) for s in span)] = windows.transpose(order)
+    return out.reshape(tuple(F) + (C, -1))
 
 
 def _join(yt, N, tiles, outs):
-    """(N·T, O, *TILE) -> (N, O, *P): tiles put back in place, cropped to the outputs."""
-    nd, O = len(tiles), yt.shape[1]
-    y = yt.reshape((N,) + tiles + (O,) + (TILE,) * nd)
-    order = (0, nd + 1) + tuple(a for i in range(nd) for a in (1 + i, nd + 2 + i))  # (N, O, t0, T0, t1, T1, ...)
+    """(*TILE, O, N·T) -> (N, O, *P): tiles put back in place, cropped to the outputs."""
+    nd = len(tiles)
+    O = yt.shape[nd]
+    y = yt.reshape((TILE,) * nd + (O, N) + tuple(tiles))
+    order = (nd + 1, nd) + tuple(a for i in range(nd) for a in (nd + 2 + i, i))  # (N, O, t0, T0, t1, T1, ...)
     y = y.transpose(order).reshape((N, O) + tuple(t * TILE for t in tiles))
     return np.ascontiguousarray(y[(slice(None), slice(None)) + tuple(slice(0, p) for p in outs)])
 
 
-def _split(gy, tiles):
-    """(N, O, *P) -> (N·T, O, *TILE): the output gradient cut into the tiles (zero beyond P)."""
+def _split(gy, tiles, F):
+    """(N, O, *P) -> (*F, O, N·T): the output gradient cut into the tiles (zero beyond P and TILE)."""
     N, O, nd = gy.shape[0], gy.shape[1], gy.ndim - 2
     full = tuple(t * TILE for t in tiles)
     if full != gy.shape[2:]:
@@ -98,14 +123,34 @@ def _split(gy, tiles):
         g[(slice(None), slice(None)) + tuple(slice(0, p) for p in gy.shape[2:])] = gy
         gy = g
     g = gy.reshape((N, O) + tuple(a for t in tiles for a in (t, TILE)))
-    order = (0,) + tuple(2 + 2 * i for i in range(nd)) + (1,) + tuple(3 + 2 * i for i in range(nd))
-    return np.ascontiguousarray(g.transpose(order)).reshape((-1, O) + (TILE,) * nd)
+    order = tuple(3 + 2 * i for i in range(nd)) + (1, 0) + tuple(2 + 2 * i for i in range(nd))  # (*TILE, O, N, *T)
+    out = np.zeros(tuple(F) + (O, N) + tuple(tiles), dtype=gy.dtype)
+    out[(slice(0, TILE),) * nd] = g.transpose(order)
+    return out.reshape(tuple(F) + (O, -1))
+
+
+def _kernel_spectra(w, dilation, F, groups, conj):
+    """(O, Cg, *K) -> (nf, G, Og, Cg) spectra of the dilated kernel (conjugated for a correlation)."""
+    O, Cg, nd = w.shape[0], w.shape[1], w.ndim - 2
+    Wf = fft._scipy_fft().rfftn(fft._dilated(w, dilation), F, axes=tuple(range(2, nd + 2)), workers=settings["threads"])
+    W = np.ascontiguousarray(Wf.reshape(groups, O // groups, Cg, -1).transpose(3, 0, 1, 2))
+    return np.conjugate(W, out=W) if conj else W
+
+
+def _per_group(A, groups):
+    """(*Fh, C, B) spectra -> (nf, G, C/G, B) (a view)."""
+    C, B = A.shape[-2:]
+    return A.reshape(-1, groups, C // groups, B)
 
 
 def forward(x, w, bias, stride, dilation, groups):
     outs, tiles, span = _geometry(x.shape, w.shape, dilation)
-    yt = fft.forward(_cut(x, tiles, span), w, None, (1,) * len(tiles), dilation, groups)
-    y = _join(yt, x.shape[0], tiles, outs)
+    nd, F = len(tiles), _spectra_sizes(span)
+    X = _rfft(_cut(x, tiles, span, F), nd)  # (*Fh, C, B)
+    Fh = X.shape[:nd]
+    Y = np.matmul(_kernel_spectra(w, dilation, F, groups, True), _per_group(X, groups))  # (nf, G, Og, B)
+    yt = _irfft(Y.reshape(Fh + (w.shape[0], -1)), F)  # (*F, O, B): correlations; the first TILE are valid
+    y = _join(yt[(slice(0, TILE),) * nd], x.shape[0], tiles, outs)
     if bias is not None:
         y += bias.reshape((1, -1) + (1,) * len(outs))
     return y
@@ -113,16 +158,37 @@ def forward(x, w, bias, stride, dilation, groups):
 
 def grad_input(gy, w, x_shape, stride, dilation, groups):
     outs, tiles, span = _geometry(x_shape, w.shape, dilation)
+    nd, F = len(tiles), _spectra_sizes(span)
     N, C = x_shape[:2]
-    gt = fft.grad_input(_split(gy, tiles), w, (N * int(np.prod(tiles)), C) + span, (1,) * len(tiles), dilation, groups)
-    gt = gt.reshape((N,) + tiles + (C,) + span)
-    need = tuple((t - 1) * TILE + s for t, s in zip(tiles, span))
-    gx = np.zeros((N, C) + tuple(max(n, s) for n, s in zip(need, x_shape[2:])), dtype=gy.dtype)
-    for t in np.ndindex(*tiles):  # overlap-add
-        gx[(slice(None), slice(None)) + tuple(slice(i * TILE, i * TILE + s) for i, s in zip(t, span))] += gt[(slice(None),) + t]
+    GY = _rfft(_split(gy, tiles, F), nd)  # (*Fh, O, B)
+    Wk = _kernel_spectra(w, dilation, F, groups, False).transpose(0, 1, 3, 2)  # (nf, G, Cg, Og)
+    GX = np.matmul(Wk, _per_group(GY, groups))  # (nf, G, Cg, B)
+    gt = _irfft(GX.reshape(GY.shape[:nd] + (C, -1)), F)  # (*F, C, B): each tile's input gradient in [:span]
+    gt = gt.reshape(tuple(F) + (C, N) + tuple(tiles))
+    # overlap-add: a tile's input span covers `parts` TILE-wide blocks of the input along each axis
+    parts = tuple(-(-s // TILE) for s in span)
+    blocks = tuple(t + p - 1 for t, p in zip(tiles, parts))
+    gx = np.zeros((N, C) + tuple(a for b in blocks for a in (b, TILE)), dtype=gy.dtype)
+    for j in np.ndindex(*parts):
+        src = gt[tuple(slice(i * TILE, min((i + 1) * TILE, s)) for i, s in zip(j, span))]  # (*piece, C, N, *T)
+        piece = src.shape[:nd]
+        dst = gx[(slice(None), slice(None)) + tuple(a for i, t, n in zip(j, tiles, piece)
+                                                     for a in (slice(i, i + t), slice(0, n)))]
+        order = (nd + 1, nd) + tuple(a for i in range(nd) for a in (nd + 2 + i, i))  # (N, C, T0, piece0, ...)
+        dst += src.transpose(order)
+    gx = gx.reshape((N, C) + tuple(b * TILE for b in blocks))
     return np.ascontiguousarray(gx[(slice(None), slice(None)) + tuple(slice(0, n) for n in x_shape[2:])])
 
 
 def grad_weight(x, gy, w_shape, stride, dilation, groups):
     outs, tiles, span = _geometry(x.shape, w_shape, dilation)
-    return fft.grad_weight(_cut(x, tiles, span), _split(gy, tiles), w_shape, (1,) * len(tiles), dilation, groups)
+    nd, F = len(tiles), _spectra_sizes(span)
+    X = _rfft(_cut(x, tiles, span, F), nd)  # (*Fh, C, B)
+    GY = _rfft(_split(gy, tiles, F), nd)  # (*Fh, O, B)
+    Fh, O, Cg = X.shape[:nd], w_shape[0], w_shape[1]
+    GYc = _per_group(GY, groups)
+    GW = np.matmul(np.conjugate(GYc, out=GYc), _per_group(X, groups).transpose(0, 1, 3, 2))  # (nf, G, Og, Cg)
+    gw = _irfft(GW.reshape(Fh + (O, Cg)), F)  # (*F, O, Cg)
+    K = w_shape[2:]
+    gw = gw[tuple(slice(0, d * (k - 1) + 1, d) for k, d in zip(K, dilation))]  # (*K, O, Cg)
+    return np.ascontiguousarray(gw.transpose((nd, nd + 1) + tuple(range(nd))))
