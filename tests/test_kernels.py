@@ -29,8 +29,8 @@ F32_TOL = {"winograd4": 1e-4, "direct": 1e-5, "depthwise": 1e-5}  # relative to 
 def problems(draw, name):
     """(x, w, bias, stride, dilation, groups) that `name` accepts, 2-D (direct: also 1-D)."""
     nd = draw(st.integers(1, 2)) if name == "direct" else 2
-    if name == "winograd4":  # dilated: per phase of the subsampled grids
-        kernel, stride, dilation = (3, 3), (1, 1), tuple(draw(st.integers(1, 2)) for _ in range(2))
+    if name == "winograd4":  # dilated: per phase of the subsampled grids (in place in the compiled tier)
+        kernel, stride, dilation = (3, 3), (1, 1), tuple(draw(st.integers(1, 3)) for _ in range(2))
     else:
         kernel = tuple(draw(st.integers(1, 4)) for _ in range(nd))
         stride = tuple(draw(st.integers(1, 2)) for _ in range(nd))
@@ -88,14 +88,28 @@ for _name in F32_TOL:
 
 
 @needs_numba
+@pytest.mark.parametrize("dilation", [(1, 1), (2, 3), (3, 2)])
 @pytest.mark.parametrize("block_bytes", [1, 2**20])
-def test_winograd_blocks_of_tiles_equal_the_reference(block_bytes, monkeypatch):
-    """Tiny blocks: every tile row of every sample is its own block (ragged last tiles, padding)."""
+def test_winograd_blocks_of_tiles_equal_the_reference(block_bytes, dilation, monkeypatch):
+    """Tiny blocks: every tile row of every sample is its own block (ragged last tiles, padding); dilated:
+    the phase grids of unequal sizes share the tile rows of a block."""
     monkeypatch.setattr(winograd, "JIT_BLOCK_BYTES", block_bytes)
     monkeypatch.setattr(winograd, "JIT_BLOCK_PER_U", 0)
     r = np.random.default_rng(5)
-    x, w, b = r.standard_normal((3, 4, 11, 14)), r.standard_normal((6, 2, 3, 3)), r.standard_normal(6)
-    _check("winograd4", x, w, b, (1, 1), (1, 1), 2, np.float64, True)
+    x, w, b = r.standard_normal((3, 4, 17, 20)), r.standard_normal((6, 2, 3, 3)), r.standard_normal(6)
+    _check("winograd4", x, w, b, (1, 1), dilation, 2, np.float64, True)
+
+
+@needs_numba
+def test_winograd_dilated_grids_without_outputs_get_a_zero_input_gradient():
+    """Dilation 3 on 7 rows: row phases 1 and 2 hold two rows each, too few for an output; their input
+    gradient is zero, as the reference's."""
+    r = np.random.default_rng(6)
+    x, w = r.standard_normal((2, 3, 7, 9)), r.standard_normal((4, 3, 3, 3))
+    _check("winograd4", x, w, None, (1, 1), (3, 2), 1, np.float64, True)
+    with ec.options(jit=True):
+        gx = winograd.F4.grad_input(np.ones((2, 4, 1, 5)), w, x.shape, (1, 1), (3, 2), 1)
+    assert not gx[:, :, 1::3].any() and gx[:, :, 0::3].any()
 
 
 @needs_numba

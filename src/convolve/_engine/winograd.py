@@ -166,8 +166,11 @@ class Winograd:
         """`method` (cost or workspace) of a dilated call: summed (cost) or largest (workspace) over phases."""
         parts = [method(op, tuple(x_shape[:2]) + S, w_shape, stride, (1, 1), groups, itemsize)
                  for _, _, S in self._phases(x_shape, dilation) if min(S) >= 3]
-        if method == self.workspace:  # plus the phase's input copy and its result
-            return max(parts, default=0) + 2 * int(np.prod(x_shape)) // max(1, len(parts)) * itemsize
+        jit = self._jit(np.float32 if itemsize == 4 else np.float64)
+        if method == self.workspace:  # the NumPy twin copies each phase's input and result
+            return max(parts, default=0) + (0 if jit else 2 * int(np.prod(x_shape)) // max(1, len(parts)) * itemsize)
+        if jit:  # the compiled tier transforms the kernel once for all phases
+            parts[1:] = [p - KERNEL_BYTE * self.a * self.a * w_shape[0] * w_shape[1] * itemsize for p in parts[1:]]
         return sum(parts)
 
     def _tiles(self, H, W):
@@ -281,36 +284,63 @@ class Winograd:
         rows = min(rows, TH)
         return [(n0, min(N, n0 + nb), t0, min(TH, t0 + rows)) for n0 in range(0, N, nb) for t0 in range(0, TH, rows)]
 
-    def _conv_jit(self, x, w, bias, groups, pad):
-        """`_conv` with the compiled transforms: per block, V = Bᵀ d B, M = U @ V (BLAS), Y = Aᵀ M A + bias."""
+    def _jit_runs(self, in_shape, pad, dilation, N, C, O, itemsize, Cg):
+        """(ph, tws, blocks) for every row phase ph of `dilation` that has outputs: tws[pw] tiles per row of
+        the grid in[:, :, ph::dh, pw::dw] of an input of spatial `in_shape` zero-padded by `pad`, and the
+        blocks of that phase's tile rows (each tile row holds every column phase's tiles)."""
+        dh, dw = dilation
+        tws = np.array([-(-max(0, len(range(pw, in_shape[1], dw)) + 2 * pad - 2) // 4) for pw in range(dw)], dtype=np.int64)
+        runs = []
+        for ph in range(dh):
+            OH = len(range(ph, in_shape[0], dh)) + 2 * pad - 2
+            if OH > 0 and tws.sum() > 0:
+                runs.append((ph, tws, self._jit_blocks(N, C, O, -(-OH // 4), int(tws.sum()), itemsize, Cg)))
+        return runs
+
+    @staticmethod
+    def _buffers(runs, a, C, O, dtype):
+        """Scratch for the largest block of any run: V (a²·C·tiles) and M (a²·O·tiles), flat."""
+        most = max(((n1 - n0) * (t1 - t0) * int(tws.sum()) for _, tws, blocks in runs for n0, n1, t0, t1 in blocks),
+                   default=0)
+        return np.empty(a * a * C * most, dtype=dtype), np.empty(a * a * O * most, dtype=dtype)
+
+    def _conv_jit(self, x, w, bias, groups, pad, dilation, Y):
+        """Y[:, :, ph::dh, pw::dw] <- the stride-1 correlation of x[:, :, ph::dh, pw::dw] (zero-padded by
+        `pad`) with w, plus bias, for every phase (ph, pw) of `dilation` (the grids are read and written in
+        place, no subsampled copies; see `kernels.winograd`). Per block of tiles: V = Bᵀ d B, M = U @ V (BLAS), Y = Aᵀ M A + bias."""
         from .kernels import winograd as kw
         from .kernels.threads import follow_settings
 
         follow_settings()
         a, G = self.a, groups
-        N, C, H, W = x.shape
+        N, C = x.shape[:2]
         O = w.shape[0]
-        OH, OW = H + 2 * pad - 2, W + 2 * pad - 2
-        TH, TW = -(-OH // 4), -(-OW // 4)
-        U = self._kernel(w).reshape(a * a, G, O // G, C // G)
-        Y = np.empty((N, O, OH, OW), dtype=x.dtype)
+        dh, dw = dilation
+        dilated = dilation != (1, 1)
+        U = self._kernel(w).reshape(a * a, G, O // G, C // G)  # once for all phases
         b = np.zeros(O, dtype=x.dtype) if bias is None else np.ascontiguousarray(bias, dtype=x.dtype)
         x = np.ascontiguousarray(x)
-        blocks = self._jit_blocks(N, C, O, TH, TW, x.itemsize, C // G)
-        most = max(((n1 - n0) * (t1 - t0) for n0, n1, t0, t1 in blocks), default=0) * TW
-        Vb = np.empty(a * a * C * most, dtype=x.dtype)
-        Mb = np.empty(a * a * O * most, dtype=x.dtype)
-        for n0, n1, t0, t1 in blocks:
-            T = (n1 - n0) * (t1 - t0) * TW
-            V = Vb[: a * a * C * T].reshape(a * a, G, C // G, T)
-            M = Mb[: a * a * O * T].reshape(a * a, G, O // G, T)
-            kw.input_tiles(x, pad, n0, n1, t0, t1, TW, V.reshape(a * a, C, T))
-            np.matmul(U, V, out=M)  # the 36 batched GEMMs (per group)
-            kw.output_tiles(M.reshape(a * a, O, T), b, n0, n1, t0, t1, TW, Y)
+        runs = self._jit_runs(x.shape[2:], pad, dilation, N, C, O, x.itemsize, C // G)
+        Vb, Mb = self._buffers(runs, a, C, O, x.dtype)
+        for ph, tws, blocks in runs:
+            for n0, n1, t0, t1 in blocks:
+                T = (n1 - n0) * (t1 - t0) * int(tws.sum())
+                V = Vb[: a * a * C * T].reshape(a * a, G, C // G, T)
+                M = Mb[: a * a * O * T].reshape(a * a, G, O // G, T)
+                if dilated:
+                    kw.input_tiles_dilated(x, pad, ph, dh, dw, tws, n0, n1, t0, t1, V.reshape(a * a, C, T))
+                else:
+                    kw.input_tiles(x, pad, n0, n1, t0, t1, int(tws[0]), V.reshape(a * a, C, T))
+                np.matmul(U, V, out=M)  # the 36 batched GEMMs (per group)
+                if dilated:
+                    kw.output_tiles_dilated(M.reshape(a * a, O, T), b, ph, dh, dw, tws, n0, n1, t0, t1, Y)
+                else:
+                    kw.output_tiles(M.reshape(a * a, O, T), b, n0, n1, t0, t1, int(tws[0]), Y)
         return Y
 
-    def _grad_weight_jit(self, x, gy, w_shape, groups):
-        """dU[ξ] = Σ_blocks (A gY Aᵀ)[ξ] @ V[ξ]ᵀ with the compiled transforms; then dg = Gᵀ dU G."""
+    def _grad_weight_jit(self, x, gy, w_shape, groups, dilation):
+        """dU[ξ] = Σ over phases and blocks of (A gY Aᵀ)[ξ] @ V[ξ]ᵀ with the compiled transforms (the phase
+        grids read in place); then dg = Gᵀ dU G."""
         from .kernels import winograd as kw
         from .kernels.threads import follow_settings
 
@@ -318,31 +348,32 @@ class Winograd:
         a, G = self.a, groups
         N, C = x.shape[:2]
         O = w_shape[0]
-        OH, OW = gy.shape[2:]
-        TH, TW = -(-OH // 4), -(-OW // 4)
+        dh, dw = dilation
+        dilated = dilation != (1, 1)
         x, gy = np.ascontiguousarray(x), np.ascontiguousarray(gy)
         dU = np.zeros((a * a, G, O // G, C // G), dtype=gy.dtype)
-        blocks = self._jit_blocks(N, C, O, TH, TW, x.itemsize, C // G)
-        most = max(((n1 - n0) * (t1 - t0) for n0, n1, t0, t1 in blocks), default=0) * TW
-        Vb = np.empty(a * a * C * most, dtype=x.dtype)
-        Mb = np.empty(a * a * O * most, dtype=x.dtype)
+        runs = self._jit_runs(gy.shape[2:], 1, dilation, N, C, O, x.itemsize, C // G)  # gy's grid, as if padded by 1
+        Vb, Mb = self._buffers(runs, a, C, O, x.dtype)
         part = np.empty_like(dU)
-        for n0, n1, t0, t1 in blocks:
-            T = (n1 - n0) * (t1 - t0) * TW
-            V = Vb[: a * a * C * T].reshape(a * a, G, C // G, T)
-            Mg = Mb[: a * a * O * T].reshape(a * a, G, O // G, T)
-            kw.input_tiles(x, 0, n0, n1, t0, t1, TW, V.reshape(a * a, C, T))
-            kw.grad_tiles(gy, n0, n1, t0, t1, TW, Mg.reshape(a * a, O, T))
-            np.matmul(Mg, V.swapaxes(2, 3), out=part)
-            dU += part
+        for ph, tws, blocks in runs:
+            for n0, n1, t0, t1 in blocks:
+                T = (n1 - n0) * (t1 - t0) * int(tws.sum())
+                V = Vb[: a * a * C * T].reshape(a * a, G, C // G, T)
+                Mg = Mb[: a * a * O * T].reshape(a * a, G, O // G, T)
+                if dilated:
+                    kw.input_tiles_dilated(x, 0, ph, dh, dw, tws, n0, n1, t0, t1, V.reshape(a * a, C, T))
+                    kw.grad_tiles_dilated(gy, ph, dh, dw, tws, n0, n1, t0, t1, Mg.reshape(a * a, O, T))
+                else:
+                    kw.input_tiles(x, 0, n0, n1, t0, t1, int(tws[0]), V.reshape(a * a, C, T))
+                    kw.grad_tiles(gy, n0, n1, t0, t1, int(tws[0]), Mg.reshape(a * a, O, T))
+                np.matmul(Mg, V.swapaxes(2, 3), out=part)
+                dU += part
         Gm = GM[4].astype(gy.dtype)
         gw = np.tensordot(np.tensordot(dU.reshape(a, a, O, C // G), Gm, axes=([0], [0])), Gm, axes=([0], [0]))
         return np.ascontiguousarray(gw).reshape(w_shape)
 
     def _conv(self, x, w, groups, pad=0, bias=None):
         """Stride-1 3x3 correlation of x (zero-padded by `pad`) with w, plus `bias`: (N, O, H + 2 pad - 2, W + 2 pad - 2)."""
-        if self._jit(x.dtype):
-            return self._conv_jit(x, w, bias, groups, pad)
         m, a, G = self.m, self.a, groups
         N, C, H, W = x.shape
         O = w.shape[0]
@@ -373,6 +404,10 @@ class Winograd:
 
     def forward(self, x, w, bias, stride, dilation, groups):
         self._check("forward", x.shape, w.shape, stride, dilation, groups)
+        if self._jit(x.dtype):
+            dh, dw = dilation
+            y = np.empty((x.shape[0], w.shape[0], x.shape[2] - 2 * dh, x.shape[3] - 2 * dw), dtype=x.dtype)
+            return self._conv_jit(x, w, bias, groups, 0, tuple(dilation), y)
         if tuple(dilation) == (1, 1):
             return self._conv(x, w, groups, bias=bias)
         dh, dw = dilation
@@ -386,6 +421,8 @@ class Winograd:
         """Full correlation of gy with the flipped kernel, in- and output channels exchanged per group
         (dilated: per phase, see `_phases`)."""
         self._check("grad_input", x_shape, w.shape, stride, dilation, groups)
+        if self._jit(gy.dtype):
+            return self._grad_input_jit(gy, w, tuple(x_shape), tuple(dilation), groups)
         if tuple(dilation) == (1, 1):
             return self._grad_input1(gy, w, x_shape, groups)
         dh, dw = dilation
@@ -396,10 +433,25 @@ class Winograd:
                                                            tuple(x_shape[:2]) + S, groups)
         return gx
 
-    def _grad_input1(self, gy, w, x_shape, groups):
+    @staticmethod
+    def _flipped(w, groups):
+        """The kernel of the input gradient: w flipped, in- and output channels exchanged per group."""
         O, Cg = w.shape[:2]
-        wf = w[:, :, ::-1, ::-1].reshape(groups, O // groups, Cg, 3, 3).swapaxes(1, 2).reshape(groups * Cg, O // groups, 3, 3)
-        gx = self._conv(gy, np.ascontiguousarray(wf), groups, pad=2)
+        wf = w[:, :, ::-1, ::-1].reshape(groups, O // groups, Cg, 3, 3).swapaxes(1, 2)
+        return np.ascontiguousarray(wf.reshape(groups * Cg, O // groups, 3, 3))
+
+    def _grad_input_jit(self, gy, w, x_shape, dilation, groups):
+        """Every phase grid of gx is the full correlation of gy's grid (padded by 2) with the flipped kernel,
+        written in place; positions no output reads (grids without outputs) stay zero."""
+        dh, dw = dilation
+        H, W = gy.shape[2] + 2 * dh, gy.shape[3] + 2 * dw
+        whole = (H, W) == x_shape[2:] and gy.shape[2] >= dh and gy.shape[3] >= dw  # every grid has outputs
+        gx = (np.empty if whole else np.zeros)(x_shape, dtype=gy.dtype)
+        self._conv_jit(gy, self._flipped(w, groups), None, groups, 2, dilation, gx if whole else gx[:, :, :H, :W])
+        return gx
+
+    def _grad_input1(self, gy, w, x_shape, groups):
+        gx = self._conv(gy, self._flipped(w, groups), groups, pad=2)
         if gx.shape != tuple(x_shape):  # positions no output reads (transposed conv frames) get zero
             full = np.zeros(x_shape, dtype=gx.dtype)
             full[:, :, : gx.shape[2], : gx.shape[3]] = gx
@@ -410,6 +462,10 @@ class Winograd:
         """dU[ξ] = Σ_tiles (A gY Aᵀ)[ξ] @ V[ξ]ᵀ, block by block; then dg = Gᵀ dU G (dilated: summed
         over the phases, see `_phases`)."""
         self._check("grad_weight", x.shape, w_shape, stride, dilation, groups)
+        if self._jit(x.dtype):
+            if x.shape[0] == 0:  # an empty batch: no blocks to sum
+                return np.zeros(w_shape, dtype=gy.dtype)
+            return self._grad_weight_jit(x, gy, w_shape, groups, tuple(dilation))
         if tuple(dilation) == (1, 1):
             return self._grad_weight1(x, gy, w_shape, groups)
         dh, dw = dilation
@@ -423,8 +479,6 @@ class Winograd:
     def _grad_weight1(self, x, gy, w_shape, groups):
         if x.shape[0] == 0:  # an empty batch: no blocks to sum
             return np.zeros(w_shape, dtype=gy.dtype)
-        if self._jit(x.dtype):
-            return self._grad_weight_jit(x, gy, w_shape, groups)
         m, a, G = self.m, self.a, groups
         N, C = x.shape[:2]
         O = w_shape[0]
