@@ -100,6 +100,40 @@ def test_winograd_blocks_of_tiles_equal_the_reference(block_bytes, dilation, mon
     _check("winograd4", x, w, b, (1, 1), dilation, 2, np.float64, True)
 
 
+@pytest.mark.parametrize("jit", TIERS)
+@pytest.mark.parametrize("dilation, pad", [((1, 1), 1), ((1, 1), 2), ((2, 2), 2), ((2, 1), 0), ((3, 3), 3), ((2, 2), 1)])
+@pytest.mark.parametrize("memory_limit", [2**28, 300_000])
+def test_winograd_zero_padding_through_the_engine_equals_the_reference(jit, dilation, pad, memory_limit, monkeypatch):
+    """Compiled tier: padding that is a whole number (<= 2) of dilation steps is applied inside the tile
+    kernels (no padded copy of x; the unpadded input's gradient directly), also per batch chunk under a
+    memory limit; other paddings and the NumPy tier take the padded copies."""
+    from convolve import _engine
+    from convolve._engine import chunks
+
+    if not jit and memory_limit < 2**20:
+        pytest.skip("the NumPy twin's blocks alone need more than this limit (its chunking: tests/test_memory.py)")
+    r = np.random.default_rng(8)
+    x, w, b = r.standard_normal((4, 6, 14, 13)), r.standard_normal((6, 3, 3, 3)), r.standard_normal(6)
+    pads = ((pad, pad), (pad, pad))
+    xp = np.pad(x, ((0, 0), (0, 0)) + pads)
+    args = ((1, 1), dilation, 2)
+    y = reference.forward(xp, w, b, *args)
+    gy = r.standard_normal(y.shape)
+    crop = (slice(None), slice(None), slice(pad, pad + 14), slice(pad, pad + 13))
+    refs = (y, reference.grad_input(gy, w, xp.shape, *args)[crop], reference.grad_weight(xp, gy, w.shape, *args))
+    with ec.options(jit=jit):
+        takes = winograd.F4.pads_inside("forward", pads, dilation, np.float64)
+    assert takes == (jit and pad % dilation[0] == 0 == pad % dilation[1] and pad // dilation[0] == pad // dilation[1] <= 2)
+    if takes and pad > 0:  # no padded copy of x may be made
+        monkeypatch.setattr(chunks, "_piece", lambda *a: pytest.fail("padded copy made"))
+    with ec.options(jit=jit, memory_limit=memory_limit):
+        got = (_engine.forward(x, w, b, *args, algorithm="winograd4", padding=pads),
+               _engine.grad_input(gy, w, x.shape, *args, algorithm="winograd4", padding=pads),
+               _engine.grad_weight(x, gy, w.shape, *args, algorithm="winograd4", padding=pads))
+    for what, ours, ref in zip(("forward", "grad_input", "grad_weight"), got, refs):
+        np.testing.assert_allclose(ours, ref, rtol=1e-10, atol=1e-10 * np.abs(ref).max(), err_msg=what)
+
+
 @needs_numba
 def test_winograd_dilated_grids_without_outputs_get_a_zero_input_gradient():
     """Dilation 3 on 7 rows: row phases 1 and 2 hold two rows each, too few for an output; their input

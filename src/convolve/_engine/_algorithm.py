@@ -9,6 +9,10 @@ its private helpers: what the selector needs to know is in these functions.
 Every shape is channels-first and already padded: x (N, C, *S), w (O, C/groups, *K), outputs
 (N, O, *P) with ``P = floor((S - dilation·(K-1) - 1) / stride) + 1``; `op` is one of
 "forward", "grad_input", "grad_weight"; `itemsize` is the dtype's size in bytes (4 or 8).
+
+Optional: ``pads_inside(op, pads, dilation, dtype) -> bool``. An algorithm that can apply zero padding
+itself says so per call; `chunks` then passes the unpadded input and ``pads=`` ((before, after) per
+axis) to that call instead of a padded copy, and `grad_input` returns the unpadded input's gradient.
 """
 
 from __future__ import annotations

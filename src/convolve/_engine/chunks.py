@@ -138,6 +138,14 @@ def _piece(x, n, rows, pads):
     return out
 
 
+def _inside(algo, op, pads, dilation, dtype) -> bool:
+    """Whether `algo` applies this zero padding itself, reading the unpadded input (and returning the
+    unpadded input's gradient): no padded copy. Algorithms say so with an optional
+    ``pads_inside(op, pads, dilation, dtype)`` and then take ``pads=`` in that call."""
+    f = getattr(algo, "pads_inside", None)
+    return _pads_copy(pads) and f is not None and f(op, pads, dilation, dtype)
+
+
 def _add_real(gx, n, gp, rows, pads):
     """gx[n] += the real part of the padded gradient piece gp (padded rows `rows`)."""
     cut = _real(gx.shape[2:], rows, pads) if pads is not None else None
@@ -152,11 +160,17 @@ def forward(algo, x, w, bias, stride, dilation, groups, cap, pads=None):
     outs = tuple(out_size(s, k, st, d) for s, k, st, d in zip(xp[2:], w.shape[2:], stride, dilation))
     nb, rows = plan("forward", algo, x.shape, w.shape, stride, dilation, groups, x.itemsize, cap, outs[0], pads)
     N, every = x.shape[0], slice(0, xp[2])
+    inside = rows is None and _inside(algo, "forward", pads, dilation, x.dtype)
+    if inside and nb >= N:
+        return algo.forward(x, w, bias, stride, dilation, groups, pads=pads)
     if rows is None and nb >= N:
         return algo.forward(_piece(x, slice(None), every, pads), w, bias, stride, dilation, groups)
     y = np.empty((N, w.shape[0]) + outs, dtype=x.dtype)
     for n0 in range(0, N, nb):
         n = slice(n0, n0 + nb)
+        if inside:
+            y[n] = algo.forward(x[n], w, bias, stride, dilation, groups, pads=pads)
+            continue
         if rows is None:
             y[n] = algo.forward(_piece(x, n, every, pads), w, bias, stride, dilation, groups)
             continue
@@ -171,12 +185,18 @@ def grad_input(algo, gy, w, x_shape, stride, dilation, groups, cap, pads=None):
     nb, rows = plan("grad_input", algo, x_shape, w.shape, stride, dilation, groups, gy.itemsize, cap, gy.shape[2], pads)
     N, padding = x_shape[0], _pads_copy(pads)
     pads = pads if padding else None
+    inside = rows is None and _inside(algo, "grad_input", pads, dilation, gy.dtype)
+    if inside and nb >= N:
+        return algo.grad_input(gy, w, x_shape, stride, dilation, groups, pads=pads)
     if rows is None and nb >= N and not padding:
         return algo.grad_input(gy, w, x_shape, stride, dilation, groups)
     gx = np.zeros(x_shape, dtype=gy.dtype)
     for n0 in range(0, N, nb):
         n = slice(n0, n0 + nb)
         sub = (len(range(N)[n]),) + xp[1:]
+        if inside:
+            gx[n] = algo.grad_input(gy[n], w, sub[:2] + x_shape[2:], stride, dilation, groups, pads=pads)
+            continue
         if rows is None:
             _add_real(gx, n, algo.grad_input(gy[n], w, sub, stride, dilation, groups), slice(0, xp[2]), pads)
             continue
@@ -191,11 +211,17 @@ def grad_weight(algo, x, gy, w_shape, stride, dilation, groups, cap, pads=None):
     xp = padded_shape(x.shape, pads)
     nb, rows = plan("grad_weight", algo, x.shape, w_shape, stride, dilation, groups, x.itemsize, cap, gy.shape[2], pads)
     N, every = x.shape[0], slice(0, xp[2])
+    inside = rows is None and _inside(algo, "grad_weight", pads, dilation, x.dtype)
+    if inside and nb >= N:
+        return algo.grad_weight(x, gy, w_shape, stride, dilation, groups, pads=pads)
     if rows is None and nb >= N:
         return algo.grad_weight(_piece(x, slice(None), every, pads), gy, w_shape, stride, dilation, groups)
     gw = np.zeros(w_shape, dtype=gy.dtype)
     for n0 in range(0, N, nb):
         n = slice(n0, n0 + nb)
+        if inside:
+            gw += algo.grad_weight(x[n], gy[n], w_shape, stride, dilation, groups, pads=pads)
+            continue
         if rows is None:
             gw += algo.grad_weight(_piece(x, n, every, pads), gy[n], w_shape, stride, dilation, groups)
             continue

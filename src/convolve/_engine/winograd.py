@@ -338,7 +338,7 @@ class Winograd:
                     kw.output_tiles(M.reshape(a * a, O, T), b, n0, n1, t0, t1, int(tws[0]), Y)
         return Y
 
-    def _grad_weight_jit(self, x, gy, w_shape, groups, dilation):
+    def _grad_weight_jit(self, x, gy, w_shape, groups, dilation, pad=0):
         """dU[ξ] = Σ over phases and blocks of (A gY Aᵀ)[ξ] @ V[ξ]ᵀ with the compiled transforms (the phase
         grids read in place); then dg = Gᵀ dU G."""
         from .kernels import winograd as kw
@@ -361,10 +361,10 @@ class Winograd:
                 V = Vb[: a * a * C * T].reshape(a * a, G, C // G, T)
                 Mg = Mb[: a * a * O * T].reshape(a * a, G, O // G, T)
                 if dilated:
-                    kw.input_tiles_dilated(x, 0, ph, dh, dw, tws, n0, n1, t0, t1, V.reshape(a * a, C, T))
+                    kw.input_tiles_dilated(x, pad, ph, dh, dw, tws, n0, n1, t0, t1, V.reshape(a * a, C, T))
                     kw.grad_tiles_dilated(gy, ph, dh, dw, tws, n0, n1, t0, t1, Mg.reshape(a * a, O, T))
                 else:
-                    kw.input_tiles(x, 0, n0, n1, t0, t1, int(tws[0]), V.reshape(a * a, C, T))
+                    kw.input_tiles(x, pad, n0, n1, t0, t1, int(tws[0]), V.reshape(a * a, C, T))
                     kw.grad_tiles(gy, n0, n1, t0, t1, int(tws[0]), Mg.reshape(a * a, O, T))
                 np.matmul(Mg, V.swapaxes(2, 3), out=part)
                 dU += part
@@ -402,12 +402,14 @@ class Winograd:
         if reason is not None:
             raise ValueError(reason)
 
-    def forward(self, x, w, bias, stride, dilation, groups):
+    def forward(self, x, w, bias, stride, dilation, groups, pads=None):
         self._check("forward", x.shape, w.shape, stride, dilation, groups)
-        if self._jit(x.dtype):
+        if pads is not None or self._jit(x.dtype):  # `pads`: only when `pads_inside` said yes
             dh, dw = dilation
-            y = np.empty((x.shape[0], w.shape[0], x.shape[2] - 2 * dh, x.shape[3] - 2 * dw), dtype=x.dtype)
-            return self._conv_jit(x, w, bias, groups, 0, tuple(dilation), y)
+            p = self._grid_pad(pads, dilation)
+            y = np.empty((x.shape[0], w.shape[0], x.shape[2] + 2 * dh * (p - 1), x.shape[3] + 2 * dw * (p - 1)),
+                         dtype=x.dtype)
+            return self._conv_jit(x, w, bias, groups, p, tuple(dilation), y)
         if tuple(dilation) == (1, 1):
             return self._conv(x, w, groups, bias=bias)
         dh, dw = dilation
@@ -417,12 +419,12 @@ class Winograd:
                 y[:, :, a::dh, b::dw] = self._conv(np.ascontiguousarray(x[:, :, a::dh, b::dw]), w, groups, bias=bias)
         return y
 
-    def grad_input(self, gy, w, x_shape, stride, dilation, groups):
+    def grad_input(self, gy, w, x_shape, stride, dilation, groups, pads=None):
         """Full correlation of gy with the flipped kernel, in- and output channels exchanged per group
         (dilated: per phase, see `_phases`)."""
         self._check("grad_input", x_shape, w.shape, stride, dilation, groups)
-        if self._jit(gy.dtype):
-            return self._grad_input_jit(gy, w, tuple(x_shape), tuple(dilation), groups)
+        if pads is not None or self._jit(gy.dtype):
+            return self._grad_input_jit(gy, w, tuple(x_shape), tuple(dilation), groups, self._grid_pad(pads, dilation))
         if tuple(dilation) == (1, 1):
             return self._grad_input1(gy, w, x_shape, groups)
         dh, dw = dilation
@@ -440,15 +442,33 @@ class Winograd:
         wf = w[:, :, ::-1, ::-1].reshape(groups, O // groups, Cg, 3, 3).swapaxes(1, 2)
         return np.ascontiguousarray(wf.reshape(groups * Cg, O // groups, 3, 3))
 
-    def _grad_input_jit(self, gy, w, x_shape, dilation, groups):
+    def _grad_input_jit(self, gy, w, x_shape, dilation, groups, pad=0):
         """Every phase grid of gx is the full correlation of gy's grid (padded by 2) with the flipped kernel,
-        written in place; positions no output reads (grids without outputs) stay zero."""
+        written in place; positions no output reads (grids without outputs) stay zero. With x zero-padded
+        by `pad` grid steps, gx of the unpadded x: the same correlation with gy's grid padded by 2 - pad."""
         dh, dw = dilation
-        H, W = gy.shape[2] + 2 * dh, gy.shape[3] + 2 * dw
-        whole = (H, W) == x_shape[2:] and gy.shape[2] >= dh and gy.shape[3] >= dw  # every grid has outputs
+        k = 2 - pad
+        H, W = gy.shape[2] + dh * (2 * k - 2), gy.shape[3] + dw * (2 * k - 2)
+        whole = ((H, W) == x_shape[2:] and all(len(range(p, gy.shape[2], dh)) + 2 * k > 2 for p in range(dh))
+                 and all(len(range(p, gy.shape[3], dw)) + 2 * k > 2 for p in range(dw)))  # every grid has outputs
         gx = (np.empty if whole else np.zeros)(x_shape, dtype=gy.dtype)
-        self._conv_jit(gy, self._flipped(w, groups), None, groups, 2, dilation, gx if whole else gx[:, :, :H, :W])
+        self._conv_jit(gy, self._flipped(w, groups), None, groups, k, dilation, gx if whole else gx[:, :, :H, :W])
         return gx
+
+    def pads_inside(self, op, pads, dilation, dtype) -> bool:
+        """Whether this call can take zero padding `pads` ((before, after) per axis) itself instead of a
+        padded copy (`chunks`): the compiled tier, the same padding on every side, a whole number of
+        steps of the dilation, at most 2 steps (the input gradient's correlation pads gy by 2 - that)."""
+        if not self._jit(dtype) or len(pads) != 2:
+            return False
+        (a, b), (c, d) = pads
+        dh, dw = dilation
+        return a == b and c == d and a % dh == 0 and c % dw == 0 and a // dh == c // dw and 0 <= a // dh <= 2
+
+    @staticmethod
+    def _grid_pad(pads, dilation):
+        """The zero padding of a `pads_inside` call in steps of the dilation (0 without padding)."""
+        return 0 if pads is None else pads[0][0] // dilation[0]
 
     def _grad_input1(self, gy, w, x_shape, groups):
         gx = self._conv(gy, self._flipped(w, groups), groups, pad=2)
@@ -458,14 +478,14 @@ class Winograd:
             gx = full
         return gx
 
-    def grad_weight(self, x, gy, w_shape, stride, dilation, groups):
+    def grad_weight(self, x, gy, w_shape, stride, dilation, groups, pads=None):
         """dU[ξ] = Σ_tiles (A gY Aᵀ)[ξ] @ V[ξ]ᵀ, block by block; then dg = Gᵀ dU G (dilated: summed
         over the phases, see `_phases`)."""
         self._check("grad_weight", x.shape, w_shape, stride, dilation, groups)
-        if self._jit(x.dtype):
+        if pads is not None or self._jit(x.dtype):
             if x.shape[0] == 0:  # an empty batch: no blocks to sum
                 return np.zeros(w_shape, dtype=gy.dtype)
-            return self._grad_weight_jit(x, gy, w_shape, groups, tuple(dilation))
+            return self._grad_weight_jit(x, gy, w_shape, groups, tuple(dilation), self._grid_pad(pads, dilation))
         if tuple(dilation) == (1, 1):
             return self._grad_weight1(x, gy, w_shape, groups)
         dh, dw = dilation
