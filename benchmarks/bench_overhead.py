@@ -6,7 +6,9 @@ Both measured on work so small that the arithmetic is negligible, against PyTorc
 - ``conv2d``: F.conv2d on ndarrays (1, 1, 8, 8) * (1, 1, 3, 3), with and without padding (checks,
   algorithm choice, allocation; PyTorch's conv2d on tensors);
 - ``step``: one training step of a tiny MLP (Linear 8-8, ReLU, Linear 8-2, cross-entropy, SGD) on a
-  batch of 4: recording, backward walk, gradient accumulation, optimiser.
+  batch of 4: recording, backward walk, gradient accumulation, optimiser; and one of a tiny Conv2d
+  (1 -> 2 channels, 3x3, padding 1, on 1x1x8x8; sum; SGD): the conv module's call, its weight and
+  bias gradients.
 
 ``--profile`` then prints the cProfile of convolve's small conv call, by own time.
 
@@ -74,7 +76,24 @@ def step_calls():
         torch.nn.functional.cross_entropy(tmodel(tx), ty).backward()
         topt.step()
 
-    return {"training step, tiny MLP": (ours, theirs)}
+    cx = rng.standard_normal((1, 1, 8, 8)).astype(np.float32)
+    conv = nn.Conv2d(1, 2, 3, padding=1)
+    copt = optim.SGD(conv.parameters(), lr=0.01, momentum=0.9)
+    tconv = torch.nn.Conv2d(1, 2, 3, padding=1)
+    tcopt = torch.optim.SGD(tconv.parameters(), lr=0.01, momentum=0.9)
+    tcx = torch.from_numpy(cx)
+
+    def ours_conv():
+        copt.zero_grad()
+        conv(Tensor(cx)).sum().backward()
+        copt.step()
+
+    def theirs_conv():
+        tcopt.zero_grad()
+        tconv(tcx).sum().backward()
+        tcopt.step()
+
+    return {"training step, tiny MLP": (ours, theirs), "training step, tiny Conv2d": (ours_conv, theirs_conv)}
 
 
 def main():
