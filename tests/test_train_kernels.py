@@ -13,7 +13,7 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 import convolve.functional as F
-from convolve import Tensor, engine_config, nn
+from convolve import Tensor, engine_config, nn, no_grad
 from convolve._engine import kernels
 
 TIERS = [False] + ([True] if kernels.available() else [])
@@ -98,6 +98,26 @@ def test_max_pool2d_matches_pytorch_with_ties(jit, c):
         np.testing.assert_array_equal(idx, tidx.numpy())
         run_both(lambda t: F.relu_max_pool2d(t, **kw),
                  lambda t: torch.nn.functional.max_pool2d(torch.relu(t), **kw), x, c["dtype"])
+
+
+@pytest.mark.parametrize("jit", TIERS)
+@given(c=pool_cases.filter(_window_ok), nan=st.booleans())
+@settings(max_examples=30, deadline=None)
+def test_max_pool_without_gradient_matches_pytorch(jit, c, nan):
+    """Under no_grad (and on arrays) the compiled tier keeps no picks: the values must not change."""
+    rng = np.random.default_rng(c["seed"])
+    x = tied_input(rng, (c["n"], c["c"], c["h"], c["w"]), c["dtype"], nan=nan)
+    kw = dict(kernel_size=c["k"], stride=c["s"], padding=c["p"], dilation=c["d"], ceil_mode=c["ceil"])
+    want = torch.nn.functional.max_pool2d(torch.from_numpy(x), **kw).numpy()
+    with tier(jit):
+        with no_grad():
+            y = F.max_pool2d(Tensor(x, requires_grad=True), **kw)
+            yr = F.relu_max_pool2d(Tensor(x, requires_grad=True), **kw)
+        assert not y.requires_grad and not yr.requires_grad
+        np.testing.assert_array_equal(y.data, want)
+        np.testing.assert_array_equal(yr.data, np.maximum(want, 0))
+        np.testing.assert_array_equal(F.max_pool1d(x[0], **kw), torch.nn.functional.max_pool1d(
+            torch.from_numpy(x[0]), **kw).numpy())
 
 
 @pytest.mark.parametrize("jit", TIERS)

@@ -12,7 +12,7 @@ import numpy as np
 from . import kernels
 from .parallel import batch_slices, map_blocks
 
-__all__ = ["relu", "relu_backward", "relu_numpy", "relu_backward_numpy"]
+__all__ = ["relu", "relu_", "relu_backward", "relu_numpy", "relu_backward_numpy"]
 
 # below this many elements a kernel call's fixed cost (~2 us) is more than NumPy's whole pass
 _KERNEL_MIN = 4096
@@ -34,6 +34,19 @@ def relu(a: np.ndarray) -> np.ndarray:
         pick(k.relu, a.size)(a.reshape(-1), y.reshape(-1))
         return y
     return relu_numpy(a)
+
+
+def relu_(a: np.ndarray) -> np.ndarray:
+    """max(a, 0) written into `a` itself (a fresh result that nothing else holds); returns `a`."""
+    if _compiled(a):
+        from .kernels import eltwise as k
+        from .kernels.threads import pick
+
+        pick(k.relu, a.size)(a.reshape(-1), a.reshape(-1))
+        return a
+    parts = batch_slices(a.shape[0], a.nbytes) if a.ndim else [Ellipsis]
+    map_blocks(lambda s: np.maximum(a[s], 0, out=a[s]), parts)
+    return a
 
 
 def relu_backward(g: np.ndarray, y: np.ndarray) -> np.ndarray:

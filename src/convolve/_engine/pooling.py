@@ -11,7 +11,7 @@ import numpy as np
 
 from . import kernels
 
-__all__ = ["usable", "max_pool", "max_pool_backward", "avg_pool", "avg_pool_backward"]
+__all__ = ["usable", "max_pool", "max_pool_values", "max_pool_backward", "avg_pool", "avg_pool_backward"]
 
 
 def usable(a: np.ndarray, nd: int) -> bool:
@@ -53,6 +53,18 @@ def max_pool(a: np.ndarray, win, nd: int, relu: bool = False):
         pick(k.max_pool2d, y.size * g[0] * g[1])(x, *g, relu, y, arg)
     shape = a.shape[:2] + win.outs
     return y.reshape(shape), arg.reshape(shape)
+
+
+def max_pool_values(a: np.ndarray, win, nd: int, relu: bool = False) -> np.ndarray:
+    """Max pooling of `a` over `win` without the picks (no gradient will be asked for)."""
+    from .kernels import pool as k
+    from .kernels.threads import pick
+
+    x = _planes(a, nd)
+    y = np.empty(x.shape[:1] + ((1,) + win.outs if nd == 1 else win.outs), a.dtype)
+    g = _geom(win, nd)
+    pick(k.max_pool2d_values, y.size * g[0] * g[1])(x, *g, relu, y)
+    return y.reshape(a.shape[:2] + win.outs)
 
 
 def max_pool_backward(g: np.ndarray, arg: np.ndarray, y: np.ndarray, shape, win, nd: int, relu: bool = False):

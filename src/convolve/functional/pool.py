@@ -77,6 +77,9 @@ def _max_pool(nd: int, input: Any, kernel_size: Any, stride: Any, padding: Any, 
                               data_format)
     return_indices = check_bool("return_indices", return_indices)
     a = as_array(h)
+    if pooling.usable(a, nd) and not return_indices and not _records(h):
+        pooled = pooling.max_pool_values(a, win, nd, relu)  # nothing to route a gradient to: no picks
+        return layout.from_channels_first(autograd.Tensor(pooled) if isinstance(h, autograd.Tensor) else pooled)
     if pooling.usable(a, nd):
         y, arg = pooling.max_pool(a, win, nd, relu)
         mask = y if relu else None  # only the fused ReLU reads the output
@@ -128,6 +131,11 @@ def _max_pool(nd: int, input: Any, kernel_size: Any, stride: Any, padding: Any, 
     if not return_indices:
         return out
     return out, layout.from_channels_first(_flat_indices(arg, win, a.shape[2:]), np.int64)
+
+
+def _records(h: Any) -> bool:
+    """Whether an op on `h` will be recorded for backward (so it must keep what the gradient needs)."""
+    return isinstance(h, autograd.Tensor) and h.requires_grad and autograd.is_grad_enabled()
 
 
 def _output_starts(win: PoolWindow, axis: int, first: int, count: int, nd: int) -> np.ndarray:

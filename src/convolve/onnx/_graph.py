@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..autograd import Tensor, as_array
+from ..autograd import Tensor, as_array, is_grad_enabled
 from ..nn.module import Module
 from ._fold import resolve
 
@@ -26,6 +26,7 @@ class Step:
     name: str
     symbolic: bool = False  # some input holds dimensions known only at call time
     free: tuple = ()
+    learned: bool = False  # it holds parameters (its output is a Tensor even under no_grad)
 
 
 @dataclass
@@ -50,9 +51,12 @@ class OnnxModel(Module):
     opset : int
     """
 
-    def __init__(self, steps, inputs, outputs, consts, opset, sources):
+    def __init__(self, steps, inputs, outputs, consts, opset, sources, fast_steps=None):
         super().__init__()
         object.__setattr__(self, "_steps", steps)
+        # the inference plan (see `_fuse`): run when nothing is recorded for backward
+        object.__setattr__(self, "_fast_steps", steps if fast_steps is None else fast_steps)
+        object.__setattr__(self, "_learned", _learned_values(steps))
         self.input_specs, self.output_names, self.opset = inputs, outputs, opset
         object.__setattr__(self, "_consts", consts)
         object.__setattr__(self, "_sources", sources)  # state_dict key -> (initializer, shape, transposed)
@@ -89,10 +93,18 @@ class OnnxModel(Module):
             env[spec.name] = x
         return env, dims
 
+    def _records(self, inputs) -> bool:
+        """Whether this call is recorded for backward (then the graph runs step by step, unfused)."""
+        if not is_grad_enabled():
+            return False
+        return (any(isinstance(x, Tensor) and x.requires_grad for x in inputs)
+                or any(p.requires_grad for p in self.parameters()))
+
     def forward(self, *inputs):
         env, dims = self._bind(inputs)
         trace = self._trace
-        for step in self._steps:
+        fast = trace is None and not self._records(inputs)
+        for step in self._fast_steps if fast else self._steps:
             args = [env[name] if name else None for name in step.inputs]
             if step.symbolic:
                 args = [resolve(a, dims) for a in args]
@@ -111,6 +123,9 @@ class OnnxModel(Module):
             for name in step.free:
                 env.pop(name, None)
         outs = tuple(resolve(env[name], dims) for name in self.output_names)
+        if fast:  # fused steps return arrays where the step-by-step path returns Tensors
+            outs = tuple(Tensor(o) if name in self._learned and isinstance(o, np.ndarray) else o
+                         for name, o in zip(self.output_names, outs))
         return outs[0] if len(outs) == 1 else outs
 
     def onnx_state_dict(self):
@@ -125,3 +140,12 @@ class OnnxModel(Module):
     def extra_repr(self):
         ins = ", ".join(f"{s.name}{list(s.shape)}" for s in self.input_specs)
         return f"inputs: {ins}; {len(self._steps)} steps; opset {self.opset}"
+
+
+def _learned_values(steps):
+    """Names of the values that depend on some parameter (Tensors on the step-by-step path)."""
+    learned: set = set()
+    for s in steps:
+        if s.learned or any(n in learned for n in s.inputs):
+            learned.update(s.outputs)
+    return learned

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..nn.module import Module
 from ._fold import Sym, has_sym
+from ._fuse import inference_steps
 from ._graph import InputSpec, OnnxModel, Step
 from ._node import NodeInfo, OnnxUnsupportedError
 from ._ops import Folded, table
@@ -193,12 +194,14 @@ def load(path) -> OnnxModel:
         args = [node.input[0]] if fn is module else list(node.input)
         runtime_consts.update(a for a in args if a in consts)
         symbolic = any(has_sym(consts.get(a)) for a in args if a)
-        steps.append(Step(fn, args, list(node.output), node.op_type, name, symbolic))
+        steps.append(Step(fn, args, list(node.output), node.op_type, name, symbolic, learned=module is not None))
 
     outputs = [o.name for o in model.graph.output]
+    fast = inference_steps(steps, outputs, opset, Step)
     _plan_frees(steps, outputs)
+    _plan_frees(fast, outputs)
     keep = {k: consts[k] for k in runtime_consts | (set(outputs) & set(consts))}
-    result = OnnxModel(steps, specs, outputs, keep, opset, sources)
+    result = OnnxModel(steps, specs, outputs, keep, opset, sources, fast)
     result.source_path = str(path)
     for key, m in modules.items():
         Module.add_module(result, key, m)

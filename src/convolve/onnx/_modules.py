@@ -47,11 +47,15 @@ class Conv(Module):
         self.stride, self.pads, self.dilation, self.groups, self.auto_pad = stride, pads, dilation, groups, auto_pad
 
     def forward(self, x):
+        return self.run(x, self.weight, self.bias)
+
+    def run(self, x, weight, bias):
+        """This layer's convolution with other weights (the inference plan's folded ones)."""
         pads = self.pads
         if self.auto_pad:
-            pads = same_pads(as_array(x).shape[2:], self.weight.shape[2:], self.stride, self.dilation,
+            pads = same_pads(as_array(x).shape[2:], as_array(weight).shape[2:], self.stride, self.dilation,
                              self.auto_pad == "SAME_LOWER")
-        return _CONV[self.nd](x, self.weight, self.bias, self.stride, pads, self.dilation, self.groups)
+        return _CONV[self.nd](x, weight, bias, self.stride, pads, self.dilation, self.groups)
 
     def extra_repr(self):
         return f"{tuple(self.weight.shape)}, stride={self.stride}, pads={self.pads}, groups={self.groups}"

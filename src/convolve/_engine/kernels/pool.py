@@ -13,9 +13,9 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from . import njit_parallel
+from . import njit, njit_parallel
 
-__all__ = ["max_pool2d", "max_pool2d_2x2", "max_pool2d_backward", "max_pool2d_2x2_backward", "avg_pool2d", "avg_pool2d_backward"]
+__all__ = ["max_pool2d", "max_pool2d_values", "max_pool2d_2x2", "max_pool2d_backward", "max_pool2d_2x2_backward", "avg_pool2d", "avg_pool2d_backward"]
 
 
 @njit_parallel()
@@ -49,6 +49,49 @@ def max_pool2d(x, kh, kw, sh, sw, ph, pw, dh, dw, relu, y, arg):
                     best = 0
                 y[p, oh, ow] = best
                 arg[p, oh, ow] = pick
+
+
+@njit
+def _max_values_plane(x, kh, kw, sh, sw, ph, pw, dh, dw, relu, y, col):
+    """One plane of `max_pool2d_values`: per output row, the maxima down each input column over the
+    window's rows (`col`, contiguous: vectorises), then across each window's columns. A NaN wins
+    every comparison; a window of padding only gives -inf."""
+    H, W = x.shape
+    OH, OW = y.shape
+    for oh in range(OH):
+        h0 = oh * sh - ph
+        for iw in range(W):
+            col[iw] = -np.inf
+        for i in range(kh):
+            ih = h0 + i * dh
+            if ih < 0 or ih >= H:
+                continue
+            r = x[ih]
+            for iw in range(W):
+                v, c = r[iw], col[iw]
+                col[iw] = v if (v > c) | (v != v) else c
+        yr = y[oh]
+        for ow in range(OW):
+            yr[ow] = -np.inf
+        for j in range(kw):
+            off = j * dw - pw
+            lo = 0 if off >= 0 else (sw - 1 - off) // sw  # first ow whose tap j is inside the row
+            hi = min(OW, (W - 1 - off) // sw + 1)
+            for ow in range(lo, hi):
+                v, c = col[ow * sw + off], yr[ow]
+                yr[ow] = v if (v > c) | (v != v) else c
+        if relu:
+            for ow in range(OW):
+                yr[ow] = 0 if yr[ow] < 0 else yr[ow]
+
+
+@njit_parallel()
+def max_pool2d_values(x, kh, kw, sh, sw, ph, pw, dh, dw, relu, y):
+    """`max_pool2d` without the picked taps (inference: nothing to route a gradient to); rows of
+    selects instead of a branch per tap, so it vectorises."""
+    P, W = x.shape[0], x.shape[2]
+    for p in prange(P):
+        _max_values_plane(x[p], kh, kw, sh, sw, ph, pw, dh, dw, relu, y[p], np.empty(W, x.dtype))
 
 
 @njit_parallel()
