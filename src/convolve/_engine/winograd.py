@@ -36,11 +36,20 @@ __all__ = ["Winograd", "F2", "F4"]
 BLOCK_BYTES = 4 * 2**20  # transformed input + product tiles per block, kept near cache size
 BLOCK_THREADS = 1  # blocks call BLAS, which already uses every core (see `parallel`)
 TILE_BYTE = {2: 0.37e-9, 4: 0.65e-9}  # seconds per byte of transformed tiles (V and M), both transforms
-KERNEL_BYTE = 2e-9  # seconds per byte of the transformed kernel U (thin products + transpose)
+# seconds per byte of the transformed kernel U (thin products + transpose): in cache (U up to
+# _cost.CACHE_BYTES; ~0.45 ns measured for F(4x4) with 64 and 128 channels (2.4 MB), 1 or 2 threads) and
+# beyond (2 ns for F(2x2) with 256 channels (4.2 MB), 1.2-2.5 ns for F(4x4) with 256 and 512)
+KERNEL_BYTE_CACHED, KERNEL_BYTE_MEMORY = 0.5e-9, 2e-9
 JIT_BLOCK_BYTES = 2 * 2**20  # compiled tier: transformed tiles (V or M) per block, at least ...
 JIT_BLOCK_PER_U = 2  # ... this many times the transformed kernel U, which every block reads again
 JIT_TILE_BYTE = 0.15e-9  # compiled tier: seconds per byte of transformed tiles (V and M), both transforms
 JIT_CALL = 20e-6  # compiled tier: one parallel kernel launch
+
+
+def kernel_time(nbytes) -> float:
+    """Seconds to compute a transformed kernel U of `nbytes` (every call: the weights may change)."""
+    return nbytes * (KERNEL_BYTE_CACHED if nbytes <= _cost.CACHE_BYTES else KERNEL_BYTE_MEMORY)
+
 
 # Transform matrices (Lavin & Gray, 2015). The slice code below implements exactly these; the tests
 # check it against them.
@@ -209,11 +218,11 @@ class Winograd:
             U = a * a * O * Cg * b
             t = _cost.gemm_time(2 * a * a * O * Cg * T, b, Og, T // nb, Cg, a * a * groups * nb)
             t += JIT_TILE_BYTE * a * a * (C + O) * T * b * (1.5 if op == "grad_weight" else 1)
-            return t + KERNEL_BYTE * U + nb * (U / _cost.MEM_RATE + 3 * JIT_CALL)
+            return t + kernel_time(U) + nb * (U / _cost.MEM_RATE + 3 * JIT_CALL)
         blocks = self._blocks(N, C, O, TH, TW, b)
         t = _cost.gemm_time(2 * a * a * O * Cg * T, b, Og, T // len(blocks), Cg, a * a * groups * len(blocks))
         t += TILE_BYTE[m] * a * a * (C + O) * T * b * (1.5 if op == "grad_weight" else 1)
-        t += KERNEL_BYTE * a * a * O * Cg * b
+        t += kernel_time(a * a * O * Cg * b)
         return t + len(blocks) * (8 * a + 40) * _cost.CALL
 
     # --- transforms --------------------------------------------------------------------------------
