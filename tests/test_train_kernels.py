@@ -109,15 +109,41 @@ def test_max_pool_without_gradient_matches_pytorch(jit, c, nan):
     x = tied_input(rng, (c["n"], c["c"], c["h"], c["w"]), c["dtype"], nan=nan)
     kw = dict(kernel_size=c["k"], stride=c["s"], padding=c["p"], dilation=c["d"], ceil_mode=c["ceil"])
     want = torch.nn.functional.max_pool2d(torch.from_numpy(x), **kw).numpy()
-    with tier(jit):
-        with no_grad():
-            y = F.max_pool2d(Tensor(x, requires_grad=True), **kw)
-            yr = F.relu_max_pool2d(Tensor(x, requires_grad=True), **kw)
-        assert not y.requires_grad and not yr.requires_grad
-        np.testing.assert_array_equal(y.data, want)
-        np.testing.assert_array_equal(yr.data, np.maximum(want, 0))
-        np.testing.assert_array_equal(F.max_pool1d(x[0], **kw), torch.nn.functional.max_pool1d(
-            torch.from_numpy(x[0]), **kw).numpy())
+    threads = None
+    if kernels.available():
+        from convolve._engine.kernels import threads
+    before = threads and threads.PARALLEL_MIN
+    try:
+        for threshold in (2**62, 0) if threads else (None,):  # the serial and the parallel compilation
+            if threads:
+                threads.PARALLEL_MIN = threshold
+            with tier(jit), engine_config.options(threads=2):
+                with no_grad():
+                    y = F.max_pool2d(Tensor(x, requires_grad=True), **kw)
+                    yr = F.relu_max_pool2d(Tensor(x, requires_grad=True), **kw)
+                assert not y.requires_grad and not yr.requires_grad
+                np.testing.assert_array_equal(y.data, want)
+                np.testing.assert_array_equal(yr.data, np.maximum(want, 0))
+                np.testing.assert_array_equal(F.max_pool1d(x[0], **kw), torch.nn.functional.max_pool1d(
+                    torch.from_numpy(x[0]), **kw).numpy())
+    finally:
+        if threads:
+            threads.PARALLEL_MIN = before
+
+
+@pytest.mark.parametrize("jit", TIERS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_in_place_equals_relu_in_both_compilations(jit, dtype):
+    from convolve._engine import eltwise
+
+    x = np.random.default_rng(7).standard_normal((3, 5, 130, 140)).astype(dtype)  # past PARALLEL_MIN
+    x[0, 0, 0, :3] = [np.nan, -np.inf, np.inf]
+    with tier(jit), engine_config.options(threads=2):
+        for part in (x[:1, :1, :4, :4], x[0, :2], x):  # NumPy (tiny), serial and parallel compilations
+            want, a = eltwise.relu(part), part.copy()
+            assert eltwise.relu_(a) is a
+            np.testing.assert_array_equal(a, want)
+            np.testing.assert_array_equal(a, np.where(part < 0, 0, part))
 
 
 @pytest.mark.parametrize("jit", TIERS)
