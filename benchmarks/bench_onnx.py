@@ -10,7 +10,8 @@ share of onnxruntime's speed convolve reaches; reference-time / convolve-time), 
 difference, and each runtime's peak memory in a fresh process per runtime and batch: the peak resident
 memory over loading the model and running it, above the process after its imports, and the peak of
 one more call above the memory just before it (Linux: the peak is reset through /proc/self/clear_refs).
-Results go to benchmarks/results/bench_onnx.json.
+Results go to benchmarks/results/bench_onnx.json. ``--profile`` instead prints convolve's inference
+plan step by step (median time of each fused step and the algorithm of each convolution).
 """
 
 from __future__ import annotations
@@ -144,6 +145,47 @@ def time_all(path, batches, reps, ref_reps):
     return results
 
 
+def profile(path, batch, reps):
+    """convolve's inference plan step by step (what runs under no_grad): the median seconds of each
+    step over `reps` calls, and for each convolution the algorithm the cost model picks."""
+    import convolve
+    import convolve.onnx
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(THREADS)
+    convolve.engine_config.set_threads(THREADS)
+    model = convolve.onnx.load(path)
+    x = np.random.default_rng(batch).standard_normal((batch, 3, 224, 224)).astype(np.float32)
+    shapes, times = {}, {}
+    convs = {s.name: getattr(s.fn, "conv", s.fn) for s in model._fast_steps if s.op.startswith("Conv")}
+    for step in model._fast_steps:  # the plan's steps, timed in place (a benchmark may look inside)
+        def timed(*args, _fn=step.fn, _step=step):
+            t0 = time.perf_counter()
+            out = _fn(*args)
+            times.setdefault(_step.name, []).append(time.perf_counter() - t0)
+            shapes[_step.name] = np.shape(getattr(args[0], "data", args[0]))
+            return out
+        step.fn = timed
+    with convolve.no_grad():
+        for _ in range(reps + 1):
+            model(x)
+    rows = []
+    for step in model._fast_steps:
+        conv = convs.get(step.name)
+        algo = ""
+        if conv is not None:
+            n, c, *hw = shapes[step.name]
+            padded = (n, c) + tuple(h + a + b for h, (a, b) in zip(hw, conv.pads))
+            algo = convolve.engine_config.choose_algorithm(padded, conv.weight.shape, conv.stride, conv.dilation,
+                                                           conv.groups)
+        rows.append((step.op, step.name, statistics.median(times[step.name][1:]), algo))
+    total = sum(r[2] for r in rows)
+    print(f"batch {batch}, {THREADS} thread(s): per-step medians of {reps} calls (sum {total * 1e3:.1f} ms)")
+    for op, name, t, algo in rows:
+        print(f"  {op:32s} {name[-36:]:36s} {t * 1e3:8.2f} ms {100 * t / total:5.1f}%  {algo}")
+    return rows
+
+
 def _status_kib(key):
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith(key + ":"):
@@ -188,9 +230,18 @@ def main():
     parser.add_argument("--batches", default="1,8")
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument("--threads", type=int, default=THREADS, help=f"threads per runtime (default {THREADS})")
+    parser.add_argument("--profile", action="store_true",
+                        help="only print convolve's per-step times (no comparison, nothing written)")
     args = parser.parse_args()
     _set_threads(args.threads)
     batches = [int(b) for b in args.batches.split(",")]
+    if args.profile:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "resnet18.onnx"
+            resnet18_onnx(path)
+            for batch in batches:
+                profile(path, batch, args.reps)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "resnet18.onnx"
         resnet18_onnx(path)
