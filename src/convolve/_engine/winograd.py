@@ -179,7 +179,8 @@ class Winograd:
         if method == self.workspace:  # the NumPy twin copies each phase's input and result
             return max(parts, default=0) + (0 if jit else 2 * int(np.prod(x_shape)) // max(1, len(parts)) * itemsize)
         if jit:  # the compiled tier transforms the kernel once for all phases
-            parts[1:] = [p - KERNEL_BYTE * self.a * self.a * w_shape[0] * w_shape[1] * itemsize for p in parts[1:]]
+            once = kernel_time(self.a * self.a * w_shape[0] * w_shape[1] * itemsize)
+            parts[1:] = [p - once for p in parts[1:]]
         return sum(parts)
 
     def _tiles(self, H, W):
