@@ -175,3 +175,35 @@ def test_check_trainable_on_arrays():
     other = ArrayDataset(np.zeros((2, 1, 4, 4), np.float32), [0, 1], ["a", "c"])
     with pytest.raises(ValueError, match=r"mine: the training classes \['a', 'b'\] differ"):
         check_trainable(train, other, "mine")
+
+
+def test_every_command_that_reads_images_takes_max_pixels(tmp_path, capsys):
+    """train and evaluate (image folders) have --max-pixels like predict and apply: over the limit
+    one line and exit 2 before anything is written; raised, the same images are read."""
+    data = tmp_path / "folder"
+    for split in ("train", "test"):
+        for k, label in enumerate(("a", "b")):
+            (data / split / label).mkdir(parents=True)
+            for i in range(4):
+                Image.new("L", (30, 40), 60 * k + 10 * i).save(data / split / label / f"{i}.png")  # 1200 pixels
+    out = tmp_path / "run"
+    train = ["train", "--data", str(data), "--epochs", "1", "--batch-size", "8", "--out", str(out), "--no-progress"]
+    for argv in (train, ["evaluate", "x.npz", "--data", str(data)]):
+        with pytest.raises(SystemExit):
+            main([argv[0], "--help"])
+        assert "--max-pixels N refuse larger images before decoding them (default: 89478485" in \
+            " ".join(capsys.readouterr().out.split())
+    assert main(train + ["--max-pixels", "1000"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "30x40 = 1200 pixels, more than max_pixels = 1000" in err
+    assert not out.exists()
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(train + ["--max-pixels", "1200"]) == 0
+    assert (out / "best.npz").exists()
+    assert main(["evaluate", str(out / "best.npz"), "--data", str(data), "--max-pixels", "1199"]) == 2
+    assert "more than max_pixels = 1199" in capsys.readouterr().err
+    assert main(["evaluate", str(out / "best.npz"), "--data", str(data), "--max-pixels", "1200"]) == 0
+    assert "test accuracy" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit:
+        main(train + ["--max-pixels", "0"])
+    assert exit.value.code == 2 and "expected a positive int, but got '0'" in capsys.readouterr().err

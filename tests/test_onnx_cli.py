@@ -142,3 +142,11 @@ def test_convert_a_pytorch_checkpoint_into_an_onnx_graph(tmp_path):
     np.testing.assert_allclose(got, net(x).detach().numpy(), rtol=1e-4, atol=1e-5)
     assert cli("convert", tmp_path / "tuned.pt", tmp_path / "tuned.safetensors")[0] == 0
     assert set(load_state_dict_file(tmp_path / "tuned.safetensors")) == set(net.state_dict())
+
+
+def test_run_has_the_image_size_guard(classifier):
+    _, path, images, _ = classifier  # 16x20 = 320 pixels each
+    code, _, err = cli("run", path, *images, "--max-pixels", "319")
+    assert code == 2 and err.count("\n") == 1 and "16x20 = 320 pixels, more than max_pixels = 319" in err
+    code, out, _ = cli("run", path, *images, "--max-pixels", "320")
+    assert code == 0 and str(images[1]) in out

@@ -26,6 +26,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: a positive int written in digits."""
+    if text.isdigit() and int(text) > 0:
+        return int(text)
+    raise argparse.ArgumentTypeError(f"expected a positive int, but got {text!r}")
+
+
+def add_max_pixels(parser: argparse.ArgumentParser) -> None:
+    """``--max-pixels N``: the image size guard against decompression bombs, the same in every
+    sub-command that reads image files."""
+    parser.add_argument("--max-pixels", type=positive_int, default=None, metavar="N",
+                        help="refuse larger images before decoding them (default: 89478485, Pillow's limit)")
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -7,6 +7,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from ..cli import add_max_pixels, positive_int
+
 __all__ = ["add_commands"]
 
 _EXPLAIN_EPILOG = """layer grammar (mirrors convolve.nn):
@@ -28,10 +30,7 @@ def _padding(text: str):
     raise argparse.ArgumentTypeError(f"expected a non-negative int, 'same' or 'valid', but got {text!r}")
 
 
-def _positive(text: str) -> int:
-    if text.isdigit() and int(text) > 0:
-        return int(text)
-    raise argparse.ArgumentTypeError(f"expected a positive int, but got {text!r}")
+_positive = positive_int
 
 
 def _run_explain(args) -> int:
@@ -160,6 +159,5 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--out", metavar="FILE", help="output file: .png (an image, one pixel per value) or .npy (the "
                                  "numbers) (default: IMAGE-KERNEL.png here)")
     p.add_argument("--figure", metavar="PNG", help="also write a labelled figure (input, kernel, map with colour scale) as PNG")
-    p.add_argument("--max-pixels", type=_positive, default=None, metavar="N",
-                   help="refuse larger images before decoding them (default: 89478485, Pillow's limit)")
+    add_max_pixels(p)
     p.set_defaults(func=_run_apply)

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..cli import add_max_pixels
+
 __all__ = ["add_commands", "preprocess", "read_labels"]
 
 _IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
@@ -48,9 +50,10 @@ def _layout(spec):
     return (c if isinstance(c, int) else 3), hw, last
 
 
-def preprocess(files, spec, size=None, mean=(0.0,), std=(1.0,), order="rgb", scale=255.0):
+def preprocess(files, spec, size=None, mean=(0.0,), std=(1.0,), order="rgb", scale=255.0, max_pixels=None):
     """Image files as the model's input batch: resized, scaled to [0, 1] (pixel / `scale`), normalised by
-    mean/std per channel, in the channel order and layout the model takes.
+    mean/std per channel, in the channel order and layout the model takes. Images over `max_pixels`
+    pixels (default 89,478,485) are refused before decoding.
 
     Shape
     -----
@@ -66,7 +69,7 @@ def preprocess(files, spec, size=None, mean=(0.0,), std=(1.0,), order="rgb", sca
         raise ValueError(f"the model takes {channels} channels; convolve run feeds 1 (grey) or 3 (colour)")
     batch = []
     for f in files:
-        a = read_image(f, "L" if channels == 1 else "RGB", size=hw).astype(np.float32) / np.float32(scale)
+        a = read_image(f, "L" if channels == 1 else "RGB", size=hw, max_pixels=max_pixels).astype(np.float32) / np.float32(scale)
         a = a[..., None] if a.ndim == 2 else a
         if order == "bgr":
             a = a[..., ::-1]
@@ -94,7 +97,7 @@ def _run(args) -> int:
     if args.imagenet:
         mean, std = _IMAGENET
     x = preprocess(args.images, model.input_specs[0], args.size, mean or (0.0,), std or (1.0,), args.channel_order,
-                   args.scale)
+                   args.scale, args.max_pixels)
     with no_grad():
         out = model(x, *[] if len(model.input_specs) == 1 else ())
     scores = np.asarray(getattr(out[0] if isinstance(out, tuple) else out, "data", out), np.float64)
@@ -154,6 +157,7 @@ def add_commands(subparsers):
     p.add_argument("--scale", type=float, default=255.0, help="pixels are divided by this first (default: 255)")
     p.add_argument("--channel-order", choices=["rgb", "bgr"], default="rgb",
                    help="the channel order the model expects (default: rgb)")
+    add_max_pixels(p)
     p.set_defaults(func=_run)
 
     p = subparsers.add_parser(

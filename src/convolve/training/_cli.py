@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from ..cli import add_max_pixels
 from ._settings import CHOICES, DEFAULT_LR, DEFAULTS
 from ._setup import DATA_FORMATS_HELP
 
@@ -60,6 +61,7 @@ def add_commands(subparsers: Any) -> None:
     t.add_argument("--no-progress", action="store_true",
                    help="no progress bar (it is off anyway when stderr is not a terminal or CI=true)")
     _cluster_flags(t, "synchronous data-parallel training")
+    add_max_pixels(t)
     t.set_defaults(func=_train)
 
     e = subparsers.add_parser("evaluate", help="test accuracy of a checkpoint",
@@ -70,6 +72,7 @@ def add_commands(subparsers: Any) -> None:
                         "(default: the data the checkpoint was trained on)")
     e.add_argument("--batch-size", type=int, default=256, metavar="N", help="images per step (default: 256)")
     _cluster_flags(e, "run the batches")
+    add_max_pixels(e)
     e.set_defaults(func=_evaluate)
 
     p = subparsers.add_parser("predict", help="classify image files with a checkpoint",
@@ -81,8 +84,7 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--invert", action="store_true",
                    help="invert brightness first (for dark-on-light photos given to an MNIST-style model)")
     _cluster_flags(p, "run the batches")
-    p.add_argument("--max-pixels", type=int, default=None, metavar="N",
-                   help="refuse larger images before decoding them [89478485, Pillow's limit]")
+    add_max_pixels(p)
     p.set_defaults(func=_predict)
 
 
@@ -94,7 +96,7 @@ def _train(args):
                 lr=args.lr, optimizer=args.optimizer, weight_decay=args.weight_decay,
                 momentum=args.momentum, schedule=args.schedule, augment=args.augment, seed=args.seed,
                 limit=args.limit, resume=args.resume, progress=False if args.no_progress else None,
-                workers=args.workers, scheduler=args.scheduler)
+                workers=args.workers, scheduler=args.scheduler, max_pixels=args.max_pixels)
     except KeyboardInterrupt:
         print("\ninterrupted: finished epochs are kept in the run directory's last.npz; continue "
               "with convolve train --resume --out DIR", file=sys.stderr)
@@ -108,7 +110,7 @@ def _evaluate(args):
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, but got {args.batch_size}")
     r = evaluate_checkpoint(args.checkpoint, args.data, args.batch_size, workers=args.workers,
-                            scheduler=args.scheduler)
+                            scheduler=args.scheduler, max_pixels=args.max_pixels)
     ckpt = r["checkpoint"]
     print(f"{ckpt.path} ({ckpt.config['model']}, epoch {ckpt.epoch}) on {r['dataset']}: "
           f"test accuracy {100 * r['accuracy']:.2f}% ({r['correct']}/{r['images']}), "

@@ -54,7 +54,8 @@ def _normalize(config):
 
 
 def evaluate_checkpoint(path: Union[str, Path], data: Union[str, Path, None] = None, batch_size: int = 256, *,
-                        workers: Optional[int] = None, scheduler: Optional[str] = None) -> Dict[str, Any]:
+                        workers: Optional[int] = None, scheduler: Optional[str] = None,
+                        max_pixels: Optional[int] = None) -> Dict[str, Any]:
     """Test loss and accuracy of a checkpoint on a dataset's test split.
 
     Parameters
@@ -69,6 +70,8 @@ def evaluate_checkpoint(path: Union[str, Path], data: Union[str, Path, None] = N
     workers, scheduler : int or str, optional
         Run the batches on a new local cluster of `workers` processes or on the dask cluster at
         `scheduler` (the model is sent once; the same numbers). Needs ``convolve[dask]``.
+    max_pixels : int, optional
+        Image folders: refuse images with more pixels (default 89,478,485) before decoding them.
 
     Returns
     -------
@@ -79,7 +82,8 @@ def evaluate_checkpoint(path: Union[str, Path], data: Union[str, Path, None] = N
     settings = ckpt.extra.get("settings", {})
     if data is None:
         data = settings.get("data")  # the data it was trained on; "default" names the embedded set
-    _, test, _ = load_data(None if data == "default" else data, settings.get("seed", 0), None, check=False)
+    _, test, _ = load_data(None if data == "default" else data, settings.get("seed", 0), None, check=False,
+                           max_pixels=max_pixels)
     c, h, w = test.image_shape
     want = (ckpt.config["in_channels"], *ckpt.config["image_size"])
     if (c, h, w) != want or test.num_classes != ckpt.config["num_classes"]:

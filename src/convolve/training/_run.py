@@ -74,7 +74,7 @@ def train(data: Union[str, Path, None] = None, out: Union[str, Path, None] = Non
           limit: Optional[int] = None, resume: bool = False, progress: Optional[bool] = None,
           log: Callable[[str], Any] = print,
           on_epoch_end: Optional[Callable[[Dict[str, Any]], Any]] = None, workers: Optional[int] = None,
-          scheduler: Optional[str] = None) -> Dict[str, Any]:
+          scheduler: Optional[str] = None, max_pixels: Optional[int] = None) -> Dict[str, Any]:
     """Train a preset CNN, writing ``last.npz``, ``best.npz``, ``metrics.json`` and a plot to `out`.
 
     Parameters
@@ -114,6 +114,9 @@ def train(data: Union[str, Path, None] = None, out: Union[str, Path, None] = Non
     workers, scheduler : int or str, optional
         Synchronous data parallelism on a new local cluster of `workers` processes, or on the dask
         cluster at address `scheduler` (see :mod:`convolve.dask`; needs ``convolve[dask]``).
+    max_pixels : int, optional
+        Image folders: refuse images with more pixels (default 89,478,485, Pillow's limit) before
+        decoding them (a guard against decompression bombs). Not stored with the run.
 
     Returns
     -------
@@ -126,15 +129,15 @@ def train(data: Union[str, Path, None] = None, out: Union[str, Path, None] = Non
     if workers is not None or scheduler is not None:  # the same run, each step's batch shared by a cluster
         from ..dask import hooks
         with hooks.data_parallel(workers, scheduler, log) as epoch_fn:
-            return _train(given, out, resume, progress, log, on_epoch_end, epoch_fn)
-    return _train(given, out, resume, progress, log, on_epoch_end, train_epoch)
+            return _train(given, out, resume, progress, log, on_epoch_end, epoch_fn, max_pixels)
+    return _train(given, out, resume, progress, log, on_epoch_end, train_epoch, max_pixels)
 
 
 def _train(given: Dict[str, Any], out: Union[str, Path, None], resume: bool, progress: Optional[bool],
            log: Callable[[str], Any], on_epoch_end: Optional[Callable[[Dict[str, Any]], Any]],
-           epoch_fn: Callable[..., Any]) -> Dict[str, Any]:
+           epoch_fn: Callable[..., Any], max_pixels: Optional[int] = None) -> Dict[str, Any]:
     settings, ckpt, out = _resolve_run(given, out, resume)
-    run = _load_run_data(settings, ckpt)
+    run = _load_run_data(settings, ckpt, max_pixels)
     net, opt, sched, done = _build(settings, run.config, ckpt, log)
     if done.start >= settings.epochs:
         log(f"{out}: all {done.start} epochs are done; pass a larger epochs to train on")
@@ -190,9 +193,9 @@ def _resolve_run(given: Dict[str, Any], out: Union[str, Path, None],
     return settings, ckpt, out
 
 
-def _load_run_data(settings: Settings, ckpt: Optional[Checkpoint]) -> _RunData:
+def _load_run_data(settings: Settings, ckpt: Optional[Checkpoint], max_pixels: Optional[int] = None) -> _RunData:
     """The datasets and the model config (a resumed run keeps its normalisation)."""
-    train_set, test_set, test_split = load_data(settings.data, settings.seed, settings.limit)
+    train_set, test_set, test_split = load_data(settings.data, settings.seed, settings.limit, max_pixels=max_pixels)
     if ckpt is not None and "mean" in ckpt.config:
         mean, std = ckpt.config["mean"], ckpt.config["std"]
     else:

@@ -23,8 +23,10 @@ DATA_FORMATS_HELP = (
 )
 
 
-def load_data(data, seed, limit, check=True):
+def load_data(data, seed, limit, check=True, max_pixels=None):
     """Train and test datasets; a source without a test split gives 10% of train, seeded.
+
+    Image-folder images over `max_pixels` pixels (default 89,478,485) are refused before decoding.
 
     Returns
     -------
@@ -34,7 +36,7 @@ def load_data(data, seed, limit, check=True):
     """
     if data is not None and not Path(data).exists():
         raise FileNotFoundError(f"data directory {data} does not exist; expected {DATA_FORMATS_HELP}")
-    train, test = load_dataset(data)  # its errors name the file and the accepted formats
+    train, test = load_dataset(data, max_pixels=max_pixels)  # its errors name the file and the accepted formats
     test_split = "test"
     rng = np.random.default_rng([seed, 1])  # its own stream: unrelated to init and data order
     if test is None:
