@@ -172,3 +172,64 @@ def test_depthwise_counts_its_wide_copies(data_format):
         assert extra <= cap + gx.nbytes + SLACK, f"grad_input used {extra / 2**20:.2f} MiB"
     got = y.transpose(0, 3, 1, 2) if data_format == "channels_last" else y
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+# --- copy-mode padding, transposed convolution's frame: also per piece -----------------------------------
+
+def _capped_call_and_backward(fn, leaves, cap, gy=None):
+    """(output, extra of the forward, input gradients, extra of the backward) of fn(*Tensors) under `cap`."""
+    from convolve.autograd import Tensor
+
+    ts = [Tensor(a, requires_grad=True) for a in leaves]
+    with ec.options(memory_limit=cap):
+        y, fwd = _peak_extra(lambda: fn(*ts))
+        gy = np.ones(y.shape, y.data.dtype) if gy is None else gy
+        _, bwd = _peak_extra(lambda: y.backward(gy))
+    return y.data, fwd, [t.grad for t in ts], bwd
+
+
+@pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
+def test_copy_mode_padding_is_applied_per_piece_under_the_cap(mode):
+    """reflect/replicate/circular used to pad the whole input before the engine chunked the call:
+    a padded copy (here 2.1 MiB) beyond the cap. Bound, for the forward: cap + the output; for the
+    backward: cap + twice the two gradients (what the op returns and autograd's copy in .grad). Results: the uncapped call's, to float32 rounding
+    (pieces change Winograd's tiling and the GEMM blocking)."""
+    r = np.random.default_rng(6)
+    x = r.standard_normal((8, 16, 64, 64)).astype(np.float32)  # 2 MiB
+    w = r.standard_normal((16, 16, 3, 3)).astype(np.float32)
+    gy = r.standard_normal((8, 16, 64, 64)).astype(np.float32)
+    cap = x.nbytes // 4
+
+    def conv(a, b):
+        return F.conv2d(a, b, padding=1, padding_mode=mode)
+
+    y0, _, (gx0, gw0), _ = _capped_call_and_backward(conv, (x, w), 2**30, gy)  # also loads compiled kernels
+    y, fwd, (gx, gw), bwd = _capped_call_and_backward(conv, (x, w), cap, gy)
+    assert fwd <= cap + y.nbytes + SLACK, f"forward used {fwd / 2**20:.2f} MiB"
+    # autograd stores a copy of each leaf's gradient (Tensor.grad): the gradients count twice
+    assert bwd <= cap + 2 * (gx.nbytes + gw.nbytes) + SLACK, f"backward used {bwd / 2**20:.2f} MiB"
+    for got, want in ((y, y0), (gx, gx0), (gw, gw0)):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+
+
+def test_transposed_convolution_crops_its_frame_per_piece_under_the_cap():
+    """conv_transpose2d used to make the whole uncropped frame (here 66x66 per plane, 2.1 MiB),
+    then a cropped copy, and in the backward the whole frame's gradient. Bound: forward, cap + the
+    output; backward, cap + twice the three gradients (returned, and copied into .grad). Results: the uncapped call's, to float32 rounding."""
+    r = np.random.default_rng(7)
+    x = r.standard_normal((8, 16, 32, 32)).astype(np.float32)
+    w = r.standard_normal((16, 16, 4, 4)).astype(np.float32)
+    b = r.standard_normal(16).astype(np.float32)
+    gy = r.standard_normal((8, 16, 64, 64)).astype(np.float32)  # the output: 2 MiB
+    cap = gy.nbytes // 4
+
+    def convt(a, c, d):
+        return F.conv_transpose2d(a, c, d, stride=2, padding=1)
+
+    y0, _, grads0, _ = _capped_call_and_backward(convt, (x, w, b), 2**30, gy)
+    y, fwd, grads, bwd = _capped_call_and_backward(convt, (x, w, b), cap, gy)
+    assert y.shape == gy.shape
+    assert fwd <= cap + y.nbytes + SLACK, f"forward used {fwd / 2**20:.2f} MiB"
+    assert bwd <= cap + 2 * sum(g.nbytes for g in grads) + SLACK, f"backward used {bwd / 2**20:.2f} MiB"
+    for got, want in zip((y,) + tuple(grads), (y0,) + tuple(grads0)):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())

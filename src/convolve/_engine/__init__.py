@@ -88,9 +88,9 @@ def _outs(x_shape, w_shape, stride, dilation, pads):
     return tuple(out_size(s, k, st, d) for s, k, st, d in zip(xp[2:], w_shape[2:], stride, dilation))
 
 
-def _trim(x_shape, w_shape, stride, dilation, pads, algorithm):
+def _trim(x_shape, w_shape, stride, dilation, pads, algorithm, mode="zeros"):
     """Drop the taps that read padding only (automatic choice and zero padding only)."""
-    if algorithm is not None or pads is None:
+    if algorithm is not None or pads is None or mode != "zeros":
         return None
     return trim.plan(x_shape[2:], w_shape[2:], stride, dilation, pads, _outs(x_shape, w_shape, stride, dilation, pads))
 
@@ -124,24 +124,25 @@ def _dispatch(op, x_shape, w_shape, stride, dilation, groups, dtype, algorithm, 
 _geometries: dict = {}
 
 
-def _geometry(op, x_shape, w_shape, stride, dilation, pads, algorithm, dtype):
-    key = (op, x_shape, w_shape, stride, dilation, pads, algorithm, dtype)
+def _geometry(op, x_shape, w_shape, stride, dilation, pads, algorithm, dtype, mode="zeros"):
+    key = (op, x_shape, w_shape, stride, dilation, pads, algorithm, dtype, mode)
     g = _geometries.get(key)
     if g is None:
         outs = _outs(x_shape, w_shape, stride, dilation, pads)
         if op == "forward":
             check_size((x_shape[0], w_shape[0]) + outs, dtype, "the output", f" of padding {pads}" if pads else "")
-        g = (outs, _trim(x_shape, w_shape, stride, dilation, pads, algorithm))
+        g = (outs, _trim(x_shape, w_shape, stride, dilation, pads, algorithm, mode))
         if len(_geometries) >= _CHOICES_MAX:
             _geometries.clear()
         _geometries[key] = g
     return g
 
 
-def forward(x, w, bias, stride, dilation, groups, algorithm=None, padding=None):
-    """y = conv(x zero-padded by `padding`, w) + bias; x (N, C, *S), `padding` (before, after) per axis."""
+def forward(x, w, bias, stride, dilation, groups, algorithm=None, padding=None, padding_mode="zeros"):
+    """y = conv(x padded by `padding`, w) + bias; x (N, C, *S), `padding` (before, after) per axis,
+    `padding_mode` "zeros" or one of `edges.COPY_MODES` (pads already checked against the input size)."""
     stride, dilation, pads = tuple(stride), tuple(dilation), _pads(padding, x.ndim - 2)
-    outs, t = _geometry("forward", x.shape, w.shape, stride, dilation, pads, algorithm, x.dtype)
+    outs, t = _geometry("forward", x.shape, w.shape, stride, dilation, pads, algorithm, x.dtype, padding_mode)
     shape = (x.shape[0], w.shape[0]) + outs
     if x.size == 0 or w.size == 0 or (t is not None and t.empty):  # a sum over nothing (or over zeros)
         y = np.zeros(shape, dtype=x.dtype)
@@ -151,7 +152,8 @@ def forward(x, w, bias, stride, dilation, groups, algorithm=None, padding=None):
         wk, pk = (w, pads) if t is None else (w[_kept(t)], t.pads)
         xp = chunks.padded_shape(x.shape, pk)
         y = _dispatch("forward", xp, wk.shape, stride, dilation, groups, x.dtype, algorithm,
-                      lambda a: chunks.forward(a, x, wk, bias, stride, dilation, groups, settings["memory_limit"], pk))
+                      lambda a: chunks.forward(a, x, wk, bias, stride, dilation, groups, settings["memory_limit"], pk,
+                                               padding_mode))
     if t is not None and x.shape[0] and not np.isfinite(w).all():  # dropped taps: 0·inf is NaN
         bad = ~np.isfinite(w)
         bad[_kept(t)] = False
@@ -159,22 +161,23 @@ def forward(x, w, bias, stride, dilation, groups, algorithm=None, padding=None):
     return y
 
 
-def grad_input(gy, w, x_shape, stride, dilation, groups, algorithm=None, padding=None):
-    """dL/dx for the unpadded x of shape `x_shape` (the padding's part of the gradient dropped)."""
+def grad_input(gy, w, x_shape, stride, dilation, groups, algorithm=None, padding=None, padding_mode="zeros"):
+    """dL/dx for the unpadded x of shape `x_shape` (zero padding's part of the gradient dropped, a copy
+    mode's sent back to the positions it copied)."""
     stride, dilation, x_shape, pads = tuple(stride), tuple(dilation), tuple(x_shape), _pads(padding, len(x_shape) - 2)
-    t = _geometry("grad_input", x_shape, w.shape, stride, dilation, pads, algorithm, gy.dtype)[1]
+    t = _geometry("grad_input", x_shape, w.shape, stride, dilation, pads, algorithm, gy.dtype, padding_mode)[1]
     if gy.size == 0 or w.size == 0 or 0 in x_shape or (t is not None and t.empty):
         return np.zeros(x_shape, dtype=gy.dtype)
     wk, pk = (w, pads) if t is None else (w[_kept(t)], t.pads)  # dropped taps only reach padding
     return _dispatch("grad_input", chunks.padded_shape(x_shape, pk), wk.shape, stride, dilation, groups, gy.dtype,
                      algorithm, lambda a: chunks.grad_input(a, gy, wk, x_shape, stride, dilation, groups,
-                                                            settings["memory_limit"], pk))
+                                                            settings["memory_limit"], pk, padding_mode))
 
 
-def grad_weight(x, gy, w_shape, stride, dilation, groups, algorithm=None, padding=None):
-    """dL/dw from x (zero-padded by `padding`) and the output gradient."""
+def grad_weight(x, gy, w_shape, stride, dilation, groups, algorithm=None, padding=None, padding_mode="zeros"):
+    """dL/dw from x (padded by `padding` in `padding_mode`) and the output gradient."""
     stride, dilation, w_shape, pads = tuple(stride), tuple(dilation), tuple(w_shape), _pads(padding, x.ndim - 2)
-    t = _geometry("grad_weight", x.shape, w_shape, stride, dilation, pads, algorithm, gy.dtype)[1]
+    t = _geometry("grad_weight", x.shape, w_shape, stride, dilation, pads, algorithm, gy.dtype, padding_mode)[1]
     gw = np.zeros(w_shape, dtype=gy.dtype)
     if x.size == 0 or gy.size == 0 or 0 in w_shape:
         return gw
@@ -186,7 +189,7 @@ def grad_weight(x, gy, w_shape, stride, dilation, groups, algorithm=None, paddin
         xp = chunks.padded_shape(x.shape, pads)
         return _dispatch("grad_weight", xp, w_shape, stride, dilation, groups, x.dtype, algorithm,
                          lambda a: chunks.grad_weight(a, x, gy, w_shape, stride, dilation, groups,
-                                                      settings["memory_limit"], pads))
+                                                      settings["memory_limit"], pads, padding_mode))
     kept = gw[_kept(t)].shape
     gw[_kept(t)] = _dispatch("grad_weight", chunks.padded_shape(x.shape, t.pads), kept, stride, dilation, groups,
                              x.dtype, algorithm, lambda a: chunks.grad_weight(a, x, gy, kept, stride, dilation, groups,

@@ -14,7 +14,6 @@ from ..autograd import Tensor, as_array, record
 from ._args import as_input, float_dtype, padding_pairs
 from ._docs import fill_doc
 from ._layout import Layout, layout_of
-from .pad import pad as _pad
 
 __all__ = ["conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
            "PADDING_MODES"]
@@ -81,16 +80,17 @@ def _check_bias(b: Any, channels: int) -> None:
 
 
 def _conv_core(x: Any, w: Any, b: Any, stride: Tuple[int, ...], dilation: Tuple[int, ...], groups: int,
-               algorithm: Optional[str], zero_pads: Optional[Tuple[Tuple[int, int], ...]] = None) -> Any:
-    """One recorded op: channels-first convolution of x zero-padded by `zero_pads` (the engine pads
-    piece by piece), plus bias."""
+               algorithm: Optional[str], pads: Optional[Tuple[Tuple[int, int], ...]] = None,
+               mode: str = "zeros") -> Any:
+    """One recorded op: channels-first convolution of x padded by `pads` in padding mode `mode`
+    (the engine pads piece by piece), plus bias."""
     xa, wa, ba = as_array(x), as_array(w), as_array(b)
-    y = _engine.forward(xa, wa, ba, stride, dilation, groups, algorithm, zero_pads)
+    y = _engine.forward(xa, wa, ba, stride, dilation, groups, algorithm, pads, mode)
     need_x, need_w = _requires(x), _requires(w)
 
     def backward(g):
-        gx = _engine.grad_input(g, wa, xa.shape, stride, dilation, groups, algorithm, zero_pads) if need_x else None
-        gw = _engine.grad_weight(xa, g, wa.shape, stride, dilation, groups, algorithm, zero_pads) if need_w else None
+        gx = _engine.grad_input(g, wa, xa.shape, stride, dilation, groups, algorithm, pads, mode) if need_x else None
+        gw = _engine.grad_weight(xa, g, wa.shape, stride, dilation, groups, algorithm, pads, mode) if need_w else None
         gb = g.sum(axis=(0,) + tuple(range(2, g.ndim))) if ba is not None else None
         return gx, gw, gb
 
@@ -205,16 +205,13 @@ def _conv(nd: int, input: Any, weight: Any, bias: Any, stride: Any, padding: Any
     groups = ops.groups
 
     h, w, b = ops.in_compute_dtype()
-    zero_pads = None
+    pads = None
     if any(p for pair in pairs for p in pair):
-        if padding_mode == "zeros":
-            zero_pads = pairs
-        else:
+        pads = pairs  # every mode is applied piece by piece in the engine, under the memory cap
+        if padding_mode != "zeros":
             padded = ops.shape[:2] + tuple(n + pb + pe for n, (pb, pe) in zip(spatial, pairs))
             _engine.check_size(padded, ops.layout.compute_dtype, "the padded input", f" of padding {pairs}")
-            flat = tuple(v for pair in reversed(pairs) for v in pair)  # F.pad order: last dim first
-            h = _pad(h, flat, mode=padding_mode)
-    y = _conv_core(h, w, b, ops.stride, ops.dilation, groups, algorithm, zero_pads)
+    y = _conv_core(h, w, b, ops.stride, ops.dilation, groups, algorithm, pads, padding_mode)
     if C == 0:  # PyTorch's convention: an input without channels gives an output without channels
         y = y[:, :0]
     return ops.layout.from_channels_first(y)
@@ -223,25 +220,27 @@ def _conv(nd: int, input: Any, weight: Any, bias: Any, stride: Any, padding: Any
 def _conv_transpose_core(x: Any, w: Any, b: Any, full: Tuple[int, ...], crop: Tuple[Tuple[int, int], ...],
                          stride: Tuple[int, ...], dilation: Tuple[int, ...], groups: int,
                          algorithm: Optional[str]) -> Any:
-    """One recorded op: transposed convolution onto a `full` frame, cropped, plus bias."""
+    """One recorded op: transposed convolution onto a `full` frame, cropped, plus bias.
+
+    Only the part of the frame that x can reach gets values (beyond it lies output_padding: zeros).
+    The engine crops that part to the output piece by piece, as the zero padding of the convolution
+    whose input gradient this is: the uncropped frame is never made whole.
+    """
     xa, wa, ba = as_array(x), as_array(w), as_array(b)
     N, nd = xa.shape[0], xa.ndim - 2
     C_out = wa.shape[1] * groups
-    y_full = _engine.grad_input(xa, wa, (N, C_out) + tuple(full), stride, dilation, groups, algorithm)
-    window = (slice(None), slice(None)) + tuple(slice(c0, c1) for c0, c1 in crop)
-    y = np.ascontiguousarray(y_full[window])
+    reach = tuple((n - 1) * s + d * (k - 1) + 1 for n, s, d, k in zip(xa.shape[2:], stride, dilation, wa.shape[2:]))
+    # the output (c0..c1 of the frame) as an input padded to `reach`: a negative `after` crops
+    pads = tuple((c0, r - c1) for (c0, c1), r in zip(crop, reach))
+    out_shape = (N, C_out) + tuple(c1 - c0 for c0, c1 in crop)
+    y = _engine.grad_input(xa, wa, out_shape, stride, dilation, groups, algorithm, pads)
     if ba is not None:
         y += ba.reshape((1, -1) + (1,) * nd)
     need_x, need_w = _requires(x), _requires(w)
-    # the part of the full frame that x can reach; beyond it (output_padding) gradients are zero
-    reach = tuple((n - 1) * s + d * (k - 1) + 1 for n, s, d, k in zip(xa.shape[2:], stride, dilation, wa.shape[2:]))
 
     def backward(g):
-        g_full = np.zeros((N, C_out) + tuple(full), dtype=g.dtype)
-        g_full[window] = g
-        g_full = g_full[(slice(None), slice(None)) + tuple(slice(0, r) for r in reach)]
-        gx = _engine.forward(g_full, wa, None, stride, dilation, groups, algorithm) if need_x else None
-        gw = _engine.grad_weight(g_full, xa, wa.shape, stride, dilation, groups, algorithm) if need_w else None
+        gx = _engine.forward(g, wa, None, stride, dilation, groups, algorithm, pads) if need_x else None
+        gw = _engine.grad_weight(g, xa, wa.shape, stride, dilation, groups, algorithm, pads) if need_w else None
         gb = g.sum(axis=(0,) + tuple(range(2, g.ndim))) if ba is not None else None
         return gx, gw, gb
 

@@ -6,6 +6,7 @@ from typing import Any, List, Tuple
 
 import numpy as np
 
+from .._engine.edges import source_index
 from .._shared.checks import check_choice, is_int
 from .._shared.types import ArrayOrTensor, TensorLike
 from ..autograd import as_array, record
@@ -14,18 +15,6 @@ from ._args import as_input
 __all__ = ["pad", "PAD_MODES"]
 
 PAD_MODES = ("constant", "reflect", "replicate", "circular")
-
-
-def _source_index(size: int, before: int, after: int, mode: str) -> np.ndarray:
-    """For each position of the padded axis, the input index it copies."""
-    i = np.arange(-before, size + after)
-    if mode == "reflect":  # mirror without repeating the edge: ... 2 1 | 0 1 2 ... n-1 | n-2 ...
-        period = 2 * (size - 1)
-        i = np.abs(i) % period if period else np.zeros_like(i)
-        return np.where(i >= size, period - i, i)
-    if mode == "replicate":
-        return np.clip(i, 0, size - 1)
-    return i % size  # circular
 
 
 def pad(input: TensorLike, pad: Tuple[int, ...], mode: str = "constant", value: float = 0.0) -> ArrayOrTensor:
@@ -115,7 +104,7 @@ def _check_copy_pad(shape: Tuple[int, ...], pairs: List[Tuple[int, int]], pad: A
 
 def _copy_pad(x: Any, a: np.ndarray, pairs: List[Tuple[int, int]], mode: str) -> Any:
     """reflect / replicate / circular: a gather along each padded axis; its adjoint sums the copies back."""
-    index = [(_source_index(n, b, e, mode) if (b or e) else None) for n, (b, e) in zip(a.shape, pairs)]
+    index = [(source_index(n, b, e, mode) if (b or e) else None) for n, (b, e) in zip(a.shape, pairs)]
     out = a
     for axis, idx in enumerate(index):
         if idx is not None:
