@@ -233,3 +233,54 @@ def test_transposed_convolution_crops_its_frame_per_piece_under_the_cap():
     assert bwd <= cap + 2 * sum(g.nbytes for g in grads) + SLACK, f"backward used {bwd / 2**20:.2f} MiB"
     for got, want in zip((y,) + tuple(grads), (y0,) + tuple(grads0)):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+
+
+# --- pooling: the padded copy per piece -------------------------------------------------------------------
+
+POOLS = {  # spatial dims: (input shape, 2 MiB of float32, or one plane larger than the cap)
+    1: (8, 16, 4096), 2: (8, 16, 64, 64), 3: (8, 16, 16, 16, 16), "plane": (1, 1, 1024, 1024)}
+
+
+def _pool(op, nd):
+    if op == "max":
+        return lambda t: getattr(F, f"max_pool{nd}d")(t, 3, stride=2, padding=1, ceil_mode=True)
+    return lambda t: getattr(F, f"avg_pool{nd}d")(t, 3, stride=2, padding=1, ceil_mode=True, count_include_pad=False)
+
+
+@pytest.mark.parametrize("op", ["max", "avg"])
+@pytest.mark.parametrize("case", [1, 2, 3, "plane"])
+def test_pooling_pads_per_piece_under_the_cap(op, case):
+    """The NumPy pooling (3-D, and 1-D/2-D with the compiled tier off) padded the whole input first
+    (and made the input gradient on the padded frame). Bound: the forward, cap + its outputs (for max
+    pooling the picked taps too); the op's backward, cap + the input gradient. Forward results equal
+    the uncapped call bitwise; input gradients to float rounding (row pieces sum overlapping windows'
+    shares in another order)."""
+    from convolve.autograd import Tensor
+
+    shape = POOLS[case]
+    nd = len(shape) - 2
+    x = np.random.default_rng(8).standard_normal(shape).astype(np.float32)
+    cap = x.nbytes // 8
+    fn = _pool(op, nd)
+    with ec.options(jit=False):
+        x0 = Tensor(x, requires_grad=True)
+        y0 = fn(x0)
+        gy = np.random.default_rng(9).standard_normal(y0.shape).astype(np.float32)
+        y0.backward(gy)
+        with ec.options(memory_limit=cap):
+            y, fwd = _peak_extra(lambda: fn(Tensor(x, requires_grad=True)))
+            outputs = y.data.nbytes + (y.data.size * 2 if op == "max" else 0)  # + int16 picks
+            assert fwd <= cap + outputs + SLACK, f"forward used {fwd / 2**20:.2f} MiB"
+            (gx,), bwd = _peak_extra(lambda: y._backward(gy))
+            assert bwd <= cap + gx.nbytes + SLACK, f"backward used {bwd / 2**20:.2f} MiB"
+    np.testing.assert_array_equal(y.data, y0.data)
+    gx0 = x0.grad
+    np.testing.assert_allclose(gx, gx0, rtol=1e-6, atol=1e-6 * np.abs(gx0).max())
+
+
+def test_pooling_that_cannot_fit_the_cap_says_how_much_it_needs():
+    x = np.zeros((1, 1, 8, 100_000), np.float32)  # one output row reads 3 padded rows: 1.1 MiB
+    with ec.options(jit=False, memory_limit=2**20):
+        with pytest.raises(ValueError, match=r"max pooling needs at least 1\.[0-9] MiB of temporaries for one output "
+                                             r"row of input \(1, 1, 8, 100000\) .* above the memory limit of 1\.0 MiB"):
+            F.max_pool2d(x, 3, stride=1, padding=1)

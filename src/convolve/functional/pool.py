@@ -7,7 +7,7 @@ import numpy as np
 from typing import Any, Callable, NamedTuple, Optional, Tuple, Union
 
 from .. import autograd
-from .._engine import pooling
+from .._engine import pool_pieces, pooling
 from .._engine.parallel import batch_slices, map_blocks
 from .._engine.windows import tap_slices
 from .._geometry import pool_output, pool_stride
@@ -55,14 +55,14 @@ def _prepare(nd: int, op: str, input: Any, kernel_size: Any, stride: Any, paddin
     return layout.to_channels_first(x), layout, window
 
 
-def _padded(a, padding, extra, fill):
-    """`a` with `padding` on both sides and `extra` at the end of each spatial dim (no copy if none)."""
-    interior = (slice(None), slice(None)) + tuple(slice(p, p + n) for p, n in zip(padding, a.shape[2:]))
-    if not any(padding) and not any(extra):
-        return a, interior
-    out = np.full(a.shape[:2] + tuple(n + 2 * p + e for n, p, e in zip(a.shape[2:], padding, extra)), fill, a.dtype)
-    out[interior] = a
-    return out, interior
+def _pads(win: PoolWindow) -> Tuple[Tuple[int, int], ...]:
+    """(before, after) padding per spatial dim: `padding` on both sides, ceil_mode's extra at the end."""
+    return tuple((p, p + e) for p, e in zip(win.padding, win.extra))
+
+
+def _in_piece(win: PoolWindow, piece) -> PoolWindow:
+    """The window over one piece: its output rows only (its padded input starts at the first one's window)."""
+    return win._replace(outs=(piece.rows.stop - piece.rows.start,) + win.outs[1:])
 
 
 def _max_pool(nd: int, input: Any, kernel_size: Any, stride: Any, padding: Any, dilation: Any, ceil_mode: Any,
@@ -95,42 +95,59 @@ def _max_pool(nd: int, input: Any, kernel_size: Any, stride: Any, padding: Any, 
         pooled = _max_pool(nd, h, win.kernel, win.stride, win.padding, win.dilation, ceil_mode, False,
                            "channels_first")
         return layout.from_channels_first(autograd.relu(pooled))
-    has_nan = bool(np.isnan(a).any())
+    has_nan = bool(a.size) and bool(np.isnan(a.max()))  # a reduction: no temporary the size of the input
     # ceil_mode may add end padding, which tiles cannot hold
     tiled = win.stride == win.kernel and not any(win.padding) and set(win.dilation) == {1} and not any(win.extra)
     if tiled and not return_indices and not has_nan:
         y, tiles_backward = _max_pool_tiles(a, win.kernel, win.outs)
         return layout.from_channels_first(record(y, (h,), tiles_backward))
-    xp, interior = _padded(a, win.padding, win.extra, -np.inf)
-    # One pass per kernel tap over output-sized views: no copy of the windows. Like PyTorch, the
-    # first maximum in window order wins and a NaN beats everything (the last NaN, as PyTorch).
-    count = int(np.prod(win.kernel))
+    # Piece by piece under the memory cap (pool_pieces). One pass per kernel tap over output-sized
+    # views: no copy of the windows. Like PyTorch, the first maximum in window order wins and a NaN
+    # beats everything (the last NaN, as PyTorch).
+    pads, count = _pads(win), int(np.prod(win.kernel))
     arg = np.zeros(a.shape[:2] + win.outs, dtype=np.int16 if count < 2**15 else np.int64)
-    y = None
-    for i, taps in win.taps():
+    y = np.empty(a.shape[:2] + win.outs, dtype=a.dtype)
+    for piece in pool_pieces.plan(a.shape, win, pads, a.itemsize, 2, what="max pooling"):  # 2: the bool masks
+        at = (piece.n, piece.c, piece.rows)
+        _max_piece(pool_pieces.padded(a, piece, pads, -np.inf), win, piece, a.shape[2:], has_nan, y[at], arg[at])
+
+    def backward(g):
+        gx = np.zeros(a.shape, dtype=g.dtype)
+        for piece in pool_pieces.plan(a.shape, win, pads, g.itemsize, g.itemsize + 1, what="max pooling"):
+            _max_piece_backward(g, arg, gx, win, piece, pads)
+        return (gx,)
+
+    out = layout.from_channels_first(record(y, (h,), backward))
+    if not return_indices:
+        return out
+    return out, layout.from_channels_first(_flat_indices(arg, win, a.shape[2:]), np.int64)
+
+
+def _max_piece(xp, win: PoolWindow, piece, spatial: Ints, has_nan: bool, y, arg) -> None:
+    """Max pooling of one padded piece `xp` into the views `y` and `arg` (the tap picked per output)."""
+    w = _in_piece(win, piece)
+    for i, taps in w.taps():
         v = xp[taps]
-        if y is None:
-            y = v.copy()
+        if i == 0:
+            y[...] = v
             continue
         better = v > y
         if has_nan:
             better |= np.isnan(v)
         np.copyto(y, v, where=better)
         np.copyto(arg, i, where=better)
-
     if (any(win.padding) or any(win.extra)) and bool((y == -np.inf).any()):  # PyTorch never picks padding
-        arg = in_bounds_picks(arg, win, a.shape[2:])
+        arg[...] = in_bounds_picks(arg, w, spatial, (piece.rows.start,) + (0,) * (len(spatial) - 1))
 
-    def backward(g):
-        gx = np.zeros(xp.shape, dtype=g.dtype)
-        for i, taps in win.taps():
-            gx[taps] += np.where(arg == i, g, 0)
-        return (gx[interior],)
 
-    out = layout.from_channels_first(record(y, (h,), backward))
-    if not return_indices:
-        return out
-    return out, layout.from_channels_first(_flat_indices(arg, win, a.shape[2:]), np.int64)
+def _max_piece_backward(g, arg, gx, win: PoolWindow, piece, pads) -> None:
+    """gx += one piece's share of the gradient: g routed to the picked taps (a function, so that each
+    piece's buffers are freed before the next one's are made)."""
+    gp, at = pool_pieces.gradient_piece(gx, piece, pads), (piece.n, piece.c, piece.rows)
+    gv, av = g[at], arg[at]
+    for i, taps in _in_piece(win, piece).taps():
+        gp[taps] += np.where(av == i, gv, 0)
+    pool_pieces.add_real(gx, piece, gp, pads)
 
 
 def _records(h: Any) -> bool:
@@ -261,12 +278,14 @@ def _tile_route(g, levels, finite, dest=None):
     return g
 
 
-def _divisor(spatial: Ints, win: PoolWindow, count_include_pad: bool, divisor_override: Optional[int]) -> Any:
+def _divisor(spatial: Ints, win: PoolWindow, count_include_pad: bool, divisor_override: Optional[int],
+             rows: Optional[slice] = None) -> Any:
+    """Each output's divisor (a number with `divisor_override`); `rows`: only those of the first axis."""
     if divisor_override is not None:
         return float(divisor_override)
     div = np.ones((), dtype=np.float64)
-    for n, k, s, p, o in zip(spatial, win.kernel, win.stride, win.padding, win.outs):
-        start = np.arange(o) * s - p
+    for i, (n, k, s, p, o) in enumerate(zip(spatial, win.kernel, win.stride, win.padding, win.outs)):
+        start = (np.arange(o) if i or rows is None else np.arange(rows.start, rows.stop)) * s - p
         end = np.minimum(start + k, n + p)
         size = end - start if count_include_pad else np.minimum(end, n) - np.maximum(start, 0)
         div = np.multiply.outer(div, size)
@@ -292,19 +311,34 @@ def _avg_pool(nd: int, input: Any, kernel_size: Any, stride: Any, padding: Any, 
         y = pooling.avg_pool(a, win, nd, div)
         return layout.from_channels_first(
             record(y, (h,), lambda g: (pooling.avg_pool_backward(g, a.shape, win, nd, div),)))
-    xp, interior = _padded(a, win.padding, win.extra, 0)
-    div = np.asarray(_divisor(a.shape[2:], win, count_include_pad, divisor_override), a.dtype)
+    pads = _pads(win)
+
+    def divisor(piece):  # a piece's: made whole, it could outgrow the memory cap
+        return np.asarray(_divisor(a.shape[2:], win, count_include_pad, divisor_override, piece.rows), a.dtype)
+
+    def forward_piece(piece):
+        xp, yp = pool_pieces.padded(a, piece, pads, 0), y[piece.n, piece.c, piece.rows]
+        for _, taps in _in_piece(win, piece).taps():
+            yp += xp[taps]
+        yp /= divisor(piece)
+
+    def backward_piece(g, gx, piece):
+        gp = pool_pieces.gradient_piece(gx, piece, pads)
+        share = g[piece.n, piece.c, piece.rows] / divisor(piece)
+        for _, taps in _in_piece(win, piece).taps():
+            gp[taps] += share
+        pool_pieces.add_real(gx, piece, gp, pads)
+
+    per_plane = 8 + a.itemsize  # the divisor of each output position, made in float64 first
     y = np.zeros(a.shape[:2] + win.outs, dtype=a.dtype)
-    for _, taps in win.taps():
-        y += xp[taps]
-    y /= div
+    for piece in pool_pieces.plan(a.shape, win, pads, a.itemsize, 0, per_plane, what="average pooling"):
+        forward_piece(piece)
 
     def backward(g):
-        share = g / div
-        gx = np.zeros(xp.shape, dtype=g.dtype)
-        for _, taps in win.taps():
-            gx[taps] += share
-        return (gx[interior],)
+        gx = np.zeros(a.shape, dtype=g.dtype)
+        for piece in pool_pieces.plan(a.shape, win, pads, g.itemsize, g.itemsize, per_plane, what="average pooling"):
+            backward_piece(g, gx, piece)
+        return (gx,)
 
     return layout.from_channels_first(record(y, (h,), backward))
 
