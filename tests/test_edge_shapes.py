@@ -128,3 +128,23 @@ def test_import_convolve_loads_neither_scipy_fft_nor_numba():
     code = "import sys, convolve; print([m for m in ('scipy.fft', 'numba', 'torch') if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_dilated_winograd_costs_its_phases_without_listing_them():
+    """A dilation-d Winograd call runs one convolution per phase that outputs fall on; its cost and
+    workspace group the phases by shape (at most 4 shapes) instead of listing d² of them, which hung
+    for huge dilations. The grouping counts exactly the phases it runs."""
+    from collections import Counter
+
+    from convolve._engine.winograd import F4
+
+    for H, W in [(3, 3), (7, 40), (29, 31), (100, 9)]:
+        for dh in (1, 2, 3, 5, 14, 40):
+            for dw in (1, 4, 13):
+                every = [(a, b, (len(range(a, H, dh)), len(range(b, W, dw)))) for a in range(dh) for b in range(dw)]
+                used = [p for p in every if min(p[2]) >= 3]
+                assert F4._phases((1, 1, H, W), (dh, dw)) == used
+                assert F4._phase_shapes((1, 1, H, W), (dh, dw)) == dict(Counter(S for _, _, S in used))
+    # 10^12 phases of which none can hold an output: a handful of operations, not a hang
+    assert F4._phase_shapes((1, 1, 3000, 3000), (10**6, 10**6)) == {}
+    assert F4.cost("forward", (1, 1, 3000, 3000), (1, 1, 3, 3), (1, 1), (10**6, 10**6), 1, 4) == 0

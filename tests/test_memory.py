@@ -284,3 +284,16 @@ def test_pooling_that_cannot_fit_the_cap_says_how_much_it_needs():
         with pytest.raises(ValueError, match=r"max pooling needs at least 1\.[0-9] MiB of temporaries for one output "
                                              r"row of input \(1, 1, 8, 100000\) .* above the memory limit of 1\.0 MiB"):
             F.max_pool2d(x, 3, stride=1, padding=1)
+
+
+@pytest.mark.parametrize("kw", [{"stride": 10**6}, {"dilation": 10**6}])
+def test_absurd_transposed_outputs_are_refused_up_front_with_their_size(kw):
+    x, w = np.ones((1, 1, 3, 3), np.float32), np.ones((1, 1, 3, 3), np.float32)
+
+    def call():
+        with pytest.raises(ValueError, match=r"the output of stride .* would be \(1, 1, 2000003, 2000003\) "
+                                             r"float32: [\d,.]+ GiB, more than this machine's memory"):
+            F.conv_transpose2d(x, w, **kw)
+
+    _, extra = _peak_extra(call)
+    assert extra < 2**20

@@ -166,22 +166,37 @@ class Winograd:
 
     @staticmethod
     def _phases(shape, dilation):
-        """(row phase, column phase, that phase's spatial shape) for every phase of `dilation`."""
+        """(row phase, column phase, that phase's spatial shape) for every phase of `dilation` that
+        some output falls on (3 or more positions along both axes)."""
         H, W = shape[2:]
         dh, dw = dilation
-        return [(a, b, (len(range(a, H, dh)), len(range(b, W, dw)))) for a in range(dh) for b in range(dw)]
+        rows, cols = range(max(0, min(dh, H - 2 * dh))), range(max(0, min(dw, W - 2 * dw)))
+        return [(a, b, (len(range(a, H, dh)), len(range(b, W, dw)))) for a in rows for b in cols]
+
+    @staticmethod
+    def _phase_shapes(shape, dilation):
+        """{phase shape: how many phases have it} over `_phases`, without listing them (a huge dilation
+        has millions): along an axis of size n the used phases have ceil or floor n/d positions."""
+        counts = []
+        for n, d in zip(shape[2:], dilation):
+            used = max(0, min(d, n - 2 * d))
+            long = min(used, n % d)  # phases a < n % d hold one position more
+            counts.append({k: c for k, c in ((n // d + 1, long), (n // d, used - long)) if c})
+        return {(sh, sw): ch * cw for sh, ch in counts[0].items() for sw, cw in counts[1].items()}
 
     def _dilated(self, method, op, x_shape, w_shape, stride, dilation, groups, itemsize):
         """`method` (cost or workspace) of a dilated call: summed (cost) or largest (workspace) over phases."""
-        parts = [method(op, tuple(x_shape[:2]) + S, w_shape, stride, (1, 1), groups, itemsize)
-                 for _, _, S in self._phases(x_shape, dilation) if min(S) >= 3]
+        shapes = self._phase_shapes(x_shape, dilation)
+        parts = {S: method(op, tuple(x_shape[:2]) + S, w_shape, stride, (1, 1), groups, itemsize) for S in shapes}
+        count = sum(shapes.values())
         jit = self._jit(np.float32 if itemsize == 4 else np.float64)
         if method == self.workspace:  # the NumPy twin copies each phase's input and result
-            return max(parts, default=0) + (0 if jit else 2 * int(np.prod(x_shape)) // max(1, len(parts)) * itemsize)
-        if jit:  # the compiled tier transforms the kernel once for all phases
-            once = kernel_time(self.a * self.a * w_shape[0] * w_shape[1] * itemsize)
-            parts[1:] = [p - once for p in parts[1:]]
-        return sum(parts)
+            copies = 0 if jit else 2 * int(np.prod(x_shape)) // max(1, count) * itemsize
+            return max(parts.values(), default=0) + copies
+        total = sum(parts[S] * c for S, c in shapes.items())
+        if jit and count > 1:  # the compiled tier transforms the kernel once for all phases
+            total -= (count - 1) * kernel_time(self.a * self.a * w_shape[0] * w_shape[1] * itemsize)
+        return total
 
     def _tiles(self, H, W):
         return -(-(H - 2) // self.m), -(-(W - 2) // self.m)

@@ -233,6 +233,7 @@ def _conv_transpose_core(x: Any, w: Any, b: Any, full: Tuple[int, ...], crop: Tu
     # the output (c0..c1 of the frame) as an input padded to `reach`: a negative `after` crops
     pads = tuple((c0, r - c1) for (c0, c1), r in zip(crop, reach))
     out_shape = (N, C_out) + tuple(c1 - c0 for c0, c1 in crop)
+    _engine.check_size(out_shape, xa.dtype, "the output", f" of stride {stride}, dilation {dilation}")
     y = _engine.grad_input(xa, wa, out_shape, stride, dilation, groups, algorithm, pads)
     if ba is not None:
         y += ba.reshape((1, -1) + (1,) * nd)
