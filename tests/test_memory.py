@@ -297,3 +297,39 @@ def test_absurd_transposed_outputs_are_refused_up_front_with_their_size(kw):
 
     _, extra = _peak_extra(call)
     assert extra < 2**20
+
+
+@pytest.mark.parametrize("op", ["max", "avg"])
+@pytest.mark.parametrize("window", [dict(kernel_size=2), dict(kernel_size=3, stride=2, padding=1)])
+def test_compiled_pooling_copies_a_channels_last_input_in_blocks(op, window):
+    """The compiled pooling kernels read contiguous planes: a channels-last input (and its output
+    gradient) used to be copied whole. Bound: forward, cap + the output (+ the picked taps, int8);
+    backward, cap + twice the input gradient (the op's and autograd's copy in .grad). Results: bitwise
+    those of the channels-first call."""
+    from convolve import _engine as eng
+    from convolve.autograd import Tensor
+
+    if not eng.kernels.enabled():
+        pytest.skip("the compiled tier is off (numba missing or CONVOLVE_JIT=0): this path does not run")
+    r = np.random.default_rng(10)
+    x = r.standard_normal((32, 64, 64, 16)).astype(np.float32)  # N, H, W, C: 8 MiB
+    fn = getattr(F, f"{op}_pool2d")
+    y0 = fn(np.ascontiguousarray(x.transpose(0, 3, 1, 2)), **window)
+    gy = r.standard_normal(y0.shape).astype(np.float32).transpose(0, 2, 3, 1)  # channels-last gradient
+    cap = x.nbytes // 16
+    with ec.options(memory_limit=cap):  # first calls load compiled kernels: not the op's temporaries
+        fn(Tensor(x[:2], requires_grad=True), **window, data_format="channels_last").backward(gy[:2])
+    with ec.options(memory_limit=cap):
+        t = Tensor(x, requires_grad=True)
+        y, fwd = _peak_extra(lambda: fn(t, **window, data_format="channels_last"))
+        picks = y.data.size if op == "max" else 0
+        assert fwd <= cap + y.data.nbytes + picks + SLACK, f"forward used {fwd / 2**20:.2f} MiB"
+        _, bwd = _peak_extra(lambda: y.backward(gy))
+        assert bwd <= cap + 2 * t.grad.nbytes + SLACK, f"backward used {bwd / 2**20:.2f} MiB"
+    np.testing.assert_array_equal(y.data, y0.transpose(0, 2, 3, 1))
+    t0 = Tensor(x, requires_grad=True)
+    fn(t0, **window, data_format="channels_last").backward(gy)
+    with ec.options(memory_limit=2**30):
+        t1 = Tensor(x, requires_grad=True)
+        fn(t1, **window, data_format="channels_last").backward(gy)
+    np.testing.assert_array_equal(t.grad, t1.grad)

@@ -47,10 +47,10 @@ def algorithms() -> list:
 
 
 def set_memory_limit(nbytes: int) -> None:
-    """Cap the temporary memory of one convolution call, in bytes (default 256 MiB).
+    """Cap the temporary memory of one convolution or pooling call, in bytes (default 256 MiB).
 
-    Calls that would need more run in chunks (over the batch, then over output rows); results are
-    the same. Outputs and inputs themselves are not counted.
+    Calls that would need more run in chunks (over the batch, then over output rows), each padded
+    on its own; results are the same. Outputs and inputs themselves are not counted.
     """
     settings["memory_limit"] = check_int("memory limit (bytes)", nbytes, minimum=1)
 

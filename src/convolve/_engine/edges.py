@@ -47,5 +47,23 @@ def gather(x: np.ndarray, n: slice, rows: slice, pads, mode: str) -> np.ndarray:
 
 
 def scatter_add(gx: np.ndarray, n: slice, gp: np.ndarray, rows: slice, pads, mode: str) -> None:
-    """gx[n] += the gradient of the padded piece gp sent back to the input positions it copied."""
-    np.add.at(gx, (n, slice(None)) + _maps(gx.shape[2:], rows, pads, mode), gp)
+    """gx[n] += the gradient of the padded piece gp sent back to the input positions it copied: the
+    part on real input by one slice, only the padding's slabs through `np.add.at`."""
+    spatial = gx.shape[2:]
+    idx = [source_index(s, a, b, mode) for s, (a, b) in zip(spatial, pads)]
+    idx[0] = idx[0][rows]
+    offsets = [rows.start] + [0] * (len(spatial) - 1)
+    inner = []  # per axis, the piece positions that hold real input (a range, maybe empty)
+    for s, (a, _b), off, ix in zip(spatial, pads, offsets, idx):
+        lo = min(max(a - off, 0), len(ix))
+        inner.append(slice(lo, min(max(a + s - off, lo), len(ix))))
+    lead = (n, slice(None))
+    if all(r.stop > r.start for r in inner):
+        real = tuple(slice(r.start + off - a, r.stop + off - a) for r, off, (a, _b) in zip(inner, offsets, pads))
+        gx[lead + real] += gp[(slice(None), slice(None)) + tuple(inner)]
+    for i, r in enumerate(inner):  # the slabs around the real part: padding along axis i, real before it
+        for part in (slice(0, r.start), slice(r.stop, len(idx[i]))):
+            if part.stop <= part.start:
+                continue
+            sel = inner[:i] + [part] + [slice(None)] * (len(spatial) - 1 - i)
+            np.add.at(gx, lead + np.ix_(*(ix[p] for ix, p in zip(idx, sel))), gp[(slice(None), slice(None)) + tuple(sel)])

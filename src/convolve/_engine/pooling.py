@@ -2,7 +2,9 @@
 
 `convolve.functional.pool` checks arguments and holds the NumPy twins; it calls here when
 `usable` says the compiled kernels apply (numba on, float32/float64, 1 or 2 spatial dims).
-Input ``(N, C, *S)``, outputs ``(N, C, *O)``; 1-D runs as H = 1.
+Input ``(N, C, *S)``, outputs ``(N, C, *O)``; 1-D runs as H = 1. The kernels read contiguous
+planes: a strided input (channels-last) is copied, in blocks of samples when the whole copy would
+exceed the memory cap.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import kernels
+from .config import settings
 
 __all__ = ["usable", "max_pool", "max_pool_values", "max_pool_backward", "avg_pool", "avg_pool_backward"]
 
@@ -17,6 +20,16 @@ __all__ = ["usable", "max_pool", "max_pool_values", "max_pool_backward", "avg_po
 def usable(a: np.ndarray, nd: int) -> bool:
     """Whether the compiled pooling kernels take `a` (N, C, *spatial) with `nd` spatial dims."""
     return nd in (1, 2) and a.dtype in (np.float32, np.float64) and a.size > 0 and kernels.enabled()
+
+
+def _blocks(n: int, strided, results) -> list:
+    """Batch slices such that each block's copies of the `strided` arrays (those not C-contiguous)
+    and its `results` (bytes, written into the whole results after) fit the memory cap."""
+    copies = sum(a.nbytes for a in strided if not a.flags.c_contiguous)
+    if not copies or n <= 1 or copies + results <= settings["memory_limit"]:
+        return [slice(None)]
+    nb = max(1, int(settings["memory_limit"] * n // (copies + results)))
+    return [slice(i, i + nb) for i in range(0, n, nb)]
 
 
 def _planes(a: np.ndarray, nd: int) -> np.ndarray:
@@ -39,6 +52,17 @@ def _index_dtype(win):
 
 def max_pool(a: np.ndarray, win, nd: int, relu: bool = False):
     """Max pooling of `a` over `win` (a PoolWindow); returns (y, arg) with arg the tap picked per output."""
+    shape = a.shape[:2] + win.outs
+    blocks = _blocks(a.shape[0], (a,), int(np.prod(shape)) * (a.itemsize + np.dtype(_index_dtype(win)).itemsize))
+    if len(blocks) == 1:
+        return _max_pool(a, win, nd, relu)
+    y, arg = np.empty(shape, a.dtype), np.empty(shape, _index_dtype(win))
+    for b in blocks:
+        y[b], arg[b] = _max_pool(a[b], win, nd, relu)
+    return y, arg
+
+
+def _max_pool(a: np.ndarray, win, nd: int, relu: bool):
     from .kernels import pool as k
     from .kernels.threads import pick
 
@@ -69,6 +93,17 @@ def max_pool_values(a: np.ndarray, win, nd: int, relu: bool = False) -> np.ndarr
 
 def max_pool_backward(g: np.ndarray, arg: np.ndarray, y: np.ndarray, shape, win, nd: int, relu: bool = False):
     """The input gradient (of `shape`) of max pooling: g routed to the picked taps."""
+    blocks = _blocks(shape[0], (g, y), int(np.prod(shape)) * g.itemsize)
+    if len(blocks) == 1:
+        return _max_pool_backward(g, arg, y, shape, win, nd, relu)
+    gx = np.empty(shape, g.dtype)
+    for b in blocks:
+        part = gx[b]
+        part[...] = _max_pool_backward(g[b], arg[b], y[b], part.shape, win, nd, relu)
+    return gx
+
+
+def _max_pool_backward(g, arg, y, shape, win, nd, relu):
     from .kernels import pool as k
     from .kernels.threads import pick
 
@@ -89,6 +124,17 @@ def _div(div, win, nd, dtype):
 
 def avg_pool(a: np.ndarray, win, nd: int, div) -> np.ndarray:
     """Average pooling: window sums over the input part divided by `div` (array over outputs, or a number)."""
+    shape = a.shape[:2] + win.outs
+    blocks = _blocks(a.shape[0], (a,), int(np.prod(shape)) * a.itemsize)
+    if len(blocks) == 1:
+        return _avg_pool(a, win, nd, div)
+    y = np.empty(shape, a.dtype)
+    for b in blocks:
+        y[b] = _avg_pool(a[b], win, nd, div)
+    return y
+
+
+def _avg_pool(a, win, nd, div):
     from .kernels import pool as k
     from .kernels.threads import pick
 
@@ -101,6 +147,17 @@ def avg_pool(a: np.ndarray, win, nd: int, div) -> np.ndarray:
 
 def avg_pool_backward(g: np.ndarray, shape, win, nd: int, div) -> np.ndarray:
     """The input gradient (of `shape`) of average pooling."""
+    blocks = _blocks(shape[0], (g,), int(np.prod(shape)) * g.itemsize)
+    if len(blocks) == 1:
+        return _avg_pool_backward(g, shape, win, nd, div)
+    gx = np.empty(shape, g.dtype)
+    for b in blocks:
+        part = gx[b]
+        part[...] = _avg_pool_backward(g[b], part.shape, win, nd, div)
+    return gx
+
+
+def _avg_pool_backward(g, shape, win, nd, div):
     from .kernels import pool as k
     from .kernels.threads import pick
 
