@@ -333,3 +333,14 @@ def test_compiled_pooling_copies_a_channels_last_input_in_blocks(op, window):
         t1 = Tensor(x, requires_grad=True)
         fn(t1, **window, data_format="channels_last").backward(gy)
     np.testing.assert_array_equal(t.grad, t1.grad)
+
+
+@pytest.mark.parametrize("mode", ["constant", "replicate"])
+def test_absurd_pad_is_refused_up_front_with_its_size(mode):
+    def call():
+        with pytest.raises(ValueError, match=r"the output of pad \(1000000, 1000000, 1000000, 1000000\) would be "
+                                             r"\(1, 1, 2000003, 2000003\) float32: [\d,.]+ GiB, more than this machine's memory"):
+            F.pad(np.ones((1, 1, 3, 3), np.float32), (10**6,) * 4, mode=mode)
+
+    _, extra = _peak_extra(call)
+    assert extra < 2**20

@@ -6,6 +6,7 @@ from typing import Any, List, Tuple
 
 import numpy as np
 
+from .._engine import check_size
 from .._engine.edges import source_index
 from .._shared.checks import check_choice, is_int
 from .._shared.types import ArrayOrTensor, TensorLike
@@ -47,9 +48,12 @@ def pad(input: TensorLike, pad: Tuple[int, ...], mode: str = "constant", value: 
     x = as_input(input, "input")
     a = as_array(x)
     pairs = _pairs(a.shape, pad, mode)
+    if mode != "constant":
+        _check_copy_pad(a.shape, pairs, pad, mode)
+    # an absurd pad is refused up front, with the size it would need
+    check_size(tuple(max(0, n + b + e) for n, (b, e) in zip(a.shape, pairs)), a.dtype, "the output", f" of pad {tuple(pad)}")
     if mode == "constant":
         return _constant_pad(x, a, pairs, pad, value)
-    _check_copy_pad(a.shape, pairs, pad, mode)
     return _copy_pad(x, a, pairs, mode)
 
 
