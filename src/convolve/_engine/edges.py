@@ -66,4 +66,5 @@ def scatter_add(gx: np.ndarray, n: slice, gp: np.ndarray, rows: slice, pads, mod
             if part.stop <= part.start:
                 continue
             sel = inner[:i] + [part] + [slice(None)] * (len(spatial) - 1 - i)
-            np.add.at(gx, lead + np.ix_(*(ix[p] for ix, p in zip(idx, sel))), gp[(slice(None), slice(None)) + tuple(sel)])
+            maps = np.ix_(*(ix[p] for ix, p in zip(idx, sel)))
+            np.add.at(gx, lead + maps, gp[(slice(None), slice(None)) + tuple(sel)])

@@ -51,7 +51,8 @@ def pad(input: TensorLike, pad: Tuple[int, ...], mode: str = "constant", value: 
     if mode != "constant":
         _check_copy_pad(a.shape, pairs, pad, mode)
     # an absurd pad is refused up front, with the size it would need
-    check_size(tuple(max(0, n + b + e) for n, (b, e) in zip(a.shape, pairs)), a.dtype, "the output", f" of pad {tuple(pad)}")
+    out_shape = tuple(max(0, n + b + e) for n, (b, e) in zip(a.shape, pairs))
+    check_size(out_shape, a.dtype, "the output", f" of pad {tuple(pad)}")
     if mode == "constant":
         return _constant_pad(x, a, pairs, pad, value)
     return _copy_pad(x, a, pairs, mode)

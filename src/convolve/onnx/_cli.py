@@ -69,7 +69,8 @@ def preprocess(files, spec, size=None, mean=(0.0,), std=(1.0,), order="rgb", sca
         raise ValueError(f"the model takes {channels} channels; convolve run feeds 1 (grey) or 3 (colour)")
     batch = []
     for f in files:
-        a = read_image(f, "L" if channels == 1 else "RGB", size=hw, max_pixels=max_pixels).astype(np.float32) / np.float32(scale)
+        a = read_image(f, "L" if channels == 1 else "RGB", size=hw, max_pixels=max_pixels)
+        a = a.astype(np.float32) / np.float32(scale)
         a = a[..., None] if a.ndim == 2 else a
         if order == "bgr":
             a = a[..., ::-1]
