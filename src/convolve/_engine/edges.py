@@ -9,6 +9,8 @@ samples and channels pads on its own.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 __all__ = ["COPY_MODES", "source_index", "index_bytes", "gather", "scatter_add"]
@@ -66,5 +68,5 @@ def scatter_add(gx: np.ndarray, n: slice, gp: np.ndarray, rows: slice, pads, mod
             if part.stop <= part.start:
                 continue
             sel = inner[:i] + [part] + [slice(None)] * (len(spatial) - 1 - i)
-            maps = np.ix_(*(ix[p] for ix, p in zip(idx, sel)))
-            np.add.at(gx, lead + maps, gp[(slice(None), slice(None)) + tuple(sel)])
+            where: Any = lead + np.ix_(*(ix[p] for ix, p in zip(idx, sel)))  # slices and index arrays
+            np.add.at(gx, where, gp[(slice(None), slice(None)) + tuple(sel)])
