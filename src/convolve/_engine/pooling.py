@@ -81,6 +81,17 @@ def _max_pool(a: np.ndarray, win, nd: int, relu: bool):
 
 def max_pool_values(a: np.ndarray, win, nd: int, relu: bool = False) -> np.ndarray:
     """Max pooling of `a` over `win` without the picks (no gradient will be asked for)."""
+    shape = a.shape[:2] + win.outs
+    blocks = _blocks(a.shape[0], (a,), int(np.prod(shape)) * a.itemsize)
+    if len(blocks) == 1:
+        return _max_pool_values(a, win, nd, relu)
+    y = np.empty(shape, a.dtype)
+    for b in blocks:
+        y[b] = _max_pool_values(a[b], win, nd, relu)
+    return y
+
+
+def _max_pool_values(a, win, nd, relu):
     from .kernels import pool as k
     from .kernels.threads import pick
 
