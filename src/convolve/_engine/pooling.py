@@ -32,6 +32,31 @@ def _blocks(n: int, strided, results) -> list:
     return [slice(i, i + nb) for i in range(0, n, nb)]
 
 
+def _forward_in_blocks(fn, a: np.ndarray, shape, *args) -> np.ndarray:
+    """``fn(a, *args)`` (one result of `shape`, a's dtype) over blocks of samples whose copies fit the cap."""
+    blocks = _blocks(a.shape[0], (a,), int(np.prod(shape)) * a.itemsize)
+    if len(blocks) == 1:
+        return fn(a, *args)
+    y = np.empty(shape, a.dtype)
+    for b in blocks:
+        y[b] = fn(a[b], *args)
+    return y
+
+
+def _gradient_in_blocks(fn, inputs, shape, *args) -> np.ndarray:
+    """``fn(*inputs, shape, *args)`` (an input gradient of `shape`) over blocks of samples whose copies fit
+    the cap; `inputs` are batch-first arrays, the first one gives the dtype."""
+    g = inputs[0]
+    blocks = _blocks(shape[0], inputs, int(np.prod(shape)) * g.itemsize)
+    if len(blocks) == 1:
+        return fn(*inputs, shape, *args)
+    gx = np.empty(shape, g.dtype)
+    for b in blocks:
+        part = gx[b]
+        part[...] = fn(*(t[b] for t in inputs), part.shape, *args)
+    return gx
+
+
 def _planes(a: np.ndarray, nd: int) -> np.ndarray:
     """(N, C, *S) as (N*C, H, W) (H = 1 for 1-D), contiguous."""
     s = a.shape[2:] if nd == 2 else (1,) + a.shape[2:]
@@ -81,14 +106,7 @@ def _max_pool(a: np.ndarray, win, nd: int, relu: bool):
 
 def max_pool_values(a: np.ndarray, win, nd: int, relu: bool = False) -> np.ndarray:
     """Max pooling of `a` over `win` without the picks (no gradient will be asked for)."""
-    shape = a.shape[:2] + win.outs
-    blocks = _blocks(a.shape[0], (a,), int(np.prod(shape)) * a.itemsize)
-    if len(blocks) == 1:
-        return _max_pool_values(a, win, nd, relu)
-    y = np.empty(shape, a.dtype)
-    for b in blocks:
-        y[b] = _max_pool_values(a[b], win, nd, relu)
-    return y
+    return _forward_in_blocks(_max_pool_values, a, a.shape[:2] + win.outs, win, nd, relu)
 
 
 def _max_pool_values(a, win, nd, relu):
@@ -104,14 +122,7 @@ def _max_pool_values(a, win, nd, relu):
 
 def max_pool_backward(g: np.ndarray, arg: np.ndarray, y: np.ndarray, shape, win, nd: int, relu: bool = False):
     """The input gradient (of `shape`) of max pooling: g routed to the picked taps."""
-    blocks = _blocks(shape[0], (g, y), int(np.prod(shape)) * g.itemsize)
-    if len(blocks) == 1:
-        return _max_pool_backward(g, arg, y, shape, win, nd, relu)
-    gx = np.empty(shape, g.dtype)
-    for b in blocks:
-        part = gx[b]
-        part[...] = _max_pool_backward(g[b], arg[b], y[b], part.shape, win, nd, relu)
-    return gx
+    return _gradient_in_blocks(_max_pool_backward, (g, arg, y), shape, win, nd, relu)
 
 
 def _max_pool_backward(g, arg, y, shape, win, nd, relu):
@@ -135,14 +146,7 @@ def _div(div, win, nd, dtype):
 
 def avg_pool(a: np.ndarray, win, nd: int, div) -> np.ndarray:
     """Average pooling: window sums over the input part divided by `div` (array over outputs, or a number)."""
-    shape = a.shape[:2] + win.outs
-    blocks = _blocks(a.shape[0], (a,), int(np.prod(shape)) * a.itemsize)
-    if len(blocks) == 1:
-        return _avg_pool(a, win, nd, div)
-    y = np.empty(shape, a.dtype)
-    for b in blocks:
-        y[b] = _avg_pool(a[b], win, nd, div)
-    return y
+    return _forward_in_blocks(_avg_pool, a, a.shape[:2] + win.outs, win, nd, div)
 
 
 def _avg_pool(a, win, nd, div):
@@ -158,14 +162,7 @@ def _avg_pool(a, win, nd, div):
 
 def avg_pool_backward(g: np.ndarray, shape, win, nd: int, div) -> np.ndarray:
     """The input gradient (of `shape`) of average pooling."""
-    blocks = _blocks(shape[0], (g,), int(np.prod(shape)) * g.itemsize)
-    if len(blocks) == 1:
-        return _avg_pool_backward(g, shape, win, nd, div)
-    gx = np.empty(shape, g.dtype)
-    for b in blocks:
-        part = gx[b]
-        part[...] = _avg_pool_backward(g[b], part.shape, win, nd, div)
-    return gx
+    return _gradient_in_blocks(_avg_pool_backward, (g,), shape, win, nd, div)
 
 
 def _avg_pool_backward(g, shape, win, nd, div):
