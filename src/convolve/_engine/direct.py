@@ -76,17 +76,22 @@ def _outs(x_shape, w_shape, stride, dilation):
     return tuple(out_size(s, k, st, d) for s, k, st, d in zip(x_shape[2:], w_shape[2:], stride, dilation))
 
 
+def _run_compiled(kind, a, b, out_shape, stride, dilation, groups, nd, **extra):
+    """One compiled direct kernel (`kind`) on contiguous operands (1-D as one-row 2-D); a's dtype throughout."""
+    from .kernels import direct as kd
+
+    out = np.empty(out_shape, dtype=a.dtype)
+    kd.run(kind, np.ascontiguousarray(_as2d(a, nd)), np.ascontiguousarray(_as2d(b, nd), dtype=a.dtype),
+           _pair(stride, nd), _pair(dilation, nd), groups, _as2d(out, nd), **extra)
+    return out
+
+
 def forward(x, w, bias, stride, dilation, groups):
     nd = x.ndim - 2
     outs = _outs(x.shape, w.shape, stride, dilation)
     if compiled(nd, x.dtype):
-        from .kernels import direct as kd
-
-        y = np.empty((x.shape[0], w.shape[0]) + outs, dtype=x.dtype)
         b = np.zeros(w.shape[0], dtype=x.dtype) if bias is None else np.ascontiguousarray(bias, dtype=x.dtype)
-        kd.run("forward", np.ascontiguousarray(_as2d(x, nd)), np.ascontiguousarray(_as2d(w, nd), dtype=x.dtype),
-               _pair(stride, nd), _pair(dilation, nd), groups, _as2d(y, nd), bias=b)
-        return y
+        return _run_compiled("forward", x, w, (x.shape[0], w.shape[0]) + outs, stride, dilation, groups, nd, bias=b)
     N, O = x.shape[0], w.shape[0]
     G, Og, Cg = groups, O // groups, w.shape[1]
     y = np.zeros((N, G, Og) + outs, dtype=x.dtype)
@@ -104,12 +109,7 @@ def forward(x, w, bias, stride, dilation, groups):
 def grad_input(gy, w, x_shape, stride, dilation, groups):
     nd = gy.ndim - 2
     if compiled(nd, gy.dtype):
-        from .kernels import direct as kd
-
-        gx = np.empty(x_shape, dtype=gy.dtype)
-        kd.run("grad_input", np.ascontiguousarray(_as2d(gy, nd)), np.ascontiguousarray(_as2d(w, nd), dtype=gy.dtype),
-               _pair(stride, nd), _pair(dilation, nd), groups, _as2d(gx, nd))
-        return gx
+        return _run_compiled("grad_input", gy, w, x_shape, stride, dilation, groups, nd)
     N, O = gy.shape[:2]
     G, Og, Cg = groups, O // groups, w.shape[1]
     outs = gy.shape[2:]
@@ -124,12 +124,7 @@ def grad_input(gy, w, x_shape, stride, dilation, groups):
 def grad_weight(x, gy, w_shape, stride, dilation, groups):
     nd = x.ndim - 2
     if compiled(nd, x.dtype):
-        from .kernels import direct as kd
-
-        gw = np.empty(w_shape, dtype=gy.dtype)
-        kd.run("grad_weight", np.ascontiguousarray(_as2d(x, nd)), np.ascontiguousarray(_as2d(gy, nd), dtype=x.dtype),
-               _pair(stride, nd), _pair(dilation, nd), groups, _as2d(gw, nd))
-        return gw
+        return _run_compiled("grad_weight", x, gy, w_shape, stride, dilation, groups, nd)
     N, O = gy.shape[:2]
     G, Og, Cg = groups, O // groups, w_shape[1]
     outs = gy.shape[2:]
