@@ -28,8 +28,9 @@ from __future__ import annotations
 import numpy as np
 
 from . import _cost
-from . import kernels
-from .parallel import map_blocks, sum_blocks
+from . import blas, kernels
+from .config import settings
+from .parallel import lanes, map_blocks, sum_blocks
 
 __all__ = ["Winograd", "F2", "F4"]
 
@@ -44,6 +45,24 @@ JIT_BLOCK_BYTES = 2 * 2**20  # compiled tier: transformed tiles (V or M) per blo
 JIT_BLOCK_PER_U = 2  # ... this many times the transformed kernel U, which every block reads again
 JIT_TILE_BYTE = 0.15e-9  # compiled tier: seconds per byte of transformed tiles (V and M), both transforms
 JIT_CALL = 20e-6  # compiled tier: one parallel kernel launch
+
+
+def _kernel(kernel, lanes, work):
+    """A compiled transform for one block: its serial twin inside a lane, else the parallel kernel
+    (serial too when the block is small, `threads.pick`)."""
+    from .kernels.threads import pick
+
+    return kernel.serial if lanes > 1 else pick(kernel, work)
+
+
+def lane_count(work) -> int:
+    """Lanes (`parallel.lanes`) for a call whose transformed tiles hold `work` values: the engine's
+    threads when BLAS can run single-threaded and the work pays for waking them, else one."""
+    from .kernels.threads import PARALLEL_MIN
+
+    if work < PARALLEL_MIN or not blas.controllable():
+        return 1
+    return settings["threads"]
 
 
 def kernel_time(nbytes) -> float:
@@ -210,9 +229,11 @@ class Winograd:
             C, O, H, W = O, C, H + 4, W + 4
         TH, TW = self._tiles(H, W)
         m, a = self.m, self.a
-        if self._jit(np.float32 if itemsize == 4 else np.float64):  # one block's V and M, U, dU
-            most = max(((n1 - n0) * (t1 - t0) for n0, n1, t0, t1 in self._jit_blocks(N, C, O, TH, TW, itemsize, Cg)), default=0)
-            return (a * a * (C + O) * most * TW + 3 * a * a * O * Cg) * itemsize
+        if self._jit(np.float32 if itemsize == 4 else np.float64):  # each lane's block of V and M and dU; U
+            blocks = self._jit_blocks(N, C, O, TH, TW, itemsize, Cg)
+            most = max(((n1 - n0) * (t1 - t0) for n0, n1, t0, t1 in blocks), default=0)
+            n = min(len(blocks), lane_count(a * a * (C + O) * N * TH * TW)) if blocks else 1
+            return (n * a * a * (C + O) * most * TW + (1 + 2 * n) * a * a * O * Cg) * itemsize
         padded = N * C * (TH * m + 2) * (TW * m + 2) + N * O * TH * TW * m * m  # tile-aligned copies
         return (padded + a * a * O * Cg) * itemsize + 3 * BLOCK_BYTES
 
@@ -301,13 +322,21 @@ class Winograd:
 
     def _jit_blocks(self, N, C, O, TH, TW, itemsize, Cg):
         """(n0, n1, t0, t1) blocks of tiles whose transformed tiles stay about JIT_BLOCK_BYTES, or
-        JIT_BLOCK_PER_U times the transformed kernel when that is larger (deep layers)."""
+        JIT_BLOCK_PER_U times the transformed kernel when that is larger (deep layers); as many as
+        a multiple of the lanes that will run them (`lane_count`), of equal size where the shape allows."""
         per_row = self.a * self.a * max(C, O) * TW * itemsize
         target = max(JIT_BLOCK_BYTES, JIT_BLOCK_PER_U * self.a * self.a * O * Cg * itemsize)
-        rows = max(1, target // per_row)
-        nb = max(1, min(N, rows // TH)) if rows >= TH else 1
-        rows = min(rows, TH)
-        return [(n0, min(N, n0 + nb), t0, min(TH, t0 + rows)) for n0 in range(0, N, nb) for t0 in range(0, TH, rows)]
+        if N * TH == 0:
+            return []
+        n = lane_count(self.a * self.a * (C + O) * N * TH * TW)
+        count = -(-N * TH // max(1, target // per_row))  # blocks of at most `target` bytes ...
+        count = min(N * TH, -(-count // n) * n)  # ... a multiple of the lanes
+        rows = -(-N * TH // count)
+        if rows >= TH:  # whole samples per block
+            nb = rows // TH
+            return [(n0, min(N, n0 + nb), 0, TH) for n0 in range(0, N, nb)]
+        rows = -(-TH // -(-TH // rows))  # equal parts of each sample's tile rows
+        return [(n0, n0 + 1, t0, min(TH, t0 + rows)) for n0 in range(N) for t0 in range(0, TH, rows)]
 
     def _jit_runs(self, in_shape, pad, dilation, N, C, O, itemsize, Cg):
         """(ph, tws, blocks) for every row phase ph of `dilation` that has outputs: tws[pw] tiles per row of
@@ -332,11 +361,10 @@ class Winograd:
     def _conv_jit(self, x, w, bias, groups, pad, dilation, Y):
         """Y[:, :, ph::dh, pw::dw] <- the stride-1 correlation of x[:, :, ph::dh, pw::dw] (zero-padded by
         `pad`) with w, plus bias, for every phase (ph, pw) of `dilation` (the grids are read and written in
-        place, no subsampled copies; see `kernels.winograd`). Per block of tiles: V = Bᵀ d B, M = U @ V (BLAS), Y = Aᵀ M A + bias."""
+        place, no subsampled copies; see `kernels.winograd`). Per block of tiles: V = Bᵀ d B, M = U @ V (BLAS),
+        Y = Aᵀ M A + bias; the blocks run as `parallel.lanes` (each lane one block at a time, in its cache)."""
         from .kernels import winograd as kw
-        from .kernels.threads import follow_settings
 
-        follow_settings()
         a, G = self.a, groups
         N, C = x.shape[:2]
         O = w.shape[0]
@@ -346,53 +374,67 @@ class Winograd:
         b = np.zeros(O, dtype=x.dtype) if bias is None else np.ascontiguousarray(bias, dtype=x.dtype)
         x = np.ascontiguousarray(x)
         runs = self._jit_runs(x.shape[2:], pad, dilation, N, C, O, x.itemsize, C // G)
-        Vb, Mb = self._buffers(runs, a, C, O, x.dtype)
-        for ph, tws, blocks in runs:
-            for n0, n1, t0, t1 in blocks:
-                T = (n1 - n0) * (t1 - t0) * int(tws.sum())
-                V = Vb[: a * a * C * T].reshape(a * a, G, C // G, T)
-                M = Mb[: a * a * O * T].reshape(a * a, G, O // G, T)
-                if dilated:
-                    kw.input_tiles_dilated(x, pad, ph, dh, dw, tws, n0, n1, t0, t1, V.reshape(a * a, C, T))
-                else:
-                    kw.input_tiles(x, pad, n0, n1, t0, t1, int(tws[0]), V.reshape(a * a, C, T))
-                np.matmul(U, V, out=M)  # the 36 batched GEMMs (per group)
-                if dilated:
-                    kw.output_tiles_dilated(M.reshape(a * a, O, T), b, ph, dh, dw, tws, n0, n1, t0, t1, Y)
-                else:
-                    kw.output_tiles(M.reshape(a * a, O, T), b, n0, n1, t0, t1, int(tws[0]), Y)
+
+        def setup(lanes):
+            return self._buffers(runs, a, C, O, x.dtype) + (lanes,)
+
+        def step(state, item):
+            Vb, Mb, lanes = state
+            ph, tws, (n0, n1, t0, t1) = item
+            T = (n1 - n0) * (t1 - t0) * int(tws.sum())
+            V = Vb[: a * a * C * T].reshape(a * a, G, C // G, T)
+            M = Mb[: a * a * O * T].reshape(a * a, G, O // G, T)
+            Vf, Mf = V.reshape(a * a, C, T), M.reshape(a * a, O, T)
+            if dilated:
+                _kernel(kw.input_tiles_dilated, lanes, Vf.size)(x, pad, ph, dh, dw, tws, n0, n1, t0, t1, Vf)
+            else:
+                _kernel(kw.input_tiles, lanes, Vf.size)(x, pad, n0, n1, t0, t1, int(tws[0]), Vf)
+            np.matmul(U, V, out=M)  # the 36 batched GEMMs (per group)
+            if dilated:
+                _kernel(kw.output_tiles_dilated, lanes, Mf.size)(Mf, b, ph, dh, dw, tws, n0, n1, t0, t1, Y)
+            else:
+                _kernel(kw.output_tiles, lanes, Mf.size)(Mf, b, n0, n1, t0, t1, int(tws[0]), Y)
+
+        lanes(setup, step, [(ph, tws, blk) for ph, tws, blocks in runs for blk in blocks])
         return Y
 
     def _grad_weight_jit(self, x, gy, w_shape, groups, dilation, pad=0):
         """dU[ξ] = Σ over phases and blocks of (A gY Aᵀ)[ξ] @ V[ξ]ᵀ with the compiled transforms (the phase
-        grids read in place); then dg = Gᵀ dU G."""
+        grids read in place; one partial sum per lane); then dg = Gᵀ dU G."""
         from .kernels import winograd as kw
-        from .kernels.threads import follow_settings
 
-        follow_settings()
         a, G = self.a, groups
         N, C = x.shape[:2]
         O = w_shape[0]
         dh, dw = dilation
         dilated = dilation != (1, 1)
         x, gy = np.ascontiguousarray(x), np.ascontiguousarray(gy)
-        dU = np.zeros((a * a, G, O // G, C // G), dtype=gy.dtype)
         runs = self._jit_runs(gy.shape[2:], 1, dilation, N, C, O, x.itemsize, C // G)  # gy's grid, as if padded by 1
-        Vb, Mb = self._buffers(runs, a, C, O, x.dtype)
-        part = np.empty_like(dU)
-        for ph, tws, blocks in runs:
-            for n0, n1, t0, t1 in blocks:
-                T = (n1 - n0) * (t1 - t0) * int(tws.sum())
-                V = Vb[: a * a * C * T].reshape(a * a, G, C // G, T)
-                Mg = Mb[: a * a * O * T].reshape(a * a, G, O // G, T)
-                if dilated:
-                    kw.input_tiles_dilated(x, pad, ph, dh, dw, tws, n0, n1, t0, t1, V.reshape(a * a, C, T))
-                    kw.grad_tiles_dilated(gy, ph, dh, dw, tws, n0, n1, t0, t1, Mg.reshape(a * a, O, T))
-                else:
-                    kw.input_tiles(x, pad, n0, n1, t0, t1, int(tws[0]), V.reshape(a * a, C, T))
-                    kw.grad_tiles(gy, n0, n1, t0, t1, int(tws[0]), Mg.reshape(a * a, O, T))
-                np.matmul(Mg, V.swapaxes(2, 3), out=part)
-                dU += part
+
+        def setup(lanes):
+            dU = np.zeros((a * a, G, O // G, C // G), dtype=gy.dtype)
+            return self._buffers(runs, a, C, O, x.dtype) + (dU, np.empty_like(dU), lanes)
+
+        def step(state, item):
+            Vb, Mb, dU, part, lanes = state
+            ph, tws, (n0, n1, t0, t1) = item
+            T = (n1 - n0) * (t1 - t0) * int(tws.sum())
+            V = Vb[: a * a * C * T].reshape(a * a, G, C // G, T)
+            Mg = Mb[: a * a * O * T].reshape(a * a, G, O // G, T)
+            Vf, Mf = V.reshape(a * a, C, T), Mg.reshape(a * a, O, T)
+            if dilated:
+                _kernel(kw.input_tiles_dilated, lanes, Vf.size)(x, pad, ph, dh, dw, tws, n0, n1, t0, t1, Vf)
+                _kernel(kw.grad_tiles_dilated, lanes, Mf.size)(gy, ph, dh, dw, tws, n0, n1, t0, t1, Mf)
+            else:
+                _kernel(kw.input_tiles, lanes, Vf.size)(x, pad, n0, n1, t0, t1, int(tws[0]), Vf)
+                _kernel(kw.grad_tiles, lanes, Mf.size)(gy, n0, n1, t0, t1, int(tws[0]), Mf)
+            np.matmul(Mg, V.swapaxes(2, 3), out=part)
+            dU += part
+
+        states = lanes(setup, step, [(ph, tws, blk) for ph, tws, blocks in runs for blk in blocks], ordered=True)
+        dU = states[0][2]
+        for state in states[1:]:
+            dU += state[2]
         Gm = GM[4].astype(gy.dtype)
         gw = np.tensordot(np.tensordot(dU.reshape(a, a, O, C // G), Gm, axes=([0], [0])), Gm, axes=([0], [0]))
         return np.ascontiguousarray(gw).reshape(w_shape)

@@ -47,10 +47,12 @@ def enabled() -> bool:
 
 
 def njit(*args, **kwargs):
-    """numba.njit with ``cache=True`` (compiled once per machine, then loaded from __pycache__)."""
+    """numba.njit with ``cache=True`` (compiled once per machine, then loaded from __pycache__) and
+    ``nogil=True`` (kernels only touch arrays, so lanes of `parallel.lanes` run them at once)."""
     import numba
 
     kwargs.setdefault("cache", True)
+    kwargs.setdefault("nogil", True)
     return numba.njit(*args, **kwargs)
 
 

@@ -30,13 +30,13 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from . import njit
+from . import njit, njit_parallel
 
 __all__ = ["input_tiles", "output_tiles", "grad_tiles", "input_tiles_dilated", "output_tiles_dilated",
            "grad_tiles_dilated"]
 
 _FLAGS = dict(fastmath={"contract"})  # fused multiply-adds; no other reordering, NaN/inf kept
-_parallel = njit(parallel=True, **_FLAGS)
+_parallel = njit_parallel(**_FLAGS)  # .serial: the same on the calling thread (one lane of `parallel.lanes`)
 _serial = njit(**_FLAGS)  # each plane's body: numba vectorises it here, not inside the parallel loop
 _inline = njit(inline="always", **_FLAGS)
 
