@@ -25,6 +25,7 @@ import numpy as np
 
 from . import _cost, fft
 from .config import settings
+from .parallel import lanes
 from .windows import out_size
 
 __all__ = ["name", "local", "reach", "TILE", "supports", "workspace", "cost", "forward", "grad_input",
@@ -34,6 +35,8 @@ name = "tiled_fft"
 local = True  # an output depends on its own tile's input only
 TILE = 32  # output positions per tile and axis
 reach = TILE - 1
+GROUP_BYTES = 4 * 2**20  # spectra per group of samples, one group per lane at a time
+LANES_ABOVE = 2**20  # calls with fewer bytes of spectra run as one group
 
 
 def supports(op, x_shape, w_shape, stride, dilation, groups):
@@ -77,13 +80,32 @@ def _spectra_sizes(span):
     return tuple(fft.next_fast_len(int(n)) for n in span)
 
 
-def _rfft(a, nd):
-    """Real FFT over the first `nd` axes (the tiles' positions), whatever follows them."""
-    return fft._scipy_fft().rfftn(a, axes=tuple(range(nd)), workers=settings["threads"])
+def _rfft(a, nd, lanes=1):
+    """Real FFT over the first `nd` axes (the tiles' positions), whatever follows them (inside a
+    lane on its thread only, else on the engine's threads)."""
+    return fft._scipy_fft().rfftn(a, axes=tuple(range(nd)), workers=1 if lanes > 1 else settings["threads"])
 
 
-def _irfft(A, F):
-    return fft._scipy_fft().irfftn(A, F, axes=tuple(range(len(F))), workers=settings["threads"])
+def _irfft(A, F, lanes=1):
+    return fft._scipy_fft().irfftn(A, F, axes=tuple(range(len(F))), workers=1 if lanes > 1 else settings["threads"])
+
+
+def _sample_groups(N, per_sample_bytes):
+    """Slices of the batch run as `parallel.lanes`, one group of samples at a time: groups of about
+    GROUP_BYTES of spectra, as many as a multiple of the lanes (one group when it is small)."""
+    n = settings["threads"] if N * per_sample_bytes >= LANES_ABOVE else 1
+    count = max(1, min(N, -(-N * per_sample_bytes // GROUP_BYTES)))
+    count = min(N, -(-count // n) * n)
+    bounds = [N * i // count for i in range(count + 1)]
+    return [slice(a, b) for a, b in zip(bounds, bounds[1:])]
+
+
+def _spectra_bytes(x_shape, w_shape, dilation, itemsize):
+    """Bytes of one sample's input and output spectra (complex, twice the itemsize)."""
+    outs, tiles, span = _geometry((1,) + tuple(x_shape[1:]), w_shape, dilation)
+    F = _spectra_sizes(span)
+    nf = int(np.prod(F[:-1])) * (F[-1] // 2 + 1)
+    return 2 * itemsize * nf * int(np.prod(tiles)) * (x_shape[1] + w_shape[0])
 
 
 def _cut(x, tiles, span, F):
@@ -146,11 +168,17 @@ def _per_group(A, groups):
 def forward(x, w, bias, stride, dilation, groups):
     outs, tiles, span = _geometry(x.shape, w.shape, dilation)
     nd, F = len(tiles), _spectra_sizes(span)
-    X = _rfft(_cut(x, tiles, span, F), nd)  # (*Fh, C, B)
-    Fh = X.shape[:nd]
-    Y = np.matmul(_kernel_spectra(w, dilation, F, groups, True), _per_group(X, groups))  # (nf, G, Og, B)
-    yt = _irfft(Y.reshape(Fh + (w.shape[0], -1)), F)  # (*F, O, B): correlations; the first TILE are valid
-    y = _join(yt[(slice(0, TILE),) * nd], x.shape[0], tiles, outs)
+    N, O = x.shape[0], w.shape[0]
+    Wk = _kernel_spectra(w, dilation, F, groups, True)  # (nf, G, Og, Cg)
+    y = np.empty((N, O) + outs, dtype=x.dtype)
+
+    def step(lanes, ns):
+        X = _rfft(_cut(x[ns], tiles, span, F), nd, lanes)  # (*Fh, C, B)
+        Y = np.matmul(Wk, _per_group(X, groups))  # (nf, G, Og, B)
+        yt = _irfft(Y.reshape(X.shape[:nd] + (O, -1)), F, lanes)  # (*F, O, B): correlations; the first TILE are valid
+        y[ns] = _join(yt[(slice(0, TILE),) * nd], len(range(N)[ns]), tiles, outs)
+
+    lanes(lambda n: n, step, _sample_groups(N, _spectra_bytes(x.shape, w.shape, dilation, x.itemsize)))
     if bias is not None:
         y += bias.reshape((1, -1) + (1,) * len(outs))
     return y
@@ -160,10 +188,23 @@ def grad_input(gy, w, x_shape, stride, dilation, groups):
     outs, tiles, span = _geometry(x_shape, w.shape, dilation)
     nd, F = len(tiles), _spectra_sizes(span)
     N, C = x_shape[:2]
-    GY = _rfft(_split(gy, tiles, F), nd)  # (*Fh, O, B)
     Wk = _kernel_spectra(w, dilation, F, groups, False).transpose(0, 1, 3, 2)  # (nf, G, Cg, Og)
+    gx = np.empty(x_shape, dtype=gy.dtype)
+
+    def step(lanes, ns):
+        gx[ns] = _tiles_input_gradient(gy[ns], Wk, (len(range(N)[ns]),) + tuple(x_shape[1:]), tiles, span, F, groups,
+                                       lanes)
+
+    lanes(lambda n: n, step, _sample_groups(N, _spectra_bytes(x_shape, w.shape, dilation, gy.itemsize)))
+    return gx
+
+
+def _tiles_input_gradient(gy, Wk, x_shape, tiles, span, F, groups, lanes):
+    nd = len(tiles)
+    N, C = x_shape[:2]
+    GY = _rfft(_split(gy, tiles, F), nd, lanes)  # (*Fh, O, B)
     GX = np.matmul(Wk, _per_group(GY, groups))  # (nf, G, Cg, B)
-    gt = _irfft(GX.reshape(GY.shape[:nd] + (C, -1)), F)  # (*F, C, B): each tile's input gradient in [:span]
+    gt = _irfft(GX.reshape(GY.shape[:nd] + (C, -1)), F, lanes)  # (*F, C, B): each tile's input gradient in [:span]
     gt = gt.reshape(tuple(F) + (C, N) + tuple(tiles))
     # overlap-add: a tile's input span covers `parts` TILE-wide blocks of the input along each axis
     parts = tuple(-(-s // TILE) for s in span)
@@ -177,17 +218,31 @@ def grad_input(gy, w, x_shape, stride, dilation, groups):
         order = (nd + 1, nd) + tuple(a for i in range(nd) for a in (nd + 2 + i, i))  # (N, C, T0, piece0, ...)
         dst += src.transpose(order)
     gx = gx.reshape((N, C) + tuple(b * TILE for b in blocks))
-    return np.ascontiguousarray(gx[(slice(None), slice(None)) + tuple(slice(0, n) for n in x_shape[2:])])
+    return gx[(slice(None), slice(None)) + tuple(slice(0, n) for n in x_shape[2:])]
 
 
 def grad_weight(x, gy, w_shape, stride, dilation, groups):
+    """Σ over the tiles of conj(GY) X per frequency (one partial sum per lane, in a fixed order),
+    then one inverse transform."""
     outs, tiles, span = _geometry(x.shape, w_shape, dilation)
     nd, F = len(tiles), _spectra_sizes(span)
-    X = _rfft(_cut(x, tiles, span, F), nd)  # (*Fh, C, B)
-    GY = _rfft(_split(gy, tiles, F), nd)  # (*Fh, O, B)
-    Fh, O, Cg = X.shape[:nd], w_shape[0], w_shape[1]
-    GYc = _per_group(GY, groups)
-    GW = np.matmul(np.conjugate(GYc, out=GYc), _per_group(X, groups).transpose(0, 1, 3, 2))  # (nf, G, Og, Cg)
+    O, Cg = w_shape[0], w_shape[1]
+
+    def step(state, ns):  # state: [lanes, frequency sizes, Σ conj(GY) Xᵀ so far]
+        X = _rfft(_cut(x[ns], tiles, span, F), nd, state[0])  # (*Fh, C, B)
+        GY = _rfft(_split(gy[ns], tiles, F), nd, state[0])  # (*Fh, O, B)
+        GYc = _per_group(GY, groups)
+        GW = np.matmul(np.conjugate(GYc, out=GYc), _per_group(X, groups).transpose(0, 1, 3, 2))  # (nf, G, Og, Cg)
+        if state[2] is None:
+            state[1:] = [X.shape[:nd], GW]
+        else:
+            state[2] += GW
+
+    parts = lanes(lambda n: [n, None, None], step,
+                  _sample_groups(x.shape[0], _spectra_bytes(x.shape, w_shape, dilation, x.itemsize)), ordered=True)
+    _, Fh, GW = parts[0]
+    for part in parts[1:]:
+        GW += part[2]
     gw = _irfft(GW.reshape(Fh + (O, Cg)), F)  # (*F, O, Cg)
     K = w_shape[2:]
     gw = gw[tuple(slice(0, d * (k - 1) + 1, d) for k, d in zip(K, dilation))]  # (*K, O, Cg)
