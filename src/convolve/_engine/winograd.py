@@ -41,13 +41,14 @@ TILE_BYTE = {2: 0.37e-9, 4: 0.65e-9}  # seconds per byte of transformed tiles (V
 # _cost.CACHE_BYTES; ~0.45 ns measured for F(4x4) with 64 and 128 channels (2.4 MB), 1 or 2 threads) and
 # beyond (2 ns for F(2x2) with 256 channels (4.2 MB), 1.2-2.5 ns for F(4x4) with 256 and 512)
 KERNEL_BYTE_CACHED, KERNEL_BYTE_MEMORY = 0.5e-9, 2e-9
+JIT_KERNEL_BYTE = 0.1e-9  # the compiled weight transform (`kernels.wino_weights`): 0.05-0.07 ns measured, 64-256 channels
 JIT_BLOCK_BYTES = 2 * 2**20  # compiled tier: transformed tiles (V or M) per block, at least ...
 JIT_BLOCK_PER_U = 2  # ... this many times the transformed kernel U, which every block reads again
 JIT_TILE_BYTE = 0.15e-9  # compiled tier: seconds per byte of transformed tiles (V and M), both transforms
 JIT_CALL = 20e-6  # compiled tier: one parallel kernel launch
 
 
-def _kernel(kernel, lanes, work):
+def _launch(kernel, lanes, work):
     """A compiled transform for one block: its serial twin inside a lane, else the parallel kernel
     (serial too when the block is small, `threads.pick`)."""
     from .kernels.threads import pick
@@ -65,8 +66,10 @@ def lane_count(work) -> int:
     return settings["threads"]
 
 
-def kernel_time(nbytes) -> float:
+def kernel_time(nbytes, jit=False) -> float:
     """Seconds to compute a transformed kernel U of `nbytes` (every call: the weights may change)."""
+    if jit:
+        return nbytes * JIT_KERNEL_BYTE
     return nbytes * (KERNEL_BYTE_CACHED if nbytes <= _cost.CACHE_BYTES else KERNEL_BYTE_MEMORY)
 
 
@@ -214,7 +217,7 @@ class Winograd:
             return max(parts.values(), default=0) + copies
         total = sum(parts[S] * c for S, c in shapes.items())
         if jit and count > 1:  # the compiled tier transforms the kernel once for all phases
-            total -= (count - 1) * kernel_time(self.a * self.a * w_shape[0] * w_shape[1] * itemsize)
+            total -= (count - 1) * kernel_time(self.a * self.a * w_shape[0] * w_shape[1] * itemsize, jit)
         return total
 
     def _tiles(self, H, W):
@@ -255,11 +258,11 @@ class Winograd:
             U = a * a * O * Cg * b
             t = _cost.gemm_time(2 * a * a * O * Cg * T, b, Og, T // nb, Cg, a * a * groups * nb)
             t += JIT_TILE_BYTE * a * a * (C + O) * T * b * (1.5 if op == "grad_weight" else 1)
-            return t + kernel_time(U) + nb * (U / _cost.MEM_RATE + 3 * JIT_CALL)
+            return t + kernel_time(U, True) + nb * (U / _cost.MEM_RATE + 3 * JIT_CALL)
         blocks = self._blocks(N, C, O, TH, TW, b)
         t = _cost.gemm_time(2 * a * a * O * Cg * T, b, Og, T // len(blocks), Cg, a * a * groups * len(blocks))
         t += TILE_BYTE[m] * a * a * (C + O) * T * b * (1.5 if op == "grad_weight" else 1)
-        t += kernel_time(a * a * O * Cg * b)
+        t += kernel_time(a * a * O * Cg * b, kernels.enabled())  # U is compiled for F(2x2) too
         return t + len(blocks) * (8 * a + 40) * _cost.CALL
 
     # --- transforms --------------------------------------------------------------------------------
@@ -291,10 +294,25 @@ class Winograd:
         return V.reshape(a, a, C, N * TH * TW)
 
     def _kernel(self, w):
-        """U = G g Gᵀ, (a, a, O, Cg), as two small BLAS products."""
+        """U = G g Gᵀ, (a, a, O, Cg): one compiled pass over the weights, or two small BLAS products."""
         G = GM[self.m].astype(w.dtype)
+        if w.dtype in (np.float32, np.float64) and kernels.enabled():
+            from .kernels import wino_weights
+
+            O, Cg = w.shape[:2]
+            U = np.empty((self.a * self.a, O, Cg), dtype=w.dtype)
+            wt = np.ascontiguousarray(w.reshape(O, Cg, 9).transpose(0, 2, 1))  # (O, 9, Cg): vectors over Cg
+            _launch(wino_weights.kernel, 1, U.size // 16)(wt, G, U)  # a few flops per value: threads pay only when large
+            return U.reshape((self.a, self.a, O, Cg))
         U = np.tensordot(np.tensordot(w, G, axes=([3], [1])), G, axes=([2], [1]))  # (O, Cg, a_j, a_i)
         return np.ascontiguousarray(U.transpose(3, 2, 0, 1))
+
+    def _kernel_adjoint(self, dU, w_shape):
+        """dg = Gᵀ dU G: the weight gradient (O, Cg, 3, 3) from dU (a, a, O, Cg) (or its (a², G, Og, Cg) view)."""
+        a = self.a
+        G = GM[self.m].astype(dU.dtype)
+        gw = np.tensordot(np.tensordot(dU.reshape(a, a, *w_shape[:2]), G, axes=([0], [0])), G, axes=([0], [0]))
+        return np.ascontiguousarray(gw).reshape(w_shape)
 
     def _output(self, M, Y):
         """Aᵀ M A for every tile: M (a, a, O, N, TH, TW) -> written into Y (N, O, TH·m, TW·m)."""
@@ -386,14 +404,14 @@ class Winograd:
             M = Mb[: a * a * O * T].reshape(a * a, G, O // G, T)
             Vf, Mf = V.reshape(a * a, C, T), M.reshape(a * a, O, T)
             if dilated:
-                _kernel(kw.input_tiles_dilated, lanes, Vf.size)(x, pad, ph, dh, dw, tws, n0, n1, t0, t1, Vf)
+                _launch(kw.input_tiles_dilated, lanes, Vf.size)(x, pad, ph, dh, dw, tws, n0, n1, t0, t1, Vf)
             else:
-                _kernel(kw.input_tiles, lanes, Vf.size)(x, pad, n0, n1, t0, t1, int(tws[0]), Vf)
+                _launch(kw.input_tiles, lanes, Vf.size)(x, pad, n0, n1, t0, t1, int(tws[0]), Vf)
             np.matmul(U, V, out=M)  # the 36 batched GEMMs (per group)
             if dilated:
-                _kernel(kw.output_tiles_dilated, lanes, Mf.size)(Mf, b, ph, dh, dw, tws, n0, n1, t0, t1, Y)
+                _launch(kw.output_tiles_dilated, lanes, Mf.size)(Mf, b, ph, dh, dw, tws, n0, n1, t0, t1, Y)
             else:
-                _kernel(kw.output_tiles, lanes, Mf.size)(Mf, b, n0, n1, t0, t1, int(tws[0]), Y)
+                _launch(kw.output_tiles, lanes, Mf.size)(Mf, b, n0, n1, t0, t1, int(tws[0]), Y)
 
         lanes(setup, step, [(ph, tws, blk) for ph, tws, blocks in runs for blk in blocks])
         return Y
@@ -423,11 +441,11 @@ class Winograd:
             Mg = Mb[: a * a * O * T].reshape(a * a, G, O // G, T)
             Vf, Mf = V.reshape(a * a, C, T), Mg.reshape(a * a, O, T)
             if dilated:
-                _kernel(kw.input_tiles_dilated, lanes, Vf.size)(x, pad, ph, dh, dw, tws, n0, n1, t0, t1, Vf)
-                _kernel(kw.grad_tiles_dilated, lanes, Mf.size)(gy, ph, dh, dw, tws, n0, n1, t0, t1, Mf)
+                _launch(kw.input_tiles_dilated, lanes, Vf.size)(x, pad, ph, dh, dw, tws, n0, n1, t0, t1, Vf)
+                _launch(kw.grad_tiles_dilated, lanes, Mf.size)(gy, ph, dh, dw, tws, n0, n1, t0, t1, Mf)
             else:
-                _kernel(kw.input_tiles, lanes, Vf.size)(x, pad, n0, n1, t0, t1, int(tws[0]), Vf)
-                _kernel(kw.grad_tiles, lanes, Mf.size)(gy, n0, n1, t0, t1, int(tws[0]), Mf)
+                _launch(kw.input_tiles, lanes, Vf.size)(x, pad, n0, n1, t0, t1, int(tws[0]), Vf)
+                _launch(kw.grad_tiles, lanes, Mf.size)(gy, n0, n1, t0, t1, int(tws[0]), Mf)
             np.matmul(Mg, V.swapaxes(2, 3), out=part)
             dU += part
 
@@ -435,9 +453,7 @@ class Winograd:
         dU = states[0][2]
         for state in states[1:]:
             dU += state[2]
-        Gm = GM[4].astype(gy.dtype)
-        gw = np.tensordot(np.tensordot(dU.reshape(a, a, O, C // G), Gm, axes=([0], [0])), Gm, axes=([0], [0]))
-        return np.ascontiguousarray(gw).reshape(w_shape)
+        return self._kernel_adjoint(dU, w_shape)
 
     def _conv(self, x, w, groups, pad=0, bias=None):
         """Stride-1 3x3 correlation of x (zero-padded by `pad`) with w, plus `bias`: (N, O, H + 2 pad - 2, W + 2 pad - 2)."""
@@ -591,9 +607,7 @@ class Winograd:
             return np.matmul(Mg.reshape(a, a, G, O // G, -1), V.reshape(a, a, G, C // G, -1).swapaxes(3, 4))
 
         dU = sum_blocks(block, self._blocks(N, C, O, TH, TW, x.itemsize), threads=BLOCK_THREADS)
-        Gm = GM[m].astype(gy.dtype)
-        gw = np.tensordot(np.tensordot(dU.reshape(a, a, O, C // G), Gm, axes=([0], [0])), Gm, axes=([0], [0]))
-        return np.ascontiguousarray(gw).reshape(w_shape)
+        return self._kernel_adjoint(dU, w_shape)
 
 F2 = Winograd(2)
 F4 = Winograd(4)
