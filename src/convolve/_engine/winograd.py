@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _cost
-from . import blas, kernels
+from . import blas, constants, kernels
 from .config import settings
 from .parallel import lanes, map_blocks, sum_blocks
 
@@ -294,7 +294,11 @@ class Winograd:
         return V.reshape(a, a, C, N * TH * TW)
 
     def _kernel(self, w):
-        """U = G g Gᵀ, (a, a, O, Cg): one compiled pass over the weights, or two small BLAS products."""
+        """U = G g Gᵀ, (a, a, O, Cg): one compiled pass over the weights, or two small BLAS products;
+        computed once for weights marked constant (`constants`: an inference plan's)."""
+        return constants.derived(w, ("winograd U", self.m), lambda: self._transform(w))
+
+    def _transform(self, w):
         G = GM[self.m].astype(w.dtype)
         if w.dtype in (np.float32, np.float64) and kernels.enabled():
             from .kernels import wino_weights

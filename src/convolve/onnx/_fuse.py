@@ -17,7 +17,7 @@ from typing import Any, List, Optional
 
 import numpy as np
 
-from .._engine import eltwise
+from .._engine import constants, eltwise
 from ..autograd import as_array
 from ._modules import BatchNorm, Conv
 
@@ -48,8 +48,9 @@ class FusedConv:
         mean, var = bn.running_mean, bn.running_var
         if (key != self._key or not np.array_equal(mean, self._stats[0])
                 or not np.array_equal(var, self._stats[1])):
-            self._folded = fold_batch_norm(conv.weight.data, None if conv.bias is None else conv.bias.data,
-                                           bn.weight.data, bn.bias.data, mean, var, bn.eps)
+            w, b = fold_batch_norm(conv.weight.data, None if conv.bias is None else conv.bias.data,
+                                   bn.weight.data, bn.bias.data, mean, var, bn.eps)
+            self._folded = (constants.mark(w), b)  # the engine may keep what it derives from w
             self._key, self._stats = key, (np.array(mean), np.array(var))
         return self._folded
 
