@@ -31,7 +31,12 @@ def mark(w: np.ndarray) -> np.ndarray:
     if id(w) not in _marked or _marked[id(w)]() is not w:
         _forget(id(w))
         w.flags.writeable = False
-        _marked[id(w)] = weakref.ref(w, lambda _, i=id(w): _forget(i))
+        i = id(w)
+
+        def gone(_ref: Any) -> None:
+            _forget(i)
+
+        _marked[i] = weakref.ref(w, gone)
     return w
 
 
