@@ -94,9 +94,10 @@ def get_precision() -> str:
 
 
 def set_threads(n: int) -> None:
-    """Threads for FFTs and for blocked elementwise work (Winograd transforms, depthwise taps, and
-    max pooling and ReLU over large batches); default: the number of CPUs. ``set_threads(1)`` keeps
-    all of it on the calling thread. BLAS threads are set by the BLAS (e.g. threadpoolctl)."""
+    """Threads for FFTs, compiled kernels and blocked work (Winograd, tiled FFT and im2col blocks run as
+    one lane per thread, each with single-threaded BLAS, where NumPy's BLAS is its bundled OpenBLAS);
+    default: the number of CPUs. ``set_threads(1)`` keeps all of it on the calling thread. BLAS calls
+    outside the lanes use the BLAS's own thread count (set it with e.g. threadpoolctl)."""
     settings["threads"] = check_int("threads", n, minimum=1)
 
 

@@ -46,6 +46,7 @@ JIT_BLOCK_BYTES = 2 * 2**20  # compiled tier: transformed tiles (V or M) per blo
 JIT_BLOCK_PER_U = 2  # ... this many times the transformed kernel U, which every block reads again
 JIT_TILE_BYTE = 0.15e-9  # compiled tier: seconds per byte of transformed tiles (V and M), both transforms
 JIT_CALL = 20e-6  # compiled tier: one parallel kernel launch
+LANE_ITEM = 20e-6  # compiled tier in lanes: Python and dispatch per block (three serial kernels, a matmul)
 
 
 def _launch(kernel, lanes, work):
@@ -254,11 +255,15 @@ class Winograd:
         TH, TW = self._tiles(*S)
         T = N * TH * TW
         if self._jit(np.float32 if b == 4 else np.float64):
-            nb = len(self._jit_blocks(N, C, O, TH, TW, b, Cg))
+            nb = max(1, len(self._jit_blocks(N, C, O, TH, TW, b, Cg)))
+            n = min(nb, lane_count(a * a * (C + O) * T))
             U = a * a * O * Cg * b
             t = _cost.gemm_time(2 * a * a * O * Cg * T, b, Og, T // nb, Cg, a * a * groups * nb)
             t += JIT_TILE_BYTE * a * a * (C + O) * T * b * (1.5 if op == "grad_weight" else 1)
-            return t + kernel_time(U, True) + nb * (U / _cost.MEM_RATE + 3 * JIT_CALL)
+            # every block reads U again; one lane's blocks run one after the other, each launching
+            # parallel kernels; lanes share the blocks and call the kernels' serial twins
+            per_block = U / _cost.MEM_RATE + (LANE_ITEM if n > 1 else 3 * JIT_CALL)
+            return t + kernel_time(U, True) + -(-nb // n) * per_block
         blocks = self._blocks(N, C, O, TH, TW, b)
         t = _cost.gemm_time(2 * a * a * O * Cg * T, b, Og, T // len(blocks), Cg, a * a * groups * len(blocks))
         t += TILE_BYTE[m] * a * a * (C + O) * T * b * (1.5 if op == "grad_weight" else 1)
