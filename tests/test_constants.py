@@ -83,3 +83,40 @@ def test_an_onnx_inference_plan_reuses_its_transformed_weights_and_follows_chang
     net[1].running_var[0] = 9.0
     want = net(torch.from_numpy(x).double()).detach().numpy()
     np.testing.assert_allclose(second, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+
+
+def test_a_plan_without_batch_norm_marks_a_view_and_the_parameter_stays_trainable(tmp_path, monkeypatch):
+    """Exported with BatchNormalization folded (torch's default), the plan's convs hold their own
+    parameters: the plan marks a read-only view, and assigning the parameter (an optimiser's step)
+    still works and reaches the next call."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    import convolve.onnx
+    from convolve.optim import SGD
+    from test_onnx_load import export
+
+    tn = torch.nn
+    torch.manual_seed(1)
+    net = tn.Sequential(tn.Conv2d(8, 8, 3, padding=1), tn.ReLU()).eval()
+    x = np.random.default_rng(2).standard_normal((1, 8, 20, 20)).astype(np.float32)
+    model = convolve.onnx.load(export(net, torch.from_numpy(x), tmp_path / "m.onnx"))
+    monkeypatch.setattr(engine, "choose", lambda op, *a, **k: winograd.F4)
+    monkeypatch.setattr(engine, "_choices", {})
+    transforms = []
+    real = winograd.Winograd._transform
+    monkeypatch.setattr(winograd.Winograd, "_transform", lambda self, a: transforms.append(1) or real(self, a))
+    with convolve.no_grad():
+        first = np.asarray(model(x).data)
+        np.testing.assert_array_equal(np.asarray(model(x).data), first)
+    assert len(transforms) == 1
+    weight = next(p for p in model.parameters() if p.ndim == 4)
+    assert weight.data.flags.writeable
+    weight.grad = np.ones_like(weight.data)
+    SGD([weight], lr=0.01).step()  # p.data -= ...: in place, then assigned
+    with convolve.no_grad():
+        second = np.asarray(model(x).data)
+    assert len(transforms) == 2 and not np.allclose(second, first)
+    with torch.no_grad():
+        net[0].weight -= 0.01
+    want = net(torch.from_numpy(x)).detach().numpy()
+    np.testing.assert_allclose(second, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())

@@ -41,8 +41,12 @@ class FusedConv:
     def weights(self):
         """(weight, bias) arrays of the convolution, with the BatchNormalization folded in."""
         conv, bn = self.conv, self.bn
-        if bn is None:
-            return conv.weight.data, None if conv.bias is None else conv.bias.data
+        if bn is None:  # a read-only view of the parameter, new whenever the parameter is assigned
+            key = ((id(conv.weight), conv.weight._version),)
+            if key != self._key:
+                self._key = key
+                self._folded = (constants.mark(conv.weight.data.view()), None if conv.bias is None else conv.bias.data)
+            return self._folded[0], None if conv.bias is None else conv.bias.data
         params = (conv.weight, conv.bias, bn.weight, bn.bias)
         key = tuple((id(p), p._version) if p is not None else None for p in params) + (bn.eps,)
         mean, var = bn.running_mean, bn.running_var
