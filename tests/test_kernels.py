@@ -7,8 +7,10 @@ and the dtypes few: numba compiles once per dtype and array rank (cached on disk
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -72,12 +74,28 @@ def _check(name, x, w, b, stride, dilation, groups, dtype, jit):
         np.testing.assert_allclose(ours, ref, rtol=tol, atol=tol * scale, err_msg=f"{name} {what} jit={jit}")
 
 
+@contextlib.contextmanager
+def _small_blocks_in_lanes():
+    """Winograd's blocks as small as one tile row and run as two lanes, whatever the call's size."""
+    from convolve._engine.kernels import threads
+
+    with mock.patch.object(threads, "PARALLEL_MIN", 0), mock.patch.object(winograd, "JIT_BLOCK_BYTES", 1), \
+            mock.patch.object(winograd, "JIT_BLOCK_PER_U", 0), ec.options(threads=2):
+        yield
+
+
+# (jit, lanes): both tiers, and the compiled Winograd tier also as lanes (`_engine.parallel.lanes`)
+_TIER_LANES = [pytest.param(True, False, marks=needs_numba, id="jit"), pytest.param(False, False, id="numpy")]
+_WINOGRAD_LANES = [pytest.param(True, True, marks=needs_numba, id="jit-lanes")]
+
+
 def _kernel_test(name):
-    @pytest.mark.parametrize("jit", TIERS)
+    @pytest.mark.parametrize("jit, lanes", _TIER_LANES + (_WINOGRAD_LANES if name == "winograd4" else []))
     @given(problem=problems(name), dtype=st.sampled_from([np.float64, np.float32]))
     @settings(max_examples=20, deadline=None)
-    def test(jit, problem, dtype):
-        _check(name, *problem, dtype, jit)
+    def test(jit, lanes, problem, dtype):
+        with _small_blocks_in_lanes() if lanes else contextlib.nullcontext():
+            _check(name, *problem, dtype, jit)
 
     test.__name__ = f"test_{name}_in_both_tiers_equals_the_reference"
     return test
