@@ -157,6 +157,39 @@ def test_winograd_zero_padding_through_the_engine_equals_the_reference(jit, dila
 
 
 @needs_numba
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("dilation, pad", [((1, 1), 1), ((1, 1), 2), ((2, 2), 2)])
+def test_winograd_wide_planes_in_several_scratch_chunks_equal_the_reference(dtype, dilation, pad):
+    """Planes wide enough for the tile kernels' vectorised column passes (`WIDE` tiles per row) and tall
+    enough for several scratch chunks of tile rows each (`SCRATCH`), ragged at both edges, padded inside."""
+    from convolve import _engine
+    from convolve._engine.kernels import winograd as kw
+
+    r = np.random.default_rng(9)
+    x, w, b = r.standard_normal((2, 3, 75, 71)), r.standard_normal((4, 3, 3, 3)), r.standard_normal(4)
+    if dilation == (1, 1):  # the shapes reach the paths this test is for
+        TW = -(-(71 + 2 * pad - 2) // 4)
+        assert TW >= kw.WIDE and kw.SCRATCH // (6 * (4 * TW + 2)) < -(-(75 + 2 * pad - 2) // 4)
+    pads = ((pad, pad), (pad, pad))
+    xp = np.pad(x, ((0, 0), (0, 0)) + pads)
+    args = ((1, 1), dilation, 1)
+    y = reference.forward(xp, w, b, *args)
+    gy = r.standard_normal(y.shape)
+    crop = (slice(None), slice(None), slice(pad, pad + 75), slice(pad, pad + 71))
+    refs = (y, reference.grad_input(gy, w, xp.shape, *args)[crop], reference.grad_weight(xp, gy, w.shape, *args))
+    cast = (lambda a: a.astype(dtype))
+    with ec.options(jit=True):
+        assert winograd.F4.pads_inside("forward", pads, dilation, dtype)
+        got = (_engine.forward(cast(x), cast(w), cast(b), *args, algorithm="winograd4", padding=pads),
+               _engine.grad_input(cast(gy), cast(w), x.shape, *args, algorithm="winograd4", padding=pads),
+               _engine.grad_weight(cast(x), cast(gy), w.shape, *args, algorithm="winograd4", padding=pads))
+    tol = 1e-10 if dtype == np.float64 else F32_TOL["winograd4"]
+    for what, ours, ref in zip(("forward", "grad_input", "grad_weight"), got, refs):
+        assert ours.dtype == dtype, what
+        np.testing.assert_allclose(ours, ref, rtol=tol, atol=tol * np.abs(ref).max(), err_msg=what)
+
+
+@needs_numba
 def test_winograd_dilated_grids_without_outputs_get_a_zero_input_gradient():
     """Dilation 3 on 7 rows: row phases 1 and 2 hold two rows each, too few for an output; their input
     gradient is zero, as the reference's."""
