@@ -158,24 +158,27 @@ def test_winograd_zero_padding_through_the_engine_equals_the_reference(jit, dila
 
 @needs_numba
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("width", [30, 71])
 @pytest.mark.parametrize("dilation, pad", [((1, 1), 1), ((1, 1), 2), ((2, 2), 2)])
-def test_winograd_wide_planes_in_several_scratch_chunks_equal_the_reference(dtype, dilation, pad):
-    """Planes wide enough for the tile kernels' vectorised column passes (`WIDE` tiles per row) and tall
-    enough for several scratch chunks of tile rows each (`SCRATCH`), ragged at both edges, padded inside."""
+def test_winograd_wide_planes_in_several_scratch_chunks_equal_the_reference(dtype, width, dilation, pad):
+    """Planes wide enough for the tile kernels' other column-pass loops (`FLAT_MIN` and `WIDE` tiles per
+    row) and tall enough for several scratch chunks of tile rows each (`SCRATCH`), ragged at both edges,
+    padded inside."""
     from convolve import _engine
     from convolve._engine.kernels import winograd as kw
 
     r = np.random.default_rng(9)
-    x, w, b = r.standard_normal((2, 3, 75, 71)), r.standard_normal((4, 3, 3, 3)), r.standard_normal(4)
+    x, w, b = r.standard_normal((2, 3, 91, width)), r.standard_normal((4, 3, 3, 3)), r.standard_normal(4)
     if dilation == (1, 1):  # the shapes reach the paths this test is for
-        TW = -(-(71 + 2 * pad - 2) // 4)
-        assert TW >= kw.WIDE and kw.SCRATCH // (6 * (4 * TW + 2)) < -(-(75 + 2 * pad - 2) // 4)
+        TW = -(-(width + 2 * pad - 2) // 4)
+        assert (TW >= kw.WIDE) if width > 64 else (kw.FLAT_MIN <= TW < kw.WIDE)
+        assert kw.SCRATCH // (6 * (4 * TW + 2)) < -(-(91 + 2 * pad - 2) // 4)
     pads = ((pad, pad), (pad, pad))
     xp = np.pad(x, ((0, 0), (0, 0)) + pads)
     args = ((1, 1), dilation, 1)
     y = reference.forward(xp, w, b, *args)
     gy = r.standard_normal(y.shape)
-    crop = (slice(None), slice(None), slice(pad, pad + 75), slice(pad, pad + 71))
+    crop = (slice(None), slice(None), slice(pad, pad + 91), slice(pad, pad + width))
     refs = (y, reference.grad_input(gy, w, xp.shape, *args)[crop], reference.grad_weight(xp, gy, w.shape, *args))
     cast = (lambda a: a.astype(dtype))
     with ec.options(jit=True):

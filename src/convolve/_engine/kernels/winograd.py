@@ -53,6 +53,7 @@ PARTS = 64  # parallel loops: enough parts for numba's threads to share the work
 # column passes over at least this many tiles per row write V (or Mg) through unsigned indexes: LLVM
 # vectorises them then (1.2-1.3x at 56 tiles, even at 14); below, its vector set-up costs more (0.6-0.8x at 4-7)
 WIDE = 16
+FLAT_MIN = 6  # `_output_cols`: from this many tiles per row up to WIDE, one loop over several rows (1.1-1.35x at 7-14)
 SCRATCH = 4096  # values of a plane's row-pass scratch (16 KiB in float32): stays in L1 for the column pass
 
 
@@ -176,9 +177,21 @@ def input_tiles(x, pad, n0, n1, t0, t1, TW, V):
 def _output_cols(M, o, b, nq, TW, Z, k2, k4, k8):
     """Aᵀ over the 6 columns of every tile t = b + q·TW + tx, q < nq: Z[i, q, 4 tx + l]. Row i of every
     tile before row i + 1: 6 of M's 36 rows read at a time (see `_input_cols`)."""
-    for i in range(6):
+    ub = np.uint64(b)  # unsigned: vectorised (see `_input_plane`)
+    if FLAT_MIN <= TW < WIDE:  # one loop over all the rows' tiles (Z's rows are 4·TW long: tile u at 4u)
+        for i in range(6):
+            Zi = Z[i].reshape(Z.shape[1] * Z.shape[2])
+            for tx in range(nq * TW):
+                u = ub + np.uint64(tx)
+                v = _at(M[6 * i, o, u], M[6 * i + 1, o, u], M[6 * i + 2, o, u], M[6 * i + 3, o, u],
+                        M[6 * i + 4, o, u], M[6 * i + 5, o, u], k2, k4, k8)
+                w0 = 4 * tx
+                for l in range(4):
+                    Zi[w0 + l] = v[l]
+        return
+    for i in range(6):  # row by row
         for q in range(nq):
-            t = np.uint64(b + q * TW)  # unsigned: vectorised (see `_input_plane`)
+            t = ub + np.uint64(q * TW)
             for tx in range(TW):
                 u = t + np.uint64(tx)
                 v = _at(M[6 * i, o, u], M[6 * i + 1, o, u], M[6 * i + 2, o, u], M[6 * i + 3, o, u], M[6 * i + 4, o, u],
