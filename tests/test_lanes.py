@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import convolve.engine_config as ec
-from convolve._engine import blas, kernels, parallel, winograd
+from convolve._engine import blas, gemm, gemm_lanes, kernels, parallel, reference, winograd
 
 from test_kernels import _check
 
@@ -173,3 +173,120 @@ def test_tiled_fft_in_lanes_equals_the_reference(shape, kernel, dilation, groups
         assert ours.dtype == dtype
         np.testing.assert_allclose(ours, ref, rtol=tol, atol=tol * np.abs(ref).max())
     np.testing.assert_array_equal(again, got[2])
+
+
+# --- im2col + GEMM as lanes (`_engine.gemm_lanes`) -------------------------------------------------------
+
+GEMM_CASES = {  # x shape, w shape, stride, dilation, groups; the blocks each layout and path runs
+    "per sample": ((3, 4, 26, 27), (6, 4, 3, 3), (1, 1), (1, 1), 1),
+    "strided, dilated, groups": ((4, 4, 29, 30), (6, 2, 3, 3), (2, 1), (1, 2), 2),
+    "batch-inner": ((5, 6, 9, 11), (4, 3, 5, 5), (1, 1), (1, 1), 2),
+    "1x1": ((3, 6, 25, 27), (4, 6, 1, 1), (1, 1), (1, 1), 1),
+    "1x1 strided, batch-inner": ((5, 6, 12, 13), (4, 3, 1, 1), (2, 2), (1, 1), 2),
+    "7x7 stride 2 (rows)": ((2, 3, 40, 41), (4, 3, 7, 7), (2, 2), (1, 1), 1),
+    "one sample in row blocks": ((1, 4, 30, 31), (6, 2, 5, 3), (1, 1), (1, 1), 2),
+    "one sample, channel ranges": ((1, 4, 30, 31), (6, 4, 3, 3), (1, 1), (1, 1), 1),
+    "one sample, groups of one channel": ((1, 4, 30, 31), (8, 1, 3, 3), (1, 1), (1, 1), 4),
+    "1-D": ((3, 4, 50), (6, 4, 5), (2,), (2,), 1),
+    "3-D": ((2, 4, 8, 9, 10), (6, 2, 3, 2, 3), (1, 2, 1), (2, 1, 1), 2),
+}
+
+
+@pytest.fixture
+def gemm_spy(monkeypatch):
+    """Lanes forced on small calls (small blocks); every lanes() call made by gemm, as its lane count."""
+    calls = []
+    real = parallel.lanes
+
+    def spy(setup, step, items, threads=None, ordered=False):
+        states = real(setup, step, items, threads, ordered)
+        calls.append(len(states))
+        return states
+
+    monkeypatch.setattr(gemm_lanes, "lanes", spy)
+    monkeypatch.setattr(gemm_lanes, "LANES_MIN", 0)
+    monkeypatch.setattr(gemm, "_single_cost", lambda *args: float("inf"))  # lanes whatever the estimates say
+    monkeypatch.setattr(gemm, "_lane_choices", {})
+    monkeypatch.setattr(gemm, "BLOCK_BYTES", 4096)
+    monkeypatch.setattr(gemm, "SAMPLES_BLOCK_BYTES", 2048)
+    monkeypatch.setattr(gemm_lanes, "INNER_BYTES", 2048)
+    monkeypatch.setattr(gemm_lanes, "ROWS_BYTES", 4096)
+    return calls
+
+
+def _gemm_three(x, w, b, gy, stride, dilation, groups):
+    return (gemm.forward(x, w, b, stride, dilation, groups), gemm.grad_input(gy, w, x.shape, stride, dilation, groups),
+            gemm.grad_weight(x, gy, w.shape, stride, dilation, groups))
+
+
+@needs_openblas
+@pytest.mark.parametrize("case", list(GEMM_CASES))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gemm_in_lanes_equals_the_reference(case, dtype, gemm_spy):
+    xs, ws, stride, dilation, groups = GEMM_CASES[case]
+    r = np.random.default_rng(5)
+    x, w, b = (r.standard_normal(s).astype(dtype) for s in (xs, ws, ws[:1]))
+    y_ref = reference.forward(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), stride, dilation,
+                              groups)
+    gy = r.standard_normal(y_ref.shape)
+    refs = (y_ref, reference.grad_input(gy, w.astype(np.float64), xs, stride, dilation, groups),
+            reference.grad_weight(x.astype(np.float64), gy, ws, stride, dilation, groups))
+    with ec.options(threads=2):
+        got = _gemm_three(x, w, b, gy.astype(dtype), stride, dilation, groups)
+    assert gemm_spy == [2, 2, 2]  # every op ran on two lanes
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    for what, ours, ref in zip(("forward", "grad_input", "grad_weight"), got, refs):
+        assert ours.dtype == dtype and ours.shape == ref.shape, what
+        np.testing.assert_allclose(ours, ref, rtol=tol, atol=tol * np.abs(ref).max(), err_msg=what)
+
+
+@needs_openblas
+@pytest.mark.parametrize("case", ["per sample", "batch-inner", "one sample in row blocks"])
+def test_gemm_weight_gradient_in_lanes_is_reproducible(case, gemm_spy):
+    """Partial sums per lane in a fixed order: the same bits on every run, whichever lane is faster;
+    the input gradient too (each of its values is written by one lane)."""
+    xs, ws, stride, dilation, groups = GEMM_CASES[case]
+    r = np.random.default_rng(6)
+    x, w = r.standard_normal(xs).astype(np.float32), r.standard_normal(ws).astype(np.float32)
+    gy = r.standard_normal(gemm.forward(x, w, None, stride, dilation, groups).shape).astype(np.float32)
+    with ec.options(threads=2):
+        gw = gemm.grad_weight(x, gy, ws, stride, dilation, groups)
+        gx = gemm.grad_input(gy, w, xs, stride, dilation, groups)
+        for _ in range(5):
+            np.testing.assert_array_equal(gemm.grad_weight(x, gy, ws, stride, dilation, groups), gw)
+            np.testing.assert_array_equal(gemm.grad_input(gy, w, xs, stride, dilation, groups), gx)
+    assert set(gemm_spy) == {2}
+
+
+def test_gemm_stays_on_one_lane_when_it_does_not_pay(monkeypatch):
+    """Small calls, one thread, one small sample, or a BLAS whose threads cannot be set: the
+    single-lane path, unchanged."""
+    small, one = ((8, 6, 12, 12), (16, 6, 5, 5)), ((1, 256, 14, 14), (256, 256, 3, 3))
+    big = ((8, 64, 30, 30), (64, 64, 3, 3))
+    with ec.options(threads=2):
+        assert gemm_lanes.lane_count(*small, (1, 1), (1, 1)) == 1
+        assert gemm_lanes.lane_count(*one, (1, 1), (1, 1)) == 1
+        assert gemm_lanes.lane_count(*big, (1, 1), (1, 1)) == (2 if blas.controllable() else 1)
+        monkeypatch.setattr(blas, "_found", False)
+        assert gemm_lanes.lane_count(*big, (1, 1), (1, 1)) == 1
+    monkeypatch.undo()
+    with ec.options(threads=1):
+        assert gemm_lanes.lane_count(*big, (1, 1), (1, 1)) == 1
+
+
+def test_gemm_lane_blocks_cover_every_output_once():
+    for N, rows, per_row, target, n, group in [(8, 28, 10, 100, 2, False), (1, 7, 10, 20, 2, False),
+                                               (5, 4, 10, 30, 2, True), (3, 9, 50, 100, 4, False),
+                                               (64, 8, 1, 100, 2, True)]:
+        bl = gemm_lanes.blocks(N, rows, per_row, target, n, group)
+        covered = np.zeros((N, rows), int)
+        for n0, n1, r0, r1 in bl:
+            covered[n0:n1, r0:r1] += 1
+            assert group or n1 - n0 == 1
+        assert (covered == 1).all(), (N, rows, bl)
+    for N, G, Cg, n in [(4, 2, 3, 2), (1, 1, 8, 2), (1, 4, 1, 2), (1, 3, 5, 4), (2, 1, 3, 4)]:
+        covered = np.zeros((N, G, Cg), int)
+        for n0, n1, g0, g1, c0, c1 in gemm_lanes.grad_input_blocks(N, G, Cg, n):
+            assert g1 - g0 == 1 or (c0, c1) == (0, Cg)  # one range of channels
+            covered[n0:n1, g0:g1, c0:c1] += 1
+        assert (covered == 1).all(), (N, G, Cg, n)

@@ -53,7 +53,13 @@ def _batch_inner(N, P) -> bool:
 
 
 def workspace(op, x_shape, w_shape, stride, dilation, groups, itemsize):
-    """Bytes of temporaries (columns plus output- and gradient-sized copies) for one call."""
+    """Bytes of temporaries (columns plus output- and gradient-sized copies) for one call; as lanes,
+    every lane's block buffers."""
+    n = _lanes(op, x_shape, w_shape, stride, dilation, groups, itemsize)
+    if n > 1:
+        from . import gemm_lanes
+
+        return gemm_lanes.workspace(op, x_shape, w_shape, stride, dilation, groups, itemsize, n)
     N, C, O = x_shape[0], x_shape[1], w_shape[0]
     P = int(np.prod(_outs(x_shape, w_shape, stride, dilation)))
     K = int(np.prod(w_shape[2:]))
@@ -66,7 +72,17 @@ def workspace(op, x_shape, w_shape, stride, dilation, groups, itemsize):
 
 def cost(op, x_shape, w_shape, stride, dilation, groups, itemsize):
     """Seconds: the GEMM at the BLAS rate for its matrix shape, plus the column copies (in cache
-    when blocked, at memory speed otherwise) and the batch-inner transpose."""
+    when blocked, at memory speed otherwise) and the batch-inner transpose; as lanes, the products
+    of the lanes' blocks and the copies shared by the lanes."""
+    n = _lanes(op, x_shape, w_shape, stride, dilation, groups, itemsize)
+    if n > 1:
+        from . import gemm_lanes
+
+        return gemm_lanes.cost(op, x_shape, w_shape, stride, dilation, groups, itemsize, n)
+    return _single_cost(op, x_shape, w_shape, stride, dilation, groups, itemsize)
+
+
+def _single_cost(op, x_shape, w_shape, stride, dilation, groups, itemsize):
     N, C = x_shape[:2]
     O, Cg = w_shape[:2]
     G, Og = groups, O // groups
@@ -191,7 +207,36 @@ def _blocks(x, w_shape, stride, dilation, plan):
             yield n, slice(r0 * per_row, r1 * per_row), cols
 
 
+_lane_choices: dict = {}  # (op, call, lanes, block sizes) -> lanes to run: cost arithmetic once per shape
+
+
+def _lanes(op, x_shape, w_shape, stride, dilation, groups, itemsize) -> int:
+    """How many lanes (`gemm_lanes`) run this call: 1 (the single-lane path below) unless lanes are
+    available and their estimated time is the lower one (not so where the weight gradient's partial
+    sums outweigh what the lanes save: deep layers with large weights)."""
+    from . import gemm_lanes
+
+    n = gemm_lanes.lane_count(x_shape, w_shape, stride, dilation)
+    if n == 1:
+        return 1
+    key = (op, tuple(x_shape), tuple(w_shape), tuple(stride), tuple(dilation), groups, itemsize, n, BLOCK_BYTES,
+           SAMPLES_BLOCK_BYTES, gemm_lanes.INNER_BYTES, gemm_lanes.ROWS_BYTES)
+    found = _lane_choices.get(key)
+    if found is None:
+        lanes = gemm_lanes.cost(op, x_shape, w_shape, stride, dilation, groups, itemsize, n)
+        found = n if lanes < _single_cost(op, x_shape, w_shape, stride, dilation, groups, itemsize) else 1
+        if len(_lane_choices) >= 4096:
+            _lane_choices.clear()
+        _lane_choices[key] = found
+    return found
+
+
 def forward(x, w, bias, stride, dilation, groups):
+    n = _lanes("forward", x.shape, w.shape, stride, dilation, groups, x.itemsize)
+    if n > 1:
+        from . import gemm_lanes
+
+        return gemm_lanes.forward(x, w, bias, stride, dilation, groups, n)
     N, O, G = x.shape[0], w.shape[0], groups
     outs = _outs(x.shape, w.shape, stride, dilation)
     P = int(np.prod(outs))
@@ -229,6 +274,11 @@ def forward(x, w, bias, stride, dilation, groups):
 
 
 def grad_input(gy, w, x_shape, stride, dilation, groups):
+    n = _lanes("grad_input", x_shape, w.shape, stride, dilation, groups, gy.itemsize)
+    if n > 1:
+        from . import gemm_lanes
+
+        return gemm_lanes.grad_input(gy, w, x_shape, stride, dilation, groups, n)
     N, O = gy.shape[:2]
     G, nd, C = groups, gy.ndim - 2, x_shape[1]
     outs, kernel = gy.shape[2:], tuple(w.shape[2:])
@@ -273,6 +323,11 @@ def grad_input(gy, w, x_shape, stride, dilation, groups):
 def grad_weight(x, gy, w_shape, stride, dilation, groups):
     """One GEMM per group over all (batch, position) pairs: dW = gy (Og, N·P) @ cols (N·P, Cg·K)
     (blocked: the same sum, block by block)."""
+    n = _lanes("grad_weight", x.shape, w_shape, stride, dilation, groups, x.itemsize)
+    if n > 1:
+        from . import gemm_lanes
+
+        return gemm_lanes.grad_weight(x, gy, w_shape, stride, dilation, groups, n)
     G = groups
     plan = _row_blocks(x.shape, w_shape, stride, dilation)
     if plan is not None:
