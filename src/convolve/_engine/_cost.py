@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["GEMM_RATE", "MEM_RATE", "CACHE_RATE", "CACHE_BYTES", "CALL", "BLAS_CALL", "efficiency", "gemm_time", "outs",
+__all__ = ["GEMM_RATE", "THIN", "MEM_RATE", "CACHE_RATE", "CACHE_BYTES", "CALL", "BLAS_CALL", "efficiency", "gemm_time", "outs",
            "pieces"]
 
 GEMM_RATE = {4: 250e9, 8: 125e9}  # flop/s of a large GEMM with 2 BLAS threads (NumPy 2048³: ~300e9 float32)
@@ -20,9 +20,12 @@ CALL = 4e-6  # seconds of overhead per NumPy call
 BLAS_CALL = 1e-6  # per matrix inside one batched matmul
 
 
+THIN = 16  # a matrix dimension of THIN halves the GEMM rate (`efficiency`)
+
+
 def efficiency(*dims) -> float:
     """Fraction of the GEMM rate reached with these matrix dimensions (thin matrices are slower)."""
-    return math.prod(d / (d + 16) for d in dims)
+    return math.prod(d / (d + THIN) for d in dims)
 
 
 def gemm_time(flops, itemsize, m, n, k, count) -> float:
