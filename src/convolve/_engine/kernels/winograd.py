@@ -9,13 +9,15 @@ The three transforms of `convolve._engine.winograd` for m = 4, each one pass ove
 - `grad_tiles`: A gY Aᵀ for every 4x4 tile of the output gradient (zero past its edge).
 
 A block of tiles is (samples n0:n1) x (tile rows t0:t1) x (all TW tile columns); tile t of a block is
-``((n - n0)·(t1 - t0) + (ty - t0))·TW + tx``. Each kernel runs its (sample, channel) planes on numba's
-threads (channel-major, in `PARTS` parts that allocate their scratch once); inside a plane, a few tile
-rows at a time (`SCRATCH`), the row pass runs over whole rows (contiguous, vectorised) and the column
-pass over the tiles, row i of every tile before row i + 1, so that 6 of the 36 transformed rows are
-written or read at a time. Where a tile row lies wholly inside the array, its row pass reads the
-array's rows directly and writes the output's rows directly (no row copies; measured 1.4x on the
-input transform and 1.2-1.5x on the output transform of R18 64@56 b8 and VGG conv1_2, one thread).
+``((n - n0)·(t1 - t0) + (ty - t0))·TW + tx``, so each channel's tiles lie side by side: a stack of
+(n1 - n0)·(t1 - t0) tile rows. The kernels cut every channel's stack into chunks of a few tile rows
+(`SCRATCH`; across samples, so that the small planes of deep layers make long runs too) and run the
+chunks on numba's threads (channel-major, in `PARTS` parts that allocate their scratch once). Per chunk,
+the row pass runs over whole rows (contiguous, vectorised) and the column pass over the tiles, row i of
+every tile before row i + 1, so that 6 of the 36 transformed rows are written or read at a time, each
+along a whole chunk. Where a tile row lies wholly inside the array, its row pass reads the array's rows
+directly and writes the output's rows directly (no row copies; measured 1.4x on the input transform and
+1.2-1.5x on the output transform of R18 64@56 b8 and VGG conv1_2, one thread).
 
 Dilated layers (`*_dilated`): dilation (dh, dw) is one stride-1 convolution per phase grid
 ``a[:, :, ph::dh, pw::dw]`` (see `convolve._engine.winograd`), run in place without subsampled copies:
@@ -65,9 +67,8 @@ def _rows_at_once(per_row, rows):
 
 @_inline
 def _parts(jobs):
-    """Parts of a kernel's (channel, sample) planes for its parallel loop, each allocating its scratch once
-    (per plane, allocation costs as much as a small plane's transform); planes channel-major, as one
-    channel's samples lie side by side in V and M."""
+    """Parts of a kernel's chunks (or planes) for its parallel loop, each allocating its scratch once (per
+    chunk, allocation costs as much as a small chunk's transform)."""
     return min(jobs, PARTS)
 
 
@@ -123,38 +124,38 @@ def _input_cols(R, nq, TW, c, b, V, k2, k4, k5):
 
 
 @_serial
-def _input_plane(x, pad, n, c, t0, t1, base, TW, rows, R, V):
-    """One (sample, channel) plane of `input_tiles`; rows (6, Wp), R (6, G, Wp): zeroed scratch (their
-    margins, the zero padding, stay 0), R holding G tile rows' row pass."""
+def _input_chunk(x, pad, n0, t0, nt, c, s0, s1, TW, rows, R, V):
+    """Tile rows s0:s1 of channel c's stack in `input_tiles` (row s: sample n0 + s // nt, tile row t0 + s % nt,
+    its tiles V[:, c, s·TW:(s + 1)·TW]); rows (6, Wp), R (6, >= s1 - s0, Wp): zeroed scratch (their margins,
+    the zero padding, stay 0), R for the rows' row pass."""
     H, W = x.shape[2], x.shape[3]
-    G, Wp = R.shape[1], R.shape[2]
-    xc = x[n, c]
+    Wp = R.shape[2]
     up = np.uint64(pad)  # unsigned column offset: no negative-index wraparound, so the row pass vectorises
     dt = x.dtype.type
     k2, k4, k5 = dt(2), dt(4), dt(5)
-    for g0 in range(t0, t1, G):  # G tile rows at a time: their row pass, then their column pass
-        nq = min(G, t1 - g0)
-        for q in range(nq):
-            h0 = 4 * (g0 + q) - pad
-            if 0 <= h0 and h0 + 6 <= H:  # all 6 rows inside x: Bᵀ straight from x's rows
+    for q in range(s1 - s0):
+        s = s0 + q
+        xc = x[n0 + s // nt, c]
+        h0 = 4 * (t0 + s % nt) - pad
+        if 0 <= h0 and h0 + 6 <= H:  # all 6 rows inside x: Bᵀ straight from x's rows
+            for col in range(W):
+                v = _bt(xc[h0, col], xc[h0 + 1, col], xc[h0 + 2, col], xc[h0 + 3, col], xc[h0 + 4, col],
+                        xc[h0 + 5, col], k2, k4, k5)
+                u = up + np.uint64(col)
+                for i in range(6):
+                    R[i, q, u] = v[i]
+        else:
+            for i in range(6):  # the rows, zero past x's edges (element loops: numba's slice copies cost more)
+                h = h0 + i
+                inside = 0 <= h < H
                 for col in range(W):
-                    v = _bt(xc[h0, col], xc[h0 + 1, col], xc[h0 + 2, col], xc[h0 + 3, col], xc[h0 + 4, col],
-                            xc[h0 + 5, col], k2, k4, k5)
-                    u = up + np.uint64(col)
-                    for i in range(6):
-                        R[i, q, u] = v[i]
-            else:
-                for i in range(6):  # the rows, zero past x's edges (element loops: numba's slice copies cost more)
-                    h = h0 + i
-                    inside = 0 <= h < H
-                    for col in range(W):
-                        rows[i, up + np.uint64(col)] = xc[h, col] if inside else 0
-                for col in range(Wp):  # Bᵀ over the 6 rows, all columns at once
-                    v = _bt(rows[0, col], rows[1, col], rows[2, col], rows[3, col], rows[4, col], rows[5, col],
-                            k2, k4, k5)
-                    for i in range(6):
-                        R[i, q, col] = v[i]
-        _input_cols(R, nq, TW, c, base + (g0 - t0) * TW, V, k2, k4, k5)  # ... then over the 6 columns of every tile
+                    rows[i, up + np.uint64(col)] = xc[h, col] if inside else 0
+            for col in range(Wp):  # Bᵀ over the 6 rows, all columns at once
+                v = _bt(rows[0, col], rows[1, col], rows[2, col], rows[3, col], rows[4, col], rows[5, col],
+                        k2, k4, k5)
+                for i in range(6):
+                    R[i, q, col] = v[i]
+    _input_cols(R, s1 - s0, TW, c, s0 * TW, V, k2, k4, k5)  # ... then over the 6 columns of every tile
 
 
 @_parallel
@@ -162,15 +163,18 @@ def input_tiles(x, pad, n0, n1, t0, t1, TW, V):
     """V (36, C, tiles of the block) <- Bᵀ d B of the block's 6x6 tiles of x (N, C, H, W) zero-padded by `pad`."""
     C = x.shape[1]
     Wp = 4 * TW + 2
-    G = _rows_at_once(6 * Wp, t1 - t0)
-    jobs, ns = (n1 - n0) * C, n1 - n0
+    nt = t1 - t0
+    S = (n1 - n0) * nt
+    G = _rows_at_once(6 * Wp, S)
+    per = -(-S // G)
+    jobs = C * per
     parts = _parts(jobs)
     for part in prange(parts):
         rows = np.zeros((6, Wp), dtype=x.dtype)
         R = np.zeros((6, G, Wp), dtype=x.dtype)
         for job in range(part * jobs // parts, (part + 1) * jobs // parts):
-            c, n = job // ns, n0 + job % ns
-            _input_plane(x, pad, n, c, t0, t1, (n - n0) * (t1 - t0) * TW, TW, rows, R, V)
+            c, s0 = job // per, job % per * G
+            _input_chunk(x, pad, n0, t0, nt, c, s0, min(S, s0 + G), TW, rows, R, V)
 
 
 @_inline
@@ -202,52 +206,51 @@ def _output_cols(M, o, b, nq, TW, Z, k2, k4, k8):
 
 
 @_serial
-def _output_plane(M, b, n, o, t0, t1, base, TW, Z, out, Y):
-    """One (sample, channel) plane of `output_tiles`; Z (6, G, 4·TW) holding G tile rows' column pass,
-    out (4, 4·TW): scratch."""
+def _output_chunk(M, b, n0, t0, nt, o, s0, s1, TW, Z, out, Y):
+    """Tile rows s0:s1 of channel o's stack in `output_tiles` (as in `_input_chunk`); Z (6, >= s1 - s0, 4·TW)
+    for the rows' column pass, out (4, 4·TW): scratch."""
     OH, OW = Y.shape[2], Y.shape[3]
-    G = Z.shape[1]
-    yo = Y[n, o]
     dt = M.dtype.type
     k2, k4, k8 = dt(2), dt(4), dt(8)
-    for g0 in range(t0, t1, G):  # G tile rows at a time: their column pass, then their row pass
-        nq = min(G, t1 - g0)
-        _output_cols(M, o, base + (g0 - t0) * TW, nq, TW, Z, k2, k4, k8)
-        for q in range(nq):
-            h0 = 4 * (g0 + q)
-            if h0 + 4 <= OH:  # a whole tile row: straight into Y's 4 rows
-                y0, y1, y2, y3 = yo[h0], yo[h0 + 1], yo[h0 + 2], yo[h0 + 3]
+    _output_cols(M, o, s0 * TW, s1 - s0, TW, Z, k2, k4, k8)
+    for q in range(s1 - s0):  # ... then over the 6 rows
+        s = s0 + q
+        yo = Y[n0 + s // nt, o]
+        h0 = 4 * (t0 + s % nt)
+        if h0 + 4 <= OH:  # a whole tile row: straight into Y's 4 rows
+            y0, y1, y2, y3 = yo[h0], yo[h0 + 1], yo[h0 + 2], yo[h0 + 3]
+            for col in range(OW):
+                v = _at(Z[0, q, col], Z[1, q, col], Z[2, q, col], Z[3, q, col], Z[4, q, col], Z[5, q, col], k2, k4, k8)
+                y0[col] = v[0] + b
+                y1[col] = v[1] + b
+                y2[col] = v[2] + b
+                y3[col] = v[3] + b
+        else:
+            for col in range(4 * TW):  # all columns at once
+                v = _at(Z[0, q, col], Z[1, q, col], Z[2, q, col], Z[3, q, col], Z[4, q, col], Z[5, q, col], k2, k4, k8)
+                for r in range(4):
+                    out[r, col] = v[r] + b
+            for r in range(min(4, OH - h0)):
                 for col in range(OW):
-                    v = _at(Z[0, q, col], Z[1, q, col], Z[2, q, col], Z[3, q, col], Z[4, q, col], Z[5, q, col],
-                            k2, k4, k8)
-                    y0[col] = v[0] + b
-                    y1[col] = v[1] + b
-                    y2[col] = v[2] + b
-                    y3[col] = v[3] + b
-            else:
-                for col in range(4 * TW):  # ... over the 6 rows, all columns at once
-                    v = _at(Z[0, q, col], Z[1, q, col], Z[2, q, col], Z[3, q, col], Z[4, q, col], Z[5, q, col],
-                            k2, k4, k8)
-                    for r in range(4):
-                        out[r, col] = v[r] + b
-                for r in range(min(4, OH - h0)):
-                    for col in range(OW):
-                        yo[h0 + r, col] = out[r, col]
+                    yo[h0 + r, col] = out[r, col]
 
 
 @_parallel
 def output_tiles(M, bias, n0, n1, t0, t1, TW, Y):
     """Y[n0:n1, :, rows of tiles t0:t1] <- Aᵀ M A + bias, M (36, O, tiles of the block); Y (N, O, OH, OW)."""
     O = Y.shape[1]
-    G = _rows_at_once(6 * 4 * TW, t1 - t0)
-    jobs, ns = (n1 - n0) * O, n1 - n0
+    nt = t1 - t0
+    S = (n1 - n0) * nt
+    G = _rows_at_once(6 * 4 * TW, S)
+    per = -(-S // G)
+    jobs = O * per
     parts = _parts(jobs)
     for part in prange(parts):
         Z = np.empty((6, G, 4 * TW), dtype=M.dtype)
         out = np.empty((4, 4 * TW), dtype=M.dtype)
         for job in range(part * jobs // parts, (part + 1) * jobs // parts):
-            o, n = job // ns, n0 + job % ns
-            _output_plane(M, bias[o], n, o, t0, t1, (n - n0) * (t1 - t0) * TW, TW, Z, out, Y)
+            o, s0 = job // per, job % per * G
+            _output_chunk(M, bias[o], n0, t0, nt, o, s0, min(S, s0 + G), TW, Z, out, Y)
 
 
 @_inline
@@ -273,48 +276,49 @@ def _grad_cols(U, o, b, nq, TW, Mg, k2, k4, k8):
 
 
 @_serial
-def _grad_plane(gy, n, o, t0, t1, base, TW, g, U, Mg):
-    """One (sample, channel) plane of `grad_tiles`; g (4, 4·TW), U (6, G, 4·TW): zeroed scratch (their
-    columns past OW stay 0), U holding G tile rows' row pass."""
+def _grad_chunk(gy, n0, t0, nt, o, s0, s1, TW, g, U, Mg):
+    """Tile rows s0:s1 of channel o's stack in `grad_tiles` (as in `_input_chunk`); g (4, 4·TW),
+    U (6, >= s1 - s0, 4·TW): zeroed scratch (their columns past OW stay 0), U for the rows' row pass."""
     OH, OW = gy.shape[2], gy.shape[3]
-    G = U.shape[1]
-    go = gy[n, o]
     dt = gy.dtype.type
     k2, k4, k8 = dt(2), dt(4), dt(8)
-    for g0 in range(t0, t1, G):  # G tile rows at a time: their row pass, then their column pass
-        nq = min(G, t1 - g0)
-        for q in range(nq):
-            h0 = 4 * (g0 + q)
-            if h0 + 4 <= OH:  # a whole tile row: A straight from gy's 4 rows (zero past its edge -> 0)
+    for q in range(s1 - s0):
+        s = s0 + q
+        go = gy[n0 + s // nt, o]
+        h0 = 4 * (t0 + s % nt)
+        if h0 + 4 <= OH:  # a whole tile row: A straight from gy's 4 rows (zero past its edge -> 0)
+            for col in range(OW):
+                v = _a(go[h0, col], go[h0 + 1, col], go[h0 + 2, col], go[h0 + 3, col], k2, k4, k8)
+                for i in range(6):
+                    U[i, q, col] = v[i]
+        else:
+            for r in range(4):  # the rows, zero past gy's edge (element loops: numba's slice copies cost more)
+                inside = h0 + r < OH
                 for col in range(OW):
-                    v = _a(go[h0, col], go[h0 + 1, col], go[h0 + 2, col], go[h0 + 3, col], k2, k4, k8)
-                    for i in range(6):
-                        U[i, q, col] = v[i]
-            else:
-                for r in range(4):  # the rows, zero past gy's edge (element loops: numba's slice copies cost more)
-                    inside = h0 + r < OH
-                    for col in range(OW):
-                        g[r, col] = go[h0 + r, col] if inside else 0
-                for col in range(4 * TW):
-                    v = _a(g[0, col], g[1, col], g[2, col], g[3, col], k2, k4, k8)
-                    for i in range(6):
-                        U[i, q, col] = v[i]
-        _grad_cols(U, o, base + (g0 - t0) * TW, nq, TW, Mg, k2, k4, k8)
+                    g[r, col] = go[h0 + r, col] if inside else 0
+            for col in range(4 * TW):
+                v = _a(g[0, col], g[1, col], g[2, col], g[3, col], k2, k4, k8)
+                for i in range(6):
+                    U[i, q, col] = v[i]
+    _grad_cols(U, o, s0 * TW, s1 - s0, TW, Mg, k2, k4, k8)
 
 
 @_parallel
 def grad_tiles(gy, n0, n1, t0, t1, TW, Mg):
     """Mg (36, O, tiles of the block) <- A g Aᵀ of the block's 4x4 tiles of gy (N, O, OH, OW), zero past its edge."""
     O = gy.shape[1]
-    G = _rows_at_once(6 * 4 * TW, t1 - t0)
-    jobs, ns = (n1 - n0) * O, n1 - n0
+    nt = t1 - t0
+    S = (n1 - n0) * nt
+    G = _rows_at_once(6 * 4 * TW, S)
+    per = -(-S // G)
+    jobs = O * per
     parts = _parts(jobs)
     for part in prange(parts):
         g = np.zeros((4, 4 * TW), dtype=gy.dtype)
         U = np.zeros((6, G, 4 * TW), dtype=gy.dtype)
         for job in range(part * jobs // parts, (part + 1) * jobs // parts):
-            o, n = job // ns, n0 + job % ns
-            _grad_plane(gy, n, o, t0, t1, (n - n0) * (t1 - t0) * TW, TW, g, U, Mg)
+            o, s0 = job // per, job % per * G
+            _grad_chunk(gy, n0, t0, nt, o, s0, min(S, s0 + G), TW, g, U, Mg)
 
 
 # --- dilated layers -------------------------------------------------------------------------------
