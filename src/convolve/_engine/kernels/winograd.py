@@ -106,7 +106,7 @@ def _input_cols(R, nq, TW, c, b, V, k2, k4, k5):
     for i in range(6):
         for q in range(nq):
             t = b + q * TW
-            if TW >= WIDE:  # unsigned: vectorised (see `_input_plane`)
+            if TW >= WIDE:  # unsigned: vectorised (see `_input_chunk`)
                 for tx in range(TW):
                     w0 = 4 * tx
                     v = _bt(R[i, q, w0], R[i, q, w0 + 1], R[i, q, w0 + 2], R[i, q, w0 + 3], R[i, q, w0 + 4],
@@ -181,7 +181,7 @@ def input_tiles(x, pad, n0, n1, t0, t1, TW, V):
 def _output_cols(M, o, b, nq, TW, Z, k2, k4, k8):
     """Aᵀ over the 6 columns of every tile t = b + q·TW + tx, q < nq: Z[i, q, 4 tx + l]. Row i of every
     tile before row i + 1: 6 of M's 36 rows read at a time (see `_input_cols`)."""
-    ub = np.uint64(b)  # unsigned: vectorised (see `_input_plane`)
+    ub = np.uint64(b)  # unsigned: vectorised (see `_input_chunk`)
     if FLAT_MIN <= TW < WIDE:  # one loop over all the rows' tiles (Z's rows are 4·TW long: tile u at 4u)
         for i in range(6):
             Zi = Z[i].reshape(Z.shape[1] * Z.shape[2])
@@ -341,40 +341,40 @@ def _input_dcols(R, nq, dw, tws, TWs, c, b, V, k2, k4, k5):
 
 
 @_serial
-def _input_dplane(x, pad, ph, dh, dw, tws, n, c, t0, t1, base, TWs, rows, R, V):
-    """One (sample, channel) plane of `input_tiles_dilated`; rows (6, width), R (6, G, width): zeroed
-    scratch (their margins stay 0), R holding G tile rows' row pass."""
+def _input_dchunk(x, pad, ph, dh, dw, tws, n0, t0, nt, c, s0, s1, TWs, rows, R, V):
+    """Tile rows s0:s1 of channel c's stack in `input_tiles_dilated` (row s: sample n0 + s // nt, tile row
+    t0 + s % nt, its tiles V[:, c, s·TWs:(s + 1)·TWs]); rows (6, width), R (6, >= s1 - s0, width): zeroed
+    scratch (their margins stay 0), R for the rows' row pass."""
     W, Hg = x.shape[3], _extent(x.shape[2], ph, dh)
-    G, width = R.shape[1], R.shape[2]
+    width = R.shape[2]
     off = pad * dw
-    uoff = np.uint64(off)  # unsigned: the row pass vectorises (see `_input_plane`)
-    xc = x[n, c]
+    uoff = np.uint64(off)  # unsigned: the row pass vectorises (see `_input_chunk`)
     dt = x.dtype.type
     k2, k4, k5 = dt(2), dt(4), dt(5)
-    for g0 in range(t0, t1, G):  # G tile rows at a time: their row pass, then their column pass
-        nq = min(G, t1 - g0)
-        for q in range(nq):
-            r0 = 4 * (g0 + q) - pad  # first row of the phase grid
-            if 0 <= r0 and r0 + 6 <= Hg:  # all 6 rows inside x: Bᵀ straight from x's rows
-                h0 = ph + dh * r0
+    for q in range(s1 - s0):
+        s = s0 + q
+        xc = x[n0 + s // nt, c]
+        r0 = 4 * (t0 + s % nt) - pad  # first row of the phase grid
+        if 0 <= r0 and r0 + 6 <= Hg:  # all 6 rows inside x: Bᵀ straight from x's rows
+            h0 = ph + dh * r0
+            for col in range(W):
+                v = _bt(xc[h0, col], xc[h0 + dh, col], xc[h0 + 2 * dh, col], xc[h0 + 3 * dh, col],
+                        xc[h0 + 4 * dh, col], xc[h0 + 5 * dh, col], k2, k4, k5)
+                u = uoff + np.uint64(col)
+                for i in range(6):
+                    R[i, q, u] = v[i]
+        else:
+            for i in range(6):  # the rows, zero past x's edges (element loops: see `_input_chunk`)
+                g = r0 + i
+                inside = 0 <= g < Hg
                 for col in range(W):
-                    v = _bt(xc[h0, col], xc[h0 + dh, col], xc[h0 + 2 * dh, col], xc[h0 + 3 * dh, col],
-                            xc[h0 + 4 * dh, col], xc[h0 + 5 * dh, col], k2, k4, k5)
-                    u = uoff + np.uint64(col)
-                    for i in range(6):
-                        R[i, q, u] = v[i]
-            else:
-                for i in range(6):  # the rows, zero past x's edges (element loops: see `_input_plane`)
-                    g = r0 + i
-                    inside = 0 <= g < Hg
-                    for col in range(W):
-                        rows[i, uoff + np.uint64(col)] = xc[ph + dh * g, col] if inside else 0
-                for col in range(width):  # Bᵀ over the 6 rows, all columns at once
-                    v = _bt(rows[0, col], rows[1, col], rows[2, col], rows[3, col], rows[4, col], rows[5, col],
-                            k2, k4, k5)
-                    for i in range(6):
-                        R[i, q, col] = v[i]
-        _input_dcols(R, nq, dw, tws, TWs, c, base + (g0 - t0) * TWs, V, k2, k4, k5)
+                    rows[i, uoff + np.uint64(col)] = xc[ph + dh * g, col] if inside else 0
+            for col in range(width):  # Bᵀ over the 6 rows, all columns at once
+                v = _bt(rows[0, col], rows[1, col], rows[2, col], rows[3, col], rows[4, col], rows[5, col],
+                        k2, k4, k5)
+                for i in range(6):
+                    R[i, q, col] = v[i]
+    _input_dcols(R, s1 - s0, dw, tws, TWs, c, s0 * TWs, V, k2, k4, k5)
 
 
 @_parallel
@@ -387,15 +387,18 @@ def input_tiles_dilated(x, pad, ph, dh, dw, tws, n0, n1, t0, t1, V):
     for pw in range(dw):
         TWs += tws[pw]
         width = max(width, pw + dw * (4 * tws[pw] + 2))
-    G = _rows_at_once(6 * width, t1 - t0)
-    jobs, ns = (n1 - n0) * C, n1 - n0
+    nt = t1 - t0
+    S = (n1 - n0) * nt
+    G = _rows_at_once(6 * width, S)
+    per = -(-S // G)
+    jobs = C * per
     parts = _parts(jobs)
     for part in prange(parts):
         rows = np.zeros((6, width), dtype=x.dtype)
         R = np.zeros((6, G, width), dtype=x.dtype)
         for job in range(part * jobs // parts, (part + 1) * jobs // parts):
-            c, n = job // ns, n0 + job % ns
-            _input_dplane(x, pad, ph, dh, dw, tws, n, c, t0, t1, (n - n0) * (t1 - t0) * TWs, TWs, rows, R, V)
+            c, s0 = job // per, job % per * G
+            _input_dchunk(x, pad, ph, dh, dw, tws, n0, t0, nt, c, s0, min(S, s0 + G), TWs, rows, R, V)
 
 
 @_inline
@@ -416,38 +419,34 @@ def _output_dcols(M, o, b, nq, dw, tws, TWs, Z, k2, k4, k8):
 
 
 @_serial
-def _output_dplane(M, b, ph, dh, dw, tws, n, o, t0, t1, base, TWs, Z, out, Y):
-    """One (sample, channel) plane of `output_tiles_dilated`; Z (6, G, width) holding G tile rows' column
-    pass, out (4, width): scratch."""
+def _output_dchunk(M, b, ph, dh, dw, tws, n0, t0, nt, o, s0, s1, TWs, Z, out, Y):
+    """Tile rows s0:s1 of channel o's stack in `output_tiles_dilated` (as in `_input_dchunk`); Z (6, >= s1 - s0,
+    width) for the rows' column pass, out (4, width): scratch."""
     OW, OHg = Y.shape[3], _extent(Y.shape[2], ph, dh)
-    G = Z.shape[1]
-    yo = Y[n, o]
     dt = M.dtype.type
     k2, k4, k8 = dt(2), dt(4), dt(8)
-    for g0 in range(t0, t1, G):  # G tile rows at a time: their column pass, then their row pass
-        nq = min(G, t1 - g0)
-        _output_dcols(M, o, base + (g0 - t0) * TWs, nq, dw, tws, TWs, Z, k2, k4, k8)
-        for q in range(nq):
-            ty = g0 + q
-            if 4 * ty + 4 <= OHg:  # a whole tile row: straight into Y's 4 rows
-                h0 = ph + dh * 4 * ty
-                y0, y1, y2, y3 = yo[h0], yo[h0 + dh], yo[h0 + 2 * dh], yo[h0 + 3 * dh]
+    _output_dcols(M, o, s0 * TWs, s1 - s0, dw, tws, TWs, Z, k2, k4, k8)
+    for q in range(s1 - s0):  # ... then over the 6 rows
+        s = s0 + q
+        yo = Y[n0 + s // nt, o]
+        ty = t0 + s % nt
+        if 4 * ty + 4 <= OHg:  # a whole tile row: straight into Y's 4 rows
+            h0 = ph + dh * 4 * ty
+            y0, y1, y2, y3 = yo[h0], yo[h0 + dh], yo[h0 + 2 * dh], yo[h0 + 3 * dh]
+            for col in range(OW):
+                v = _at(Z[0, q, col], Z[1, q, col], Z[2, q, col], Z[3, q, col], Z[4, q, col], Z[5, q, col], k2, k4, k8)
+                y0[col] = v[0] + b
+                y1[col] = v[1] + b
+                y2[col] = v[2] + b
+                y3[col] = v[3] + b
+        else:
+            for col in range(OW):  # all columns at once
+                v = _at(Z[0, q, col], Z[1, q, col], Z[2, q, col], Z[3, q, col], Z[4, q, col], Z[5, q, col], k2, k4, k8)
+                for r in range(4):
+                    out[r, col] = v[r] + b
+            for r in range(OHg - 4 * ty):
                 for col in range(OW):
-                    v = _at(Z[0, q, col], Z[1, q, col], Z[2, q, col], Z[3, q, col], Z[4, q, col], Z[5, q, col],
-                            k2, k4, k8)
-                    y0[col] = v[0] + b
-                    y1[col] = v[1] + b
-                    y2[col] = v[2] + b
-                    y3[col] = v[3] + b
-            else:
-                for col in range(OW):  # ... over the 6 rows, all columns at once
-                    v = _at(Z[0, q, col], Z[1, q, col], Z[2, q, col], Z[3, q, col], Z[4, q, col], Z[5, q, col],
-                            k2, k4, k8)
-                    for r in range(4):
-                        out[r, col] = v[r] + b
-                for r in range(OHg - 4 * ty):
-                    for col in range(OW):
-                        yo[ph + dh * (4 * ty + r), col] = out[r, col]
+                    yo[ph + dh * (4 * ty + r), col] = out[r, col]
 
 
 @_parallel
@@ -460,15 +459,18 @@ def output_tiles_dilated(M, bias, ph, dh, dw, tws, n0, n1, t0, t1, Y):
     for pw in range(dw):
         TWs += tws[pw]
         width = max(width, pw + 4 * dw * tws[pw])
-    G = _rows_at_once(6 * width, t1 - t0)
-    jobs, ns = (n1 - n0) * O, n1 - n0
+    nt = t1 - t0
+    S = (n1 - n0) * nt
+    G = _rows_at_once(6 * width, S)
+    per = -(-S // G)
+    jobs = O * per
     parts = _parts(jobs)
     for part in prange(parts):
         Z = np.empty((6, G, width), dtype=M.dtype)
         out = np.empty((4, width), dtype=M.dtype)
         for job in range(part * jobs // parts, (part + 1) * jobs // parts):
-            o, n = job // ns, n0 + job % ns
-            _output_dplane(M, bias[o], ph, dh, dw, tws, n, o, t0, t1, (n - n0) * (t1 - t0) * TWs, TWs, Z, out, Y)
+            o, s0 = job // per, job % per * G
+            _output_dchunk(M, bias[o], ph, dh, dw, tws, n0, t0, nt, o, s0, min(S, s0 + G), TWs, Z, out, Y)
 
 
 @_inline
@@ -488,35 +490,34 @@ def _grad_dcols(U, o, b, nq, dw, tws, TWs, Mg, k2, k4, k8):
 
 
 @_serial
-def _grad_dplane(gy, ph, dh, dw, tws, n, o, t0, t1, base, TWs, g, U, Mg):
-    """One (sample, channel) plane of `grad_tiles_dilated`; g (4, width), U (6, G, width): zeroed scratch
-    (their columns past OW stay 0), U holding G tile rows' row pass."""
+def _grad_dchunk(gy, ph, dh, dw, tws, n0, t0, nt, o, s0, s1, TWs, g, U, Mg):
+    """Tile rows s0:s1 of channel o's stack in `grad_tiles_dilated` (as in `_input_dchunk`); g (4, width),
+    U (6, >= s1 - s0, width): zeroed scratch (their columns past OW stay 0), U for the rows' row pass."""
     OW, OHg = gy.shape[3], _extent(gy.shape[2], ph, dh)
-    G, width = U.shape[1], U.shape[2]
-    go = gy[n, o]
+    width = U.shape[2]
     dt = gy.dtype.type
     k2, k4, k8 = dt(2), dt(4), dt(8)
-    for g0 in range(t0, t1, G):  # G tile rows at a time: their row pass, then their column pass
-        nq = min(G, t1 - g0)
-        for q in range(nq):
-            ty = g0 + q
-            if 4 * ty + 4 <= OHg:  # a whole tile row: A straight from gy's 4 rows (zero past its edge -> 0)
-                h0 = ph + dh * 4 * ty
+    for q in range(s1 - s0):
+        s = s0 + q
+        go = gy[n0 + s // nt, o]
+        ty = t0 + s % nt
+        if 4 * ty + 4 <= OHg:  # a whole tile row: A straight from gy's 4 rows (zero past its edge -> 0)
+            h0 = ph + dh * 4 * ty
+            for col in range(OW):
+                v = _a(go[h0, col], go[h0 + dh, col], go[h0 + 2 * dh, col], go[h0 + 3 * dh, col], k2, k4, k8)
+                for i in range(6):
+                    U[i, q, col] = v[i]
+        else:
+            for r in range(4):  # the rows, zero past gy's edge (element loops: see `_input_chunk`)
+                h = 4 * ty + r
+                inside = h < OHg
                 for col in range(OW):
-                    v = _a(go[h0, col], go[h0 + dh, col], go[h0 + 2 * dh, col], go[h0 + 3 * dh, col], k2, k4, k8)
-                    for i in range(6):
-                        U[i, q, col] = v[i]
-            else:
-                for r in range(4):  # the rows, zero past gy's edge (element loops: see `_input_plane`)
-                    h = 4 * ty + r
-                    inside = h < OHg
-                    for col in range(OW):
-                        g[r, col] = go[ph + dh * h, col] if inside else 0
-                for col in range(width):
-                    v = _a(g[0, col], g[1, col], g[2, col], g[3, col], k2, k4, k8)
-                    for i in range(6):
-                        U[i, q, col] = v[i]
-        _grad_dcols(U, o, base + (g0 - t0) * TWs, nq, dw, tws, TWs, Mg, k2, k4, k8)
+                    g[r, col] = go[ph + dh * h, col] if inside else 0
+            for col in range(width):
+                v = _a(g[0, col], g[1, col], g[2, col], g[3, col], k2, k4, k8)
+                for i in range(6):
+                    U[i, q, col] = v[i]
+    _grad_dcols(U, o, s0 * TWs, s1 - s0, dw, tws, TWs, Mg, k2, k4, k8)
 
 
 @_parallel
@@ -529,12 +530,15 @@ def grad_tiles_dilated(gy, ph, dh, dw, tws, n0, n1, t0, t1, Mg):
     for pw in range(dw):
         TWs += tws[pw]
         width = max(width, pw + 4 * dw * tws[pw])
-    G = _rows_at_once(6 * width, t1 - t0)
-    jobs, ns = (n1 - n0) * O, n1 - n0
+    nt = t1 - t0
+    S = (n1 - n0) * nt
+    G = _rows_at_once(6 * width, S)
+    per = -(-S // G)
+    jobs = O * per
     parts = _parts(jobs)
     for part in prange(parts):
         g = np.zeros((4, width), dtype=gy.dtype)
         U = np.zeros((6, G, width), dtype=gy.dtype)
         for job in range(part * jobs // parts, (part + 1) * jobs // parts):
-            o, n = job // ns, n0 + job % ns
-            _grad_dplane(gy, ph, dh, dw, tws, n, o, t0, t1, (n - n0) * (t1 - t0) * TWs, TWs, g, U, Mg)
+            o, s0 = job // per, job % per * G
+            _grad_dchunk(gy, ph, dh, dw, tws, n0, t0, nt, o, s0, min(S, s0 + G), TWs, g, U, Mg)
