@@ -35,6 +35,10 @@ __all__ = ["lane_count", "blocks", "grad_input_blocks", "plan", "workspace", "co
 # both blocks).
 LANES_MIN = 1 << 25
 LANES_CALL = 40e-6  # seconds to hand the blocks to the lanes and wait for the last one
+# What each lane beyond the first adds to the copies' speed: measured on 2 cores, the copy-bound layers
+# (3x3 stride 2, the 7x7 stem, input gradients) ran 0.73-0.85x their one-lane time, not 0.5-0.6x
+# (the lanes share the memory bandwidth and one often starts late).
+LANE_GAIN = 0.4
 INNER_BYTES = 4 * 2**20  # batch-inner layout: columns per block (groups of samples)
 ROWS_BYTES = 8 * 2**20  # per-sample layout: columns per block (counted at 8 bytes a value, as gemm's blocks)
 
@@ -164,9 +168,9 @@ def workspace(op, x_shape, w_shape, stride, dilation, groups, itemsize, n) -> in
 
 def cost(op, x_shape, w_shape, stride, dilation, groups, itemsize, n) -> float:
     """Seconds on `n` lanes: the blocks' products at the BLAS rate for their shape (the lanes
-    together at the rate of one BLAS on every core), the copies (columns, transposes, folds: in
-    cache, the blocks are sized for it) and per-block overheads shared by the lanes, and waking
-    them; for the weight gradient, adding up the partial sums."""
+    together at the rate of one BLAS on every core), the copies (columns, transposes, folds) and
+    per-block overheads as gemm's single lane costs them, sped up by the lanes as measured
+    (`LANE_GAIN`), and waking them; for the weight gradient, adding up the partial sums."""
     N, C = x_shape[:2]
     O, Cg = w_shape[:2]
     G, Og, b = groups, O // groups, itemsize
@@ -181,11 +185,14 @@ def cost(op, x_shape, w_shape, stride, dilation, groups, itemsize, n) -> float:
         count = len(bl)
         cols = max((b1 - b0) * (r1 - r0) * per_row for b0, b1, r0, r1 in bl)
     t = _cost.gemm_time(2 * N * O * Cg * K * P, b, Og, cols, Cg * K, G * count)
+    # the copies at the rates of gemm's single lane: in cache where it blocks too, else at memory speed
+    blocked = gemm._row_blocks(x_shape, w_shape, stride, dilation) is not None
     in_place = K == 1 and all(s == 1 for s in stride) and not inner  # the input (or dx) is the column matrix
-    copies = 0 if in_place else (3 if op == "grad_input" else 2) * N * C * K * P * b
+    copies = 0 if in_place else (3 if op == "grad_input" and not blocked else 2) * N * C * K * P * b
     if inner:
         copies += 2 * N * O * P * b  # the transposes of y or of the output gradient
-    t += (copies / _cost.CACHE_RATE + count * (K + 3) * _cost.CALL) / n + LANES_CALL
+    rate = _cost.CACHE_RATE if blocked else _cost.MEM_RATE
+    t += (copies / rate + count * (K + 3) * _cost.CALL) / (1 + LANE_GAIN * (n - 1)) + LANES_CALL
     if op == "grad_weight":  # each block's product added to its lane's sum, then the lanes' sums added
         t += (count / n + n - 1) * 3 * O * Cg * K * b / _cost.CACHE_RATE
     return t
