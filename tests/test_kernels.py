@@ -161,8 +161,8 @@ def test_winograd_zero_padding_through_the_engine_equals_the_reference(jit, dila
 @pytest.mark.parametrize("width", [30, 71])
 @pytest.mark.parametrize("dilation, pad", [((1, 1), 1), ((1, 1), 2), ((2, 2), 2)])
 def test_winograd_wide_planes_in_several_scratch_chunks_equal_the_reference(dtype, width, dilation, pad):
-    """Planes wide enough for the tile kernels' other column-pass loops (`FLAT_MIN` and `WIDE` tiles per
-    row) and tall enough for several scratch chunks of tile rows each (`SCRATCH`), ragged at both edges,
+    """Planes wide enough for the tile kernels' other column-pass loops (`FLAT_MIN` and `WIDE`, `FLAT_MAX`
+    tiles per row) and tall enough for several scratch chunks of tile rows each (`SCRATCH`), ragged at both edges,
     padded inside."""
     from convolve import _engine
     from convolve._engine.kernels import winograd as kw
@@ -171,7 +171,7 @@ def test_winograd_wide_planes_in_several_scratch_chunks_equal_the_reference(dtyp
     x, w, b = r.standard_normal((2, 3, 91, width)), r.standard_normal((4, 3, 3, 3)), r.standard_normal(4)
     if dilation == (1, 1):  # the shapes reach the paths this test is for
         TW = -(-(width + 2 * pad - 2) // 4)
-        assert (TW >= kw.WIDE) if width > 64 else (kw.FLAT_MIN <= TW < kw.WIDE)
+        assert (TW >= max(kw.WIDE, kw.FLAT_MAX)) if width > 64 else (kw.FLAT_MIN <= TW < min(kw.WIDE, kw.FLAT_MAX))
         assert kw.SCRATCH // (6 * (4 * TW + 2)) < -(-(91 + 2 * pad - 2) // 4)
     pads = ((pad, pad), (pad, pad))
     xp = np.pad(x, ((0, 0), (0, 0)) + pads)

@@ -53,9 +53,10 @@ def _extent(size, phase, step):
 
 PARTS = 64  # parallel loops: enough parts for numba's threads to share the work evenly
 # column passes over at least this many tiles per row write V (or Mg) through unsigned indexes: LLVM
-# vectorises them then (1.2-1.3x at 56 tiles, even at 14); below, its vector set-up costs more (0.6-0.8x at 4-7)
-WIDE = 16
-FLAT_MIN = 6  # `_output_cols`: from this many tiles per row up to WIDE, one loop over several rows (1.1-1.35x at 7-14)
+# vectorises them then (1.2-1.3x at 56 tiles; at 14, 1.3x on grad_tiles, even on input_tiles); below, its
+# vector set-up costs more (0.6-0.8x at 4-7)
+WIDE = 12
+FLAT_MIN, FLAT_MAX = 6, 16  # `_output_cols`: one loop over several rows from 6 to 15 tiles per row (1.1-1.35x at 7-14)
 SCRATCH = 4096  # values of a plane's row-pass scratch (16 KiB in float32): stays in L1 for the column pass
 
 
@@ -182,7 +183,7 @@ def _output_cols(M, o, b, nq, TW, Z, k2, k4, k8):
     """Aᵀ over the 6 columns of every tile t = b + q·TW + tx, q < nq: Z[i, q, 4 tx + l]. Row i of every
     tile before row i + 1: 6 of M's 36 rows read at a time (see `_input_cols`)."""
     ub = np.uint64(b)  # unsigned: vectorised (see `_input_chunk`)
-    if FLAT_MIN <= TW < WIDE:  # one loop over all the rows' tiles (Z's rows are 4·TW long: tile u at 4u)
+    if FLAT_MIN <= TW < FLAT_MAX:  # one loop over all the rows' tiles (Z's rows are 4·TW long: tile u at 4u)
         for i in range(6):
             Zi = Z[i].reshape(Z.shape[1] * Z.shape[2])
             for tx in range(nq * TW):
