@@ -290,3 +290,29 @@ def test_gemm_lane_blocks_cover_every_output_once():
             assert g1 - g0 == 1 or (c0, c1) == (0, Cg)  # one range of channels
             covered[n0:n1, g0:g1, c0:c1] += 1
         assert (covered == 1).all(), (N, G, Cg, n)
+
+
+@needs_openblas
+@pytest.mark.parametrize("case", ["per sample", "strided, dilated, groups", "batch-inner", "1x1 strided, batch-inner",
+                                  "one sample in row blocks", "1-D", "3-D"])
+def test_gemm_in_lanes_pads_its_own_blocks(case, gemm_spy):
+    """Zero padding taken inside (`gemm.pads_inside`): each lane pads its block's rows; the same as
+    convolving the padded input."""
+    from convolve._engine import chunks
+
+    xs, ws, stride, dilation, groups = GEMM_CASES[case]
+    nd = len(xs) - 2
+    pads = ((2, 1), (0, 3), (1, 1))[:nd]
+    assert chunks._inside(gemm, "forward", pads, dilation, np.float64)
+    r = np.random.default_rng(9)
+    x, w, b = (r.standard_normal(s) for s in (xs, ws, ws[:1]))
+    xp = np.pad(x, ((0, 0), (0, 0)) + pads)
+    y_ref = reference.forward(xp, w, b, stride, dilation, groups)
+    gy = r.standard_normal(y_ref.shape)
+    with ec.options(threads=2):
+        y = gemm.forward(x, w, b, stride, dilation, groups, pads=pads)
+        gw = gemm.grad_weight(x, gy, ws, stride, dilation, groups, pads=pads)
+    assert gemm_spy == [2, 2]
+    np.testing.assert_allclose(y, y_ref, rtol=1e-12, atol=1e-12 * np.abs(y_ref).max())
+    gw_ref = reference.grad_weight(xp, gy, ws, stride, dilation, groups)
+    np.testing.assert_allclose(gw, gw_ref, rtol=1e-12, atol=1e-12 * np.abs(gw_ref).max())

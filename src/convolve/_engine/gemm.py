@@ -21,10 +21,11 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from . import _cost
+from . import _cost, chunks
 from .windows import by_rows, fold_windows, out_size, tap_slices
 
-__all__ = ["name", "local", "reach", "supports", "workspace", "cost", "im2col", "forward", "grad_input", "grad_weight"]
+__all__ = ["name", "local", "reach", "supports", "workspace", "cost", "im2col", "pads_inside", "forward", "grad_input",
+           "grad_weight"]
 
 name = "gemm"
 local = True  # each output is one dot product over its own window
@@ -231,12 +232,25 @@ def _lanes(op, x_shape, w_shape, stride, dilation, groups, itemsize) -> int:
     return found
 
 
-def forward(x, w, bias, stride, dilation, groups):
-    n = _lanes("forward", x.shape, w.shape, stride, dilation, groups, x.itemsize)
+def pads_inside(op, pads, dilation, dtype) -> bool:
+    """Whether gemm takes the zero padding of this call itself (`chunks`): the forward pass and the
+    weight gradient, padding (not cropping). As lanes, each lane pads only its own block's rows, in
+    its cache; on one lane the whole input is padded first, as `chunks` would."""
+    return op != "grad_input" and all(a >= 0 and b >= 0 for a, b in pads)
+
+
+def _padded(x, pads):
+    """x zero-padded by `pads` (None: x itself)."""
+    return x if pads is None else chunks._piece(x, slice(None), slice(0, chunks.padded_shape(x.shape, pads)[2]), pads)
+
+
+def forward(x, w, bias, stride, dilation, groups, pads=None):
+    n = _lanes("forward", chunks.padded_shape(x.shape, pads), w.shape, stride, dilation, groups, x.itemsize)
     if n > 1:
         from . import gemm_lanes
 
-        return gemm_lanes.forward(x, w, bias, stride, dilation, groups, n)
+        return gemm_lanes.forward(x, w, bias, stride, dilation, groups, n, pads)
+    x = _padded(x, pads)
     N, O, G = x.shape[0], w.shape[0], groups
     outs = _outs(x.shape, w.shape, stride, dilation)
     P = int(np.prod(outs))
@@ -320,14 +334,15 @@ def grad_input(gy, w, x_shape, stride, dilation, groups):
     return fold_windows(cols, x_shape[2:], stride, dilation)
 
 
-def grad_weight(x, gy, w_shape, stride, dilation, groups):
+def grad_weight(x, gy, w_shape, stride, dilation, groups, pads=None):
     """One GEMM per group over all (batch, position) pairs: dW = gy (Og, N·P) @ cols (N·P, Cg·K)
     (blocked: the same sum, block by block)."""
-    n = _lanes("grad_weight", x.shape, w_shape, stride, dilation, groups, x.itemsize)
+    n = _lanes("grad_weight", chunks.padded_shape(x.shape, pads), w_shape, stride, dilation, groups, x.itemsize)
     if n > 1:
         from . import gemm_lanes
 
-        return gemm_lanes.grad_weight(x, gy, w_shape, stride, dilation, groups, n)
+        return gemm_lanes.grad_weight(x, gy, w_shape, stride, dilation, groups, n, pads)
+    x = _padded(x, pads)
     G = groups
     plan = _row_blocks(x.shape, w_shape, stride, dilation)
     if plan is not None:

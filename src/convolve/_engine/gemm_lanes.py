@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _cost, blas, gemm
+from . import _cost, blas, chunks, gemm
 from .config import settings
 from .parallel import lanes
 from .windows import by_rows, fold_windows
@@ -212,22 +212,48 @@ def _channels_major(a, groups, buf):
     return out.reshape(groups, O // groups, -1)
 
 
-def forward(x, w, bias, stride, dilation, groups, n):
+def _block(x, n0, n1, rows, pads, buf):
+    """Samples n0:n1 and input rows `rows` (padded coordinates) of x zero-padded by `pads`, in the
+    lane's `buf` (a view of x without padding)."""
+    if pads is None:
+        return x[n0:n1, :, rows]
+    shape = (n1 - n0, x.shape[1], rows.stop - rows.start) + chunks.padded_shape(x.shape, pads)[3:]
+    out = buf[: int(np.prod(shape))].reshape(shape)
+    out.fill(0)  # in the lane's cache (a fresh array per block: page faults on every block)
+    cut = chunks._real(x.shape[2:], rows, pads)
+    if cut is not None:
+        out[(slice(None), slice(None)) + cut[0]] = x[(slice(n0, n1), slice(None)) + cut[1]]
+    return out
+
+
+def _pad_size(x_shape, pads, bl, stride, dilation, kernel) -> int:
+    """Elements of the largest padded block of input rows (0 without padding)."""
+    if pads is None:
+        return 0
+    shape = chunks.padded_shape(x_shape, pads)
+    rows = max(_in_rows(r0, r1, stride, dilation, kernel).stop - r0 * stride[0] for _, _, r0, r1 in bl)
+    return max(b - a for a, b, _, _ in bl) * shape[1] * rows * int(np.prod(shape[3:]))
+
+
+def forward(x, w, bias, stride, dilation, groups, n, pads=None):
     N, O, G = x.shape[0], w.shape[0], groups
     kernel = tuple(w.shape[2:])
-    outs = gemm._outs(x.shape, w.shape, stride, dilation)
+    shape = chunks.padded_shape(x.shape, pads)
+    outs = gemm._outs(shape, w.shape, stride, dilation)
     P, per_row = int(np.prod(outs)), int(np.prod(outs[1:]))
     wm = w.reshape(G, O // G, -1)  # (G, Og, Cg·K)
-    inner, bl, _, size, _ = plan("forward", x.shape, w.shape, stride, dilation, groups, x.itemsize, n)
+    inner, bl, _, size, _ = plan("forward", shape, w.shape, stride, dilation, groups, x.itemsize, n)
+    psize = _pad_size(x.shape, pads, bl, stride, dilation, kernel)
     y = np.empty((N, G, O // G, P), dtype=x.dtype)
     b = None if bias is None else bias.reshape(G, O // G, 1)
 
     def step(buf, block):
         n0, n1, r0, r1 = block
         nb = n1 - n0
-        cols = _columns(x[n0:n1, :, _in_rows(r0, r1, stride, dilation, kernel)], kernel, stride, dilation, inner, buf)
+        xs = _block(x, n0, n1, _in_rows(r0, r1, stride, dilation, kernel), pads, buf[size:])
+        cols = _columns(xs, kernel, stride, dilation, inner, buf[:size])
         if inner:  # (G, Og, nb·P), then the block's part of y transposed, with the bias
-            out = _product(buf, cols, (G, O // G, nb * P))
+            out = _product(buf[:size], cols, (G, O // G, nb * P))
             np.matmul(wm, cols.reshape(G, wm.shape[2], nb * P), out=out)
             yt = out.reshape(G, O // G, nb, P).transpose(2, 0, 1, 3)
             if b is None:
@@ -240,7 +266,7 @@ def forward(x, w, bias, stride, dilation, groups, n):
         if b is not None:  # while the block is in cache
             blk += b
 
-    lanes(lambda _: np.empty(size, dtype=x.dtype), step, bl, threads=n)
+    lanes(lambda _: np.empty(size + psize, dtype=x.dtype), step, bl, threads=n)
     return y.reshape((N, O) + outs)
 
 
@@ -290,26 +316,29 @@ def grad_input(gy, w, x_shape, stride, dilation, groups, n):
     return gx
 
 
-def grad_weight(x, gy, w_shape, stride, dilation, groups, n):
+def grad_weight(x, gy, w_shape, stride, dilation, groups, n, pads=None):
     N, O = gy.shape[:2]
     G, kernel = groups, tuple(w_shape[2:])
     outs = tuple(gy.shape[2:])
     P, per_row = int(np.prod(outs)), int(np.prod(outs[1:]))
     CgK = int(np.prod(w_shape[1:]))
-    inner, bl, _, size, _ = plan("grad_weight", x.shape, w_shape, stride, dilation, groups, x.itemsize, n)
+    shape = chunks.padded_shape(x.shape, pads)
+    inner, bl, _, size, _ = plan("grad_weight", shape, w_shape, stride, dilation, groups, x.itemsize, n)
+    psize = _pad_size(x.shape, pads, bl, stride, dilation, kernel)
     gym = gy.reshape(N, G, O // G, P)
 
     def setup(_):
         acc = np.zeros((G, O // G, CgK), dtype=gy.dtype)
-        return np.empty(size, dtype=x.dtype), acc, np.empty_like(acc)
+        return np.empty(size + psize, dtype=x.dtype), acc, np.empty_like(acc)
 
     def step(state, block):
         buf, acc, part = state
         n0, n1, r0, r1 = block
         nb = n1 - n0
-        cols = _columns(x[n0:n1, :, _in_rows(r0, r1, stride, dilation, kernel)], kernel, stride, dilation, inner, buf)
+        xs = _block(x, n0, n1, _in_rows(r0, r1, stride, dilation, kernel), pads, buf[size:])
+        cols = _columns(xs, kernel, stride, dilation, inner, buf[:size])
         if inner:
-            g = _channels_major(gy[n0:n1], G, _product(buf, cols, (gy[n0:n1].size,)))
+            g = _channels_major(gy[n0:n1], G, _product(buf[:size], cols, (gy[n0:n1].size,)))
             np.matmul(g, cols.reshape(G, CgK, nb * P).transpose(0, 2, 1), out=part)
         else:
             np.matmul(gym[n0, :, :, r0 * per_row : r1 * per_row], cols.reshape(G, CgK, -1).transpose(0, 2, 1),
