@@ -42,7 +42,7 @@ class FusedConv:
         """(weight, bias) arrays of the convolution, with the BatchNormalization folded in."""
         conv, bn = self.conv, self.bn
         if bn is None:  # a read-only view of the parameter, new whenever the parameter is assigned
-            key = ((id(conv.weight), conv.weight._version),)
+            key: Any = ((id(conv.weight), conv.weight._version),)
             if key != self._key:
                 self._key = key
                 self._folded = (constants.mark(conv.weight.data.view()), None if conv.bias is None else conv.bias.data)
