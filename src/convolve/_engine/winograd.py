@@ -44,7 +44,10 @@ KERNEL_BYTE_CACHED, KERNEL_BYTE_MEMORY = 0.5e-9, 2e-9
 JIT_KERNEL_BYTE = 0.1e-9  # the compiled weight transform (`kernels.wino_weights`): 0.05-0.07 ns measured, 64-256 channels
 JIT_BLOCK_BYTES = 2 * 2**20  # compiled tier: transformed tiles (V or M) per block, at least ...
 JIT_BLOCK_PER_U = 2  # ... this many times the transformed kernel U, which every block reads again
-JIT_TILE_BYTE = 0.15e-9  # compiled tier: seconds per byte of transformed tiles (V and M), both transforms
+# compiled tier: seconds per byte of transformed tiles (V and M), both transforms, on the engine's threads
+# (one thread measured 0.09-0.10 ns on 28x28 and larger planes, benchmarks/bench_wino_tiles.py) ...
+JIT_TILE_BYTE = 0.06e-9
+JIT_ROW_TILES = 9  # ... and more on narrow planes: x (1 + JIT_ROW_TILES / tiles per row) (0.15 ns at 14, 0.24 at 7)
 JIT_CALL = 20e-6  # compiled tier: one parallel kernel launch
 LANE_ITEM = 20e-6  # compiled tier in lanes: Python and dispatch per block (three serial kernels, a matmul)
 
@@ -259,7 +262,8 @@ class Winograd:
             n = min(nb, lane_count(a * a * (C + O) * T))
             U = a * a * O * Cg * b
             t = _cost.gemm_time(2 * a * a * O * Cg * T, b, Og, T // nb, Cg, a * a * groups * nb)
-            t += JIT_TILE_BYTE * a * a * (C + O) * T * b * (1.5 if op == "grad_weight" else 1)
+            t += (JIT_TILE_BYTE * (1 + JIT_ROW_TILES / TW) * a * a * (C + O) * T * b
+                  * (1.5 if op == "grad_weight" else 1))
             # every block reads U again; one lane's blocks run one after the other, each launching
             # parallel kernels; lanes share the blocks and call the kernels' serial twins
             per_block = U / _cost.MEM_RATE + (LANE_ITEM if n > 1 else 3 * JIT_CALL)
