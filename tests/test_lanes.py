@@ -294,7 +294,7 @@ def test_gemm_lane_blocks_cover_every_output_once():
 
 @needs_openblas
 @pytest.mark.parametrize("case", ["per sample", "strided, dilated, groups", "batch-inner", "1x1 strided, batch-inner",
-                                  "one sample in row blocks", "1-D", "3-D"])
+                                  "one sample in row blocks", "one sample, channel ranges", "1-D", "3-D"])
 def test_gemm_in_lanes_pads_its_own_blocks(case, gemm_spy):
     """Zero padding taken inside (`gemm.pads_inside`): each lane pads its block's rows; the same as
     convolving the padded input."""
@@ -311,8 +311,13 @@ def test_gemm_in_lanes_pads_its_own_blocks(case, gemm_spy):
     gy = r.standard_normal(y_ref.shape)
     with ec.options(threads=2):
         y = gemm.forward(x, w, b, stride, dilation, groups, pads=pads)
+        gx = gemm.grad_input(gy, w, xs, stride, dilation, groups, pads=pads)
         gw = gemm.grad_weight(x, gy, ws, stride, dilation, groups, pads=pads)
-    assert gemm_spy == [2, 2]
+    assert gemm_spy == [2, 2, 2]
     np.testing.assert_allclose(y, y_ref, rtol=1e-12, atol=1e-12 * np.abs(y_ref).max())
+    gx_ref = reference.grad_input(gy, w, xp.shape, stride, dilation, groups)[(Ellipsis,) + tuple(
+        slice(a, a + n) for (a, _), n in zip(pads, xs[2:]))]
+    assert gx.shape == xs
+    np.testing.assert_allclose(gx, gx_ref, rtol=1e-12, atol=1e-12 * np.abs(gx_ref).max())
     gw_ref = reference.grad_weight(xp, gy, ws, stride, dilation, groups)
     np.testing.assert_allclose(gw, gw_ref, rtol=1e-12, atol=1e-12 * np.abs(gw_ref).max())

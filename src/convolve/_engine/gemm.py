@@ -233,10 +233,11 @@ def _lanes(op, x_shape, w_shape, stride, dilation, groups, itemsize) -> int:
 
 
 def pads_inside(op, pads, dilation, dtype) -> bool:
-    """Whether gemm takes the zero padding of this call itself (`chunks`): the forward pass and the
-    weight gradient, padding (not cropping). As lanes, each lane pads only its own block's rows, in
-    its cache; on one lane the whole input is padded first, as `chunks` would."""
-    return op != "grad_input" and all(a >= 0 and b >= 0 for a, b in pads)
+    """Whether gemm takes the zero padding of this call itself (`chunks`): padding, not cropping. As
+    lanes, each lane pads only its own block's rows (the input gradient: folds into its own padded
+    samples and copies their real part), in its cache; on one lane the whole input is padded first
+    (the padded gradient cropped), as `chunks` would."""
+    return all(a >= 0 and b >= 0 for a, b in pads)
 
 
 def _padded(x, pads):
@@ -287,12 +288,17 @@ def forward(x, w, bias, stride, dilation, groups, pads=None):
     return y
 
 
-def grad_input(gy, w, x_shape, stride, dilation, groups):
-    n = _lanes("grad_input", x_shape, w.shape, stride, dilation, groups, gy.itemsize)
+def grad_input(gy, w, x_shape, stride, dilation, groups, pads=None):
+    shape = chunks.padded_shape(x_shape, pads)
+    n = _lanes("grad_input", shape, w.shape, stride, dilation, groups, gy.itemsize)
     if n > 1:
         from . import gemm_lanes
 
-        return gemm_lanes.grad_input(gy, w, x_shape, stride, dilation, groups, n)
+        return gemm_lanes.grad_input(gy, w, x_shape, stride, dilation, groups, n, pads)
+    if pads is not None:  # the padded input's gradient, cropped to the real input
+        gp = grad_input(gy, w, shape, stride, dilation, groups)
+        return np.ascontiguousarray(gp[(slice(None), slice(None)) + tuple(slice(a, a + s) for (a, _), s in
+                                                                         zip(pads, x_shape[2:]))])
     N, O = gy.shape[:2]
     G, nd, C = groups, gy.ndim - 2, x_shape[1]
     outs, kernel = gy.shape[2:], tuple(w.shape[2:])

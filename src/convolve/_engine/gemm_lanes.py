@@ -270,16 +270,35 @@ def forward(x, w, bias, stride, dilation, groups, n, pads=None):
     return y.reshape((N, O) + outs)
 
 
-def grad_input(gy, w, x_shape, stride, dilation, groups, n):
+def grad_input(gy, w, x_shape, stride, dilation, groups, n, pads=None):
+    """dx of the input of shape `x_shape`; with `pads`, of the unpadded input: each lane folds into its
+    own zero-padded samples and copies their real part into dx."""
     N, O = gy.shape[:2]
     G, C, Cg = groups, x_shape[1], w.shape[1]
     outs, kernel = tuple(gy.shape[2:]), tuple(w.shape[2:])
     K, P, per_row = int(np.prod(kernel)), int(np.prod(outs)), int(np.prod(outs[1:]))
     wt = w.reshape(G, O // G, -1).transpose(0, 2, 1)  # (G, Cg·K, Og)
-    inner, bl, rows, size, _ = plan("grad_input", x_shape, w.shape, stride, dilation, groups, gy.itemsize, n)
+    shape = chunks.padded_shape(x_shape, pads)
+    inner, bl, rows, size, _ = plan("grad_input", shape, w.shape, stride, dilation, groups, gy.itemsize, n)
     pointwise = K == 1
-    in_place = pointwise and all(s == 1 for s in stride) and not inner  # dx's rows are the product's
-    gx = (np.empty if in_place else np.zeros)(x_shape, dtype=gy.dtype)
+    in_place = pointwise and all(s == 1 for s in stride) and not inner and pads is None  # dx's rows: the product's
+    gx = (np.empty if in_place or pads is not None else np.zeros)(x_shape, dtype=gy.dtype)
+    plane = int(np.prod(shape[2:]))
+    if pads is None:
+        psize = 0
+    elif inner:
+        psize = max(b - a for a, b, _, _ in bl) * C * plane
+    else:
+        psize = max((g1 - g0) * (c1 - c0) for _, _, g0, g1, c0, c1 in bl) * plane
+    crop = None if pads is None else tuple(slice(a, a + s) for (a, _), s in zip(pads, x_shape[2:]))
+
+    def padded(buf, lead):
+        """The lane's zeroed padded planes for `lead` (samples, channels), or None without padding."""
+        if pads is None:
+            return None
+        out = buf[size : size + int(np.prod(lead)) * plane].reshape(tuple(lead) + tuple(shape[2:]))
+        out.fill(0)
+        return out
 
     def fold(cols, target):
         if pointwise:  # no windows to add: the values go to the (strided) positions they came from
@@ -294,7 +313,10 @@ def grad_input(gy, w, x_shape, stride, dilation, groups, n):
         g = _channels_major(gy[n0:n1], G, buf)  # (G, Og, nb·P)
         cols = buf[g.size : g.size + C * K * nb * P].reshape(G, Cg * K, nb * P)
         np.matmul(wt, g, out=cols)
-        fold(np.moveaxis(cols.reshape((C,) + kernel + (nb,) + outs), 1 + len(outs), 0), gx[n0:n1])
+        pad = padded(buf, (nb, C))
+        fold(np.moveaxis(cols.reshape((C,) + kernel + (nb,) + outs), 1 + len(outs), 0), gx[n0:n1] if pad is None else pad)
+        if pad is not None:
+            gx[n0:n1] = pad[(slice(None), slice(None)) + crop]
 
     gym = gy.reshape(N, G, O // G, P)
 
@@ -305,14 +327,17 @@ def grad_input(gy, w, x_shape, stride, dilation, groups, n):
             if in_place:  # a contiguous range of channels of one sample: a view
                 np.matmul(wt[g0:g1, c0:c1], gym[s, g0:g1], out=gx[s, chans].reshape(g1 - g0, c1 - c0, P))
                 continue
+            pad = padded(buf, ((g1 - g0) * (c1 - c0),))
             for r0 in range(0, outs[0], rows):
                 r1 = min(outs[0], r0 + rows)
                 c = buf[: (g1 - g0) * (c1 - c0) * K * (r1 - r0) * per_row].reshape(g1 - g0, (c1 - c0) * K, -1)
                 np.matmul(wt[g0:g1, c0 * K : c1 * K], gym[s, g0:g1, :, r0 * per_row : r1 * per_row], out=c)
-                target = gx[s, chans, _in_rows(r0, r1, stride, dilation, kernel)]
+                target = (gx[s, chans] if pad is None else pad)[:, _in_rows(r0, r1, stride, dilation, kernel)]
                 fold(c.reshape((-1,) + kernel + (r1 - r0,) + outs[1:]), target)
+            if pad is not None:
+                gx[s, chans] = pad[(slice(None),) + crop]
 
-    lanes(lambda _: np.empty(size, dtype=gy.dtype), step_inner if inner else step, bl, threads=n)
+    lanes(lambda _: np.empty(size + psize, dtype=gy.dtype), step_inner if inner else step, bl, threads=n)
     return gx
 
 
