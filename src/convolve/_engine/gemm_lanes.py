@@ -290,7 +290,7 @@ def grad_input(gy, w, x_shape, stride, dilation, groups, n, pads=None):
         psize = max(b - a for a, b, _, _ in bl) * C * plane
     else:
         psize = max((g1 - g0) * (c1 - c0) for _, _, g0, g1, c0, c1 in bl) * plane
-    crop = None if pads is None else tuple(slice(a, a + s) for (a, _), s in zip(pads, x_shape[2:]))
+    crop = () if pads is None else tuple(slice(a, a + s) for (a, _), s in zip(pads, x_shape[2:]))  # the real input
 
     def padded(buf, lead):
         """The lane's zeroed padded planes for `lead` (samples, channels), or None without padding."""
