@@ -7,7 +7,7 @@ Run::
 Re-estimates every timed (layer, op, algorithm) of the results with the current constants and prints
 the geometric mean regret of the choice they would make (picked time / fastest time, using the
 measured times) and the spread of estimate / measured per algorithm. ``--search`` then scales the
-constants in `TUNABLE` one at a time by factors of 2^(±k/4) (coordinate descent, a few rounds) to
+constants in `TUNABLE` one at a time by factors of 2^(±k/4), k <= 8 (coordinate descent, a few rounds) to
 lower the regret, and prints the factors found: copy the ones that help into the source (rounded, with
 a comment), then re-run bench_choice to check them on fresh measurements.
 """
@@ -76,7 +76,7 @@ def search(rows, rounds=3):
     for _ in range(rounds):
         for t in TUNABLE:
             v0 = _get(t)
-            for k in (-4, -3, -2, -1, 1, 2, 3, 4):
+            for k in (-8, -6, -4, -3, -2, -1, 1, 2, 3, 4, 6, 8):
                 _set(t, v0 * 2 ** (k / 4))
                 g, _ = score(rows)
                 if g < best - 1e-4:
