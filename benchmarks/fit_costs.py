@@ -27,7 +27,7 @@ from convolve._engine.select import ALGORITHMS
 
 # (module, attribute, key or None): constants the fit may scale
 TUNABLE = [
-    (_cost, "GEMM_RATE", 4), (_cost, "THIN", None), (_cost, "MEM_RATE", None), (_cost, "CACHE_RATE", None), (_cost, "CALL", None),
+    (_cost, "GEMM_RATE", 4), (_cost, "THIN", None), (_cost, "MEM_RATE", None), (_cost, "CACHE_RATE", None), (_cost, "COPY_RATE", None), (_cost, "CALL", None),
     (_cost, "BLAS_CALL", None), (kn2row, "PENALTY", None), (winograd, "JIT_TILE_BYTE", None), (winograd, "JIT_ROW_TILES", None),
     (winograd, "JIT_CALL", None), (winograd, "LANE_ITEM", None), (winograd, "JIT_KERNEL_BYTE", None), (direct, "RATE", 4), (fft, "RATE", None),
 ]

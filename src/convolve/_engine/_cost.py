@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["GEMM_RATE", "THIN", "MEM_RATE", "CACHE_RATE", "CACHE_BYTES", "CALL", "BLAS_CALL", "efficiency", "gemm_time", "outs",
+__all__ = ["GEMM_RATE", "THIN", "MEM_RATE", "CACHE_RATE", "COPY_RATE", "CACHE_BYTES", "CALL", "BLAS_CALL", "efficiency", "gemm_time", "outs",
            "pieces"]
 
 GEMM_RATE = {4: 250e9, 8: 125e9}  # flop/s of a large GEMM with 2 BLAS threads (NumPy 2048³: ~300e9 float32)
 MEM_RATE = 8e9  # bytes/s read + written by one NumPy copy or elementwise pass out of cache (single-threaded)
-CACHE_RATE = 5e9  # the same within cache (blocked im2col of short rows, depthwise blocks; fitted: bench_choice.py)
+CACHE_RATE = 20e9  # the same within cache (depthwise blocks, sums of partial results)
+COPY_RATE = 5e9  # im2col's copies of short rows, even in cache (gemm's blocks; fitted with bench_choice.py)
 CACHE_BYTES = 3 * 2**20  # a working set up to this size stays in cache between passes (L2s + part of L3)
 CALL = 4e-6  # seconds of overhead per NumPy call
 BLAS_CALL = 1e-6  # per matrix inside one batched matmul

@@ -96,7 +96,7 @@ def _single_cost(op, x_shape, w_shape, stride, dilation, groups, itemsize):
     if plan is not None:  # blocked: columns written and read in cache
         blocks = N * -(-plan[1] // plan[0])
         t = _cost.gemm_time(flops, b, Og, min(P, plan[0] * plan[2]), Cg * K, G * blocks)
-        return t + 2 * N * C * K * P * b / _cost.CACHE_RATE + blocks * (K + 3) * _cost.CALL
+        return t + 2 * N * C * K * P * b / _cost.COPY_RATE + blocks * (K + 3) * _cost.CALL
     t = _cost.gemm_time(flops, b, Og, N * P if inner else P, Cg * K, G * (1 if inner else N))
     cols = 0 if (K == 1 and op != "grad_weight" and not inner) else N * C * K * P * b
     t += (3 if op == "grad_input" else 2) * cols / _cost.MEM_RATE + K * _cost.CALL

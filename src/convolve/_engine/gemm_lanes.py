@@ -191,7 +191,7 @@ def cost(op, x_shape, w_shape, stride, dilation, groups, itemsize, n) -> float:
     copies = 0 if in_place else (3 if op == "grad_input" and not blocked else 2) * N * C * K * P * b
     if inner:
         copies += 2 * N * O * P * b  # the transposes of y or of the output gradient
-    rate = _cost.CACHE_RATE if blocked else _cost.MEM_RATE
+    rate = _cost.COPY_RATE if blocked else _cost.MEM_RATE
     t += (copies / rate + count * (K + 3) * _cost.CALL) / (1 + LANE_GAIN * (n - 1)) + LANES_CALL
     if op == "grad_weight":  # each block's product added to its lane's sum, then the lanes' sums added
         t += (count / n + n - 1) * 3 * O * Cg * K * b / _cost.CACHE_RATE
