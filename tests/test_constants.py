@@ -14,6 +14,18 @@ import convolve._engine as engine
 from convolve._engine import constants, winograd
 
 
+def _winograd_transforms(monkeypatch, force=False):
+    """A list that grows by one at every Winograd weight transform; with `force`, the engine's
+    automatic choice is Winograd F(4x4, 3x3) for every call (an inference plan's convs)."""
+    if force:
+        monkeypatch.setattr(engine, "choose", lambda op, *a, **k: winograd.F4)
+        monkeypatch.setattr(engine, "_choices", {})
+    transforms = []
+    real = winograd.Winograd._transform
+    monkeypatch.setattr(winograd.Winograd, "_transform", lambda self, a: transforms.append(1) or real(self, a))
+    return transforms
+
+
 def test_derived_values_are_computed_once_per_marked_array_and_forgotten_with_it():
     calls = []
 
@@ -41,9 +53,7 @@ def test_winograd_transforms_marked_weights_once_and_trainable_weights_every_cal
     r = np.random.default_rng(0)
     x = r.standard_normal((1, 8, 12, 12)).astype(np.float32)
     w = r.standard_normal((8, 8, 3, 3)).astype(np.float32)
-    transforms = []
-    real = winograd.Winograd._transform
-    monkeypatch.setattr(winograd.Winograd, "_transform", lambda self, a: transforms.append(1) or real(self, a))
+    transforms = _winograd_transforms(monkeypatch)
     free = winograd.F4.forward(x, w, None, (1, 1), (1, 1), 1)
     winograd.F4.forward(x, w, None, (1, 1), (1, 1), 1)
     assert len(transforms) == 2
@@ -64,11 +74,7 @@ def test_an_onnx_inference_plan_reuses_its_transformed_weights_and_follows_chang
     net = _randomise_bn(tn.Sequential(tn.Conv2d(8, 8, 3, padding=1), tn.BatchNorm2d(8), tn.ReLU())).eval()
     x = np.random.default_rng(1).standard_normal((1, 8, 20, 20)).astype(np.float32)
     model = convolve.onnx.load(export(net, torch.from_numpy(x), tmp_path / "m.onnx", keep_bn=True))
-    monkeypatch.setattr(engine, "choose", lambda op, *a, **k: winograd.F4)  # the plan's conv runs Winograd
-    monkeypatch.setattr(engine, "_choices", {})
-    transforms = []
-    real = winograd.Winograd._transform
-    monkeypatch.setattr(winograd.Winograd, "_transform", lambda self, a: transforms.append(1) or real(self, a))
+    transforms = _winograd_transforms(monkeypatch, force=True)
     with convolve.no_grad():
         first = np.asarray(model(x).data)
         for _ in range(2):
@@ -100,11 +106,7 @@ def test_a_plan_without_batch_norm_marks_a_view_and_the_parameter_stays_trainabl
     net = tn.Sequential(tn.Conv2d(8, 8, 3, padding=1), tn.ReLU()).eval()
     x = np.random.default_rng(2).standard_normal((1, 8, 20, 20)).astype(np.float32)
     model = convolve.onnx.load(export(net, torch.from_numpy(x), tmp_path / "m.onnx"))
-    monkeypatch.setattr(engine, "choose", lambda op, *a, **k: winograd.F4)
-    monkeypatch.setattr(engine, "_choices", {})
-    transforms = []
-    real = winograd.Winograd._transform
-    monkeypatch.setattr(winograd.Winograd, "_transform", lambda self, a: transforms.append(1) or real(self, a))
+    transforms = _winograd_transforms(monkeypatch, force=True)
     with convolve.no_grad():
         first = np.asarray(model(x).data)
         np.testing.assert_array_equal(np.asarray(model(x).data), first)

@@ -23,9 +23,8 @@ needs_openblas = pytest.mark.skipif(not blas.controllable(), reason="NumPy's BLA
                                     "so its threads cannot be set and lanes run as one")
 
 
-@pytest.fixture
-def spy_lanes(monkeypatch):
-    """Every lanes() call made, as the number of states it returned (one per lane that ran)."""
+def _spy(monkeypatch, module):
+    """Every lanes() call `module` makes, as the number of states it returned (one per lane that ran)."""
     calls = []
     real = parallel.lanes
 
@@ -34,8 +33,13 @@ def spy_lanes(monkeypatch):
         calls.append(len(states))
         return states
 
-    monkeypatch.setattr(winograd, "lanes", spy)
+    monkeypatch.setattr(module, "lanes", spy)
     return calls
+
+
+@pytest.fixture
+def spy_lanes(monkeypatch):
+    return _spy(monkeypatch, winograd)
 
 
 @needs_openblas
@@ -195,15 +199,7 @@ GEMM_CASES = {  # x shape, w shape, stride, dilation, groups; the blocks each la
 @pytest.fixture
 def gemm_spy(monkeypatch):
     """Lanes forced on small calls (small blocks); every lanes() call made by gemm, as its lane count."""
-    calls = []
-    real = parallel.lanes
-
-    def spy(setup, step, items, threads=None, ordered=False):
-        states = real(setup, step, items, threads, ordered)
-        calls.append(len(states))
-        return states
-
-    monkeypatch.setattr(gemm_lanes, "lanes", spy)
+    calls = _spy(monkeypatch, gemm_lanes)
     monkeypatch.setattr(gemm_lanes, "LANES_MIN", 0)
     monkeypatch.setattr(gemm, "_single_cost", lambda *args: float("inf"))  # lanes whatever the estimates say
     monkeypatch.setattr(gemm, "_lane_choices", {})

@@ -382,6 +382,16 @@ class Winograd:
                 runs.append((ph, tws, self._jit_blocks(N, C, O, -(-OH // 4), int(tws.sum()), itemsize, Cg)))
         return runs
 
+    def _block_views(self, Vb, Mb, item, G, C, O):
+        """V (a², G, C/G, T) and M (a², G, O/G, T) of a block's T tiles in the scratch Vb and Mb, and
+        their (a², C, T) and (a², O, T) views for the transforms."""
+        aa = self.a * self.a
+        _, tws, (n0, n1, t0, t1) = item
+        T = (n1 - n0) * (t1 - t0) * int(tws.sum())
+        V = Vb[: aa * C * T].reshape(aa, G, C // G, T)
+        M = Mb[: aa * O * T].reshape(aa, G, O // G, T)
+        return V, M, V.reshape(aa, C, T), M.reshape(aa, O, T)
+
     @staticmethod
     def _buffers(runs, a, C, O, dtype):
         """Scratch for the largest block of any run: V (a²·C·tiles) and M (a²·O·tiles), flat."""
@@ -412,10 +422,7 @@ class Winograd:
         def step(state, item):
             Vb, Mb, lanes = state
             ph, tws, (n0, n1, t0, t1) = item
-            T = (n1 - n0) * (t1 - t0) * int(tws.sum())
-            V = Vb[: a * a * C * T].reshape(a * a, G, C // G, T)
-            M = Mb[: a * a * O * T].reshape(a * a, G, O // G, T)
-            Vf, Mf = V.reshape(a * a, C, T), M.reshape(a * a, O, T)
+            V, M, Vf, Mf = self._block_views(Vb, Mb, item, G, C, O)
             if dilated:
                 _launch(kw.input_tiles_dilated, lanes, Vf.size)(x, pad, ph, dh, dw, tws, n0, n1, t0, t1, Vf)
             else:
@@ -449,10 +456,7 @@ class Winograd:
         def step(state, item):
             Vb, Mb, dU, part, lanes = state
             ph, tws, (n0, n1, t0, t1) = item
-            T = (n1 - n0) * (t1 - t0) * int(tws.sum())
-            V = Vb[: a * a * C * T].reshape(a * a, G, C // G, T)
-            Mg = Mb[: a * a * O * T].reshape(a * a, G, O // G, T)
-            Vf, Mf = V.reshape(a * a, C, T), Mg.reshape(a * a, O, T)
+            V, Mg, Vf, Mf = self._block_views(Vb, Mb, item, G, C, O)
             if dilated:
                 _launch(kw.input_tiles_dilated, lanes, Vf.size)(x, pad, ph, dh, dw, tws, n0, n1, t0, t1, Vf)
                 _launch(kw.grad_tiles_dilated, lanes, Mf.size)(gy, ph, dh, dw, tws, n0, n1, t0, t1, Mf)
