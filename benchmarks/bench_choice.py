@@ -32,11 +32,11 @@ import convolve.engine_config as ec
 from convolve._engine import select
 from convolve._engine.select import ALGORITHMS
 
-from bench_conv import SUITE
+from bench_conv import SUITE, _layer
 
 HERE = Path(__file__).resolve().parent
 OPS = ("forward", "grad_input", "grad_weight")
-# the convolutions of bench_train's models at their batch sizes (already padded), as in SUITE
+# the convolutions of bench_train's models at their batch sizes, as in SUITE
 TRAINING = [
     ("CIFAR c1", (64, 3, 32, 32), 32, 3, 1, 1, 1, 1),
     ("CIFAR c2", (64, 32, 16, 16), 64, 3, 1, 1, 1, 1),
@@ -47,15 +47,12 @@ TRAINING = [
 
 
 def problem(spec, dtype, seed=0):
-    """(x padded, w, gy, stride, dilation, groups) of one layer."""
-    name, xs, O, k, s, p, d, g = spec
-    nd = len(xs) - 2
-    rng = np.random.default_rng(seed)
-    xs = xs[:2] + tuple(n + 2 * p for n in xs[2:])
-    x = rng.standard_normal(xs).astype(dtype)
-    w = rng.standard_normal((O, xs[1] // g) + (k,) * nd).astype(dtype)
-    outs = tuple((n - d * (k - 1) - 1) // s + 1 for n in xs[2:])
-    gy = rng.standard_normal((xs[0], O) + outs).astype(dtype)
+    """(x padded, w, gy, stride, dilation, groups) of one layer (bench_conv's inputs and weights)."""
+    _, nd, x, w, kw = _layer(spec, dtype, seed)
+    s, p, d, g = kw["stride"], kw["padding"], kw["dilation"], kw["groups"]
+    x = np.pad(x, ((0, 0), (0, 0)) + ((p, p),) * nd)
+    outs = tuple((n - d * (k - 1) - 1) // s + 1 for n, k in zip(x.shape[2:], w.shape[2:]))
+    gy = np.random.default_rng(seed + 1).standard_normal((x.shape[0], w.shape[0]) + outs).astype(dtype)
     return x, w, gy, (s,) * nd, (d,) * nd, g
 
 

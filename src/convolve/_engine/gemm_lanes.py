@@ -24,7 +24,7 @@ import numpy as np
 
 from . import _cost, blas, chunks, gemm
 from .config import settings
-from .parallel import lanes
+from .parallel import even_parts, lanes
 from .windows import by_rows, fold_windows
 
 __all__ = ["lane_count", "blocks", "grad_input_blocks", "plan", "workspace", "cost", "forward", "grad_input", "grad_weight"]
@@ -61,11 +61,6 @@ def lane_count(x_shape, w_shape, stride, dilation) -> int:
     return n if macs >= LANES_MIN else 1
 
 
-def _parts(total, count):
-    bounds = [total * i // count for i in range(count + 1)]
-    return [(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
-
-
 def _multiple(count, n, most):
     """count rounded up to a multiple of n (the lanes), at most `most`."""
     return min(most, -(-count // n) * n)
@@ -79,13 +74,13 @@ def blocks(N, out_rows, per_row, target, n, group) -> list:
     if per_sample <= target and (N >= n or not group):
         count = N if not group else _multiple(max(1, -(-N * per_sample // max(1, target))), n, N)
         if count >= n or N >= n:
-            return [(a, b, 0, out_rows) for a, b in _parts(N, count)]
+            return [(a, b, 0, out_rows) for a, b in even_parts(N, count)]
     if group and N > 1:  # a batch-inner block holds whole samples
-        return [(a, b, 0, out_rows) for a, b in _parts(N, min(N, n))]
+        return [(a, b, 0, out_rows) for a, b in even_parts(N, min(N, n))]
     bps = min(out_rows, max(1, -(-per_sample // max(1, target))))  # row blocks per sample
     while (N * bps) % n and bps < out_rows:
         bps += 1
-    return [(s, s + 1, a, b) for s in range(N) for a, b in _parts(out_rows, bps)]
+    return [(s, s + 1, a, b) for s in range(N) for a, b in even_parts(out_rows, bps)]
 
 
 def grad_input_blocks(N, G, Cg, n) -> list:
@@ -93,12 +88,12 @@ def grad_input_blocks(N, G, Cg, n) -> list:
     (all of them, or a range of one group's): whole samples per lane, or with fewer samples than
     lanes ranges of input channels, so that no two blocks write the same values of dx."""
     if N >= n:
-        return [(a, b, 0, G, 0, Cg) for a, b in _parts(N, _multiple(N, n, N))]
+        return [(a, b, 0, G, 0, Cg) for a, b in even_parts(N, _multiple(N, n, N))]
     per = -(-n // N)  # parts per sample
     if G >= per:
-        return [(s, s + 1, a, b, 0, Cg) for s in range(N) for a, b in _parts(G, per)]
+        return [(s, s + 1, a, b, 0, Cg) for s in range(N) for a, b in even_parts(G, per)]
     split = min(Cg, -(-per // G))
-    return [(s, s + 1, g, g + 1, a, b) for s in range(N) for g in range(G) for a, b in _parts(Cg, split)]
+    return [(s, s + 1, g, g + 1, a, b) for s in range(N) for g in range(G) for a, b in even_parts(Cg, split)]
 
 
 def _columns(xs, kernel, stride, dilation, batch_inner, buf):

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from . import blas
 from .config import settings
 
-__all__ = ["map_blocks", "sum_blocks", "batch_slices", "lanes"]
+__all__ = ["map_blocks", "sum_blocks", "batch_slices", "even_parts", "lanes"]
 
 _pools: dict = {}
 
@@ -73,8 +73,13 @@ def batch_slices(n, nbytes) -> list:
     parts = min(settings["threads"], n) if nbytes >= SPLIT_BYTES else 1
     if parts <= 1:
         return [slice(0, n)]
-    bounds = [n * i // parts for i in range(parts + 1)]
-    return [slice(a, b) for a, b in zip(bounds, bounds[1:])]
+    return [slice(a, b) for a, b in even_parts(n, parts)]
+
+
+def even_parts(total, count) -> list:
+    """(start, stop) of `count` parts of range(total) as equal as integers allow (empty parts left out)."""
+    bounds = [total * i // count for i in range(count + 1)]
+    return [(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
 
 
 def lanes(setup, step, items, threads=None, ordered=False) -> list:

@@ -25,7 +25,7 @@ import numpy as np
 
 from . import _cost, fft
 from .config import settings
-from .parallel import lanes
+from .parallel import even_parts, lanes
 from .windows import out_size
 
 __all__ = ["name", "local", "reach", "TILE", "supports", "workspace", "cost", "forward", "grad_input",
@@ -96,8 +96,7 @@ def _sample_groups(N, per_sample_bytes):
     n = settings["threads"] if N * per_sample_bytes >= LANES_ABOVE else 1
     count = max(1, min(N, -(-N * per_sample_bytes // GROUP_BYTES)))
     count = min(N, -(-count // n) * n)
-    bounds = [N * i // count for i in range(count + 1)]
-    return [slice(a, b) for a, b in zip(bounds, bounds[1:])]
+    return [slice(a, b) for a, b in even_parts(N, count)]
 
 
 def _spectra_bytes(x_shape, w_shape, dilation, itemsize):

@@ -74,6 +74,28 @@ def _parts(jobs):
 
 
 @_inline
+def _chunking(per_row, S, planes):
+    """How a kernel splits its work: G tile rows per chunk (`_rows_at_once`), `per` chunks in each of
+    the `planes` channels' stacks of S tile rows, jobs = planes·per chunks over `_parts(jobs)` parts."""
+    G = _rows_at_once(per_row, S)
+    per = -(-S // G)
+    jobs = planes * per
+    return G, per, jobs, _parts(jobs)
+
+
+@_inline
+def _phase_row(tws, dw, width, span):
+    """(TWs, width) of a dilated kernel's tile rows: TWs tiles of every column phase in all, and a row
+    scratch wide enough for `width` and for each phase's tiles, whose last reads `span` columns beyond
+    its 4·tws[pw] (dw apart)."""
+    TWs = 0
+    for pw in range(dw):
+        TWs += tws[pw]
+        width = max(width, pw + dw * (4 * tws[pw] + span))
+    return TWs, width
+
+
+@_inline
 def _bt(d0, d1, d2, d3, d4, d5, k2, k4, k5):
     """Bᵀ d for one 6-vector (F(4, 3))."""
     return (k4 * d0 - k5 * d2 + d4,
@@ -166,10 +188,7 @@ def input_tiles(x, pad, n0, n1, t0, t1, TW, V):
     Wp = 4 * TW + 2
     nt = t1 - t0
     S = (n1 - n0) * nt
-    G = _rows_at_once(6 * Wp, S)
-    per = -(-S // G)
-    jobs = C * per
-    parts = _parts(jobs)
+    G, per, jobs, parts = _chunking(6 * Wp, S, C)
     for part in prange(parts):
         rows = np.zeros((6, Wp), dtype=x.dtype)
         R = np.zeros((6, G, Wp), dtype=x.dtype)
@@ -242,10 +261,7 @@ def output_tiles(M, bias, n0, n1, t0, t1, TW, Y):
     O = Y.shape[1]
     nt = t1 - t0
     S = (n1 - n0) * nt
-    G = _rows_at_once(6 * 4 * TW, S)
-    per = -(-S // G)
-    jobs = O * per
-    parts = _parts(jobs)
+    G, per, jobs, parts = _chunking(6 * 4 * TW, S, O)
     for part in prange(parts):
         Z = np.empty((6, G, 4 * TW), dtype=M.dtype)
         out = np.empty((4, 4 * TW), dtype=M.dtype)
@@ -310,10 +326,7 @@ def grad_tiles(gy, n0, n1, t0, t1, TW, Mg):
     O = gy.shape[1]
     nt = t1 - t0
     S = (n1 - n0) * nt
-    G = _rows_at_once(6 * 4 * TW, S)
-    per = -(-S // G)
-    jobs = O * per
-    parts = _parts(jobs)
+    G, per, jobs, parts = _chunking(6 * 4 * TW, S, O)
     for part in prange(parts):
         g = np.zeros((4, 4 * TW), dtype=gy.dtype)
         U = np.zeros((6, G, 4 * TW), dtype=gy.dtype)
@@ -383,17 +396,10 @@ def input_tiles_dilated(x, pad, ph, dh, dw, tws, n0, n1, t0, t1, V):
     """V (36, C, tiles of the block) <- Bᵀ d B of the block's 6x6 tiles of the phase grids
     x[:, :, ph::dh, pw::dw] (x (N, C, H, W)), each zero-padded by `pad`; tws[pw] tiles per row of grid pw."""
     C, W = x.shape[1], x.shape[3]
-    TWs = 0
-    width = pad * dw + W
-    for pw in range(dw):
-        TWs += tws[pw]
-        width = max(width, pw + dw * (4 * tws[pw] + 2))
+    TWs, width = _phase_row(tws, dw, pad * dw + W, 2)
     nt = t1 - t0
     S = (n1 - n0) * nt
-    G = _rows_at_once(6 * width, S)
-    per = -(-S // G)
-    jobs = C * per
-    parts = _parts(jobs)
+    G, per, jobs, parts = _chunking(6 * width, S, C)
     for part in prange(parts):
         rows = np.zeros((6, width), dtype=x.dtype)
         R = np.zeros((6, G, width), dtype=x.dtype)
@@ -455,17 +461,10 @@ def output_tiles_dilated(M, bias, ph, dh, dw, tws, n0, n1, t0, t1, Y):
     """Y[n0:n1, :, ph::dh] (tile rows t0:t1 of it, every column phase) <- Aᵀ M A + bias, M (36, O, tiles
     of the block); Y (N, O, OH, OW)."""
     O, OW = Y.shape[1], Y.shape[3]
-    TWs = 0
-    width = OW
-    for pw in range(dw):
-        TWs += tws[pw]
-        width = max(width, pw + 4 * dw * tws[pw])
+    TWs, width = _phase_row(tws, dw, OW, 0)
     nt = t1 - t0
     S = (n1 - n0) * nt
-    G = _rows_at_once(6 * width, S)
-    per = -(-S // G)
-    jobs = O * per
-    parts = _parts(jobs)
+    G, per, jobs, parts = _chunking(6 * width, S, O)
     for part in prange(parts):
         Z = np.empty((6, G, width), dtype=M.dtype)
         out = np.empty((4, width), dtype=M.dtype)
@@ -526,17 +525,10 @@ def grad_tiles_dilated(gy, ph, dh, dw, tws, n0, n1, t0, t1, Mg):
     """Mg (36, O, tiles of the block) <- A g Aᵀ of the block's 4x4 tiles of the phase grids
     gy[:, :, ph::dh, pw::dw] (gy (N, O, OH, OW)), zero past their edges."""
     O, OW = gy.shape[1], gy.shape[3]
-    TWs = 0
-    width = OW
-    for pw in range(dw):
-        TWs += tws[pw]
-        width = max(width, pw + 4 * dw * tws[pw])
+    TWs, width = _phase_row(tws, dw, OW, 0)
     nt = t1 - t0
     S = (n1 - n0) * nt
-    G = _rows_at_once(6 * width, S)
-    per = -(-S // G)
-    jobs = O * per
-    parts = _parts(jobs)
+    G, per, jobs, parts = _chunking(6 * width, S, O)
     for part in prange(parts):
         g = np.zeros((4, width), dtype=gy.dtype)
         U = np.zeros((6, G, width), dtype=gy.dtype)
