@@ -1,5 +1,6 @@
 """ONNX inference speed: a ResNet-18 (random weights) at 224x224, batch 1 and 8, run by convolve.onnx,
-onnxruntime and onnx.reference in one process, 2 threads each, interleaved repetitions.
+onnxruntime and onnx.reference in one process, 2 threads each, interleaved repetitions (two
+protocols: runtimes alternating call by call, and in blocks of calls; see `time_all`).
 
 Run (the BLAS settings of the environment are unset for this command only)::
 
@@ -117,31 +118,51 @@ def runtimes(path, only=None):
     return fns if only is None else {only: fns[only]}
 
 
+BLOCK = 5  # calls in a row per runtime in the "blocks" protocol
+
+
+def _rounds(fns, x, reps, ref_reps, block):
+    """Seconds of every call: `reps` rounds, each runtime in turn making `block` calls in a row
+    (onnx.reference: one call, in its first `ref_reps` rounds)."""
+    times = {name: [] for name in fns}
+    for r in range(reps):
+        for name, fn in fns.items():
+            if name == "onnx.reference" and r >= ref_reps:
+                continue
+            for _ in range(1 if name == "onnx.reference" else block):
+                t0 = time.perf_counter()
+                fn(x)
+                times[name].append(time.perf_counter() - t0)
+    return times
+
+
 def time_all(path, batches, reps, ref_reps):
+    """Two protocols per batch, both interleaving the runtimes so that a change in the machine's load
+    reaches them alike. "alternating": one call each in turn, so every call follows another runtime's
+    (cold caches; onnxruntime's threads, which spin by default, are still spinning when the next call
+    starts: measured 8 ms added to convolve's batch-1 call). "blocks": `BLOCK` calls each in turn, all
+    of them timed, as a program calling one runtime repeatedly sees it."""
     fns = runtimes(path)
     results = {}
     for batch in batches:
         x = np.random.default_rng(batch).standard_normal((batch, 3, 224, 224)).astype(np.float32)
         outs = {name: fn(x) for name, fn in fns.items()}  # warm-up, and the outputs to compare
-        times = {name: [] for name in fns}
-        for r in range(reps):
-            for name, fn in fns.items():
-                if name == "onnx.reference" and r >= ref_reps:
-                    continue
-                t0 = time.perf_counter()
-                fn(x)
-                times[name].append(time.perf_counter() - t0)
-        med = {k: statistics.median(v) for k, v in times.items()}
         diff = {k: float(np.max(np.abs(outs[k] - outs["onnxruntime"]))) for k in fns}
-        results[batch] = {"median_s": med, "reps": {k: len(v) for k, v in times.items()},
-                          "ort_over_convolve": med["onnxruntime"] / med["convolve"],
-                          "ort_over_convolve_autotune": med["onnxruntime"] / med["convolve autotune"],
-                          "reference_over_convolve": med["onnx.reference"] / med["convolve"],
-                          "max_abs_diff_vs_onnxruntime": diff}
-        print(f"batch {batch}: " + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in med.items())
-              + f"; convolve reaches {results[batch]['ort_over_convolve']:.2f}x onnxruntime's speed and runs "
-              f"{results[batch]['reference_over_convolve']:.1f}x faster than onnx.reference (autotune: "
-              f"{results[batch]['ort_over_convolve_autotune']:.2f}x onnxruntime)", flush=True)
+        results[batch] = {"max_abs_diff_vs_onnxruntime": diff}
+        for protocol, block, rounds in (("blocks", BLOCK, max(1, reps // 2)), ("alternating", 1, reps)):
+            times = _rounds(fns, x, rounds, ref_reps if protocol == "blocks" else 0, block)
+            med = {k: statistics.median(v) for k, v in times.items() if v}
+            if "onnx.reference" not in med:  # timed once, in the first protocol
+                med["onnx.reference"] = results[batch]["blocks"]["median_s"]["onnx.reference"]
+            res = {"median_s": med, "calls": {k: len(v) for k, v in times.items()},
+                   "ort_over_convolve": med["onnxruntime"] / med["convolve"],
+                   "ort_over_convolve_autotune": med["onnxruntime"] / med["convolve autotune"],
+                   "reference_over_convolve": med["onnx.reference"] / med["convolve"]}
+            results[batch][protocol] = res
+            print(f"batch {batch}, {protocol}: " + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in med.items())
+                  + f"; convolve reaches {res['ort_over_convolve']:.2f}x onnxruntime's speed and runs "
+                  f"{res['reference_over_convolve']:.1f}x faster than onnx.reference (autotune: "
+                  f"{res['ort_over_convolve_autotune']:.2f}x onnxruntime)", flush=True)
     return results
 
 
@@ -230,6 +251,7 @@ def main():
     parser.add_argument("--batches", default="1,8")
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument("--threads", type=int, default=THREADS, help=f"threads per runtime (default {THREADS})")
+    parser.add_argument("--out", help="JSON file to write (default benchmarks/results/bench_onnx[_Nthread].json)")
     parser.add_argument("--profile", action="store_true",
                         help="only print convolve's per-step times (no comparison, nothing written)")
     args = parser.parse_args()
@@ -253,7 +275,8 @@ def main():
                 results[batch]["peak_memory_mib"] = mem
                 print(f"batch {batch} peak memory (load + call; one call): "
                       + ", ".join(f"{k} {a:.0f} MiB; {b:.0f} MiB" for k, (a, b) in mem.items()), flush=True)
-    out = HERE / "results" / ("bench_onnx.json" if THREADS == 2 else f"bench_onnx_{THREADS}thread.json")
+    out = Path(args.out) if args.out else HERE / "results" / ("bench_onnx.json" if THREADS == 2 else
+                                                              f"bench_onnx_{THREADS}thread.json")
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps({"threads": THREADS, "results": results}, indent=2))
     print(f"wrote {out}")

@@ -24,17 +24,30 @@ needs_openblas = pytest.mark.skipif(not blas.controllable(), reason="NumPy's BLA
 
 
 def _spy(monkeypatch, module):
-    """Every lanes() call `module` makes, as the number of states it returned (one per lane that ran)."""
+    """Every lanes() call `module` makes, as the number of lanes it planned (the n its setup is given):
+    which threads run them depends on when each wakes."""
     calls = []
     real = parallel.lanes
 
     def spy(setup, step, items, threads=None, ordered=False):
-        states = real(setup, step, items, threads, ordered)
-        calls.append(len(states))
+        planned = []
+        states = real(lambda n: planned.append(n) or setup(n), step, items, threads, ordered)
+        calls.append(max(planned))
         return states
 
     monkeypatch.setattr(module, "lanes", spy)
     return calls
+
+
+def _both_take_part(setup):
+    """setup that waits until two threads have set up a lane: both lanes surely run."""
+    barrier = threading.Barrier(2, timeout=10)
+
+    def wrapped(n):
+        barrier.wait()
+        return setup(n)
+
+    return wrapped
 
 
 @pytest.fixture
@@ -73,11 +86,11 @@ def test_lanes_run_every_item_once_and_restore_blas(monkeypatch):
         state["items"].append(item)
 
     with ec.options(threads=2):
-        states = parallel.lanes(setup, step, range(50))
+        states = parallel.lanes(_both_take_part(setup), step, range(50))
     assert len(states) == 2 and all(s["n"] == 2 for s in states)
     assert sorted(i for s in states for i in s["items"]) == list(range(50))
     assert blas_inside == {1} and getter() == before
-    assert threading.get_ident() not in seen_threads
+    assert threading.get_ident() in seen_threads and len(seen_threads) == 2  # the calling thread is a lane
 
     def failing(state, item):
         if item == 7:
@@ -111,6 +124,40 @@ def test_one_lane_runs_on_the_calling_thread():
     assert states == [1] and set(seen) == {threading.get_ident()}
 
 
+@pytest.fixture
+def busy_pool():
+    """The pool thread the lanes of a two-thread call would use, kept busy until the test ends: a
+    thread that wakes late."""
+    release = threading.Event()
+    blocker = parallel._pool(1).submit(release.wait, 10)
+    yield
+    release.set()
+    blocker.result()
+
+
+@needs_openblas
+@pytest.mark.parametrize("ordered", [False, True])
+def test_lanes_do_not_wait_for_a_thread_that_starts_late(busy_pool, ordered):
+    """The calling thread runs every lane (ordered: in each lane's own order, so the sums are those of
+    any other run) and returns without waiting for the late thread."""
+    order = []
+
+    def step(state, item):
+        state.append(item)
+        order.append(threading.get_ident())
+
+    with ec.options(threads=2):
+        states = parallel.lanes(lambda n: [], step, range(9), ordered=ordered)
+    assert set(order) == {threading.get_ident()}
+    assert states == ([[0, 2, 4, 6, 8], [1, 3, 5, 7]] if ordered else [list(range(9))])
+
+
+def test_map_blocks_does_not_wait_for_a_thread_that_starts_late(busy_pool):
+    with ec.options(threads=2):
+        assert parallel.map_blocks(lambda b: b * b, range(7)) == [b * b for b in range(7)]
+        assert parallel.sum_blocks(lambda b: np.full(2, b), range(7)).tolist() == [21, 21]
+
+
 @needs_numba
 @needs_openblas
 @pytest.mark.parametrize("dilation", [(1, 1), (2, 3)])
@@ -140,10 +187,10 @@ def test_lanes_follow_the_callers_floating_point_settings():
     with ec.options(threads=2), warnings.catch_warnings():
         warnings.simplefilter("error")
         with np.errstate(all="ignore"):
-            states = parallel.lanes(lambda n: [], step, range(8))
+            states = parallel.lanes(_both_take_part(lambda n: []), step, range(8))
         assert len(states) == 2 and all(np.isnan(a).all() for s in states for a in s)
         with np.errstate(invalid="raise"), pytest.raises(FloatingPointError):
-            parallel.lanes(lambda n: [], step, range(8))
+            parallel.lanes(_both_take_part(lambda n: []), step, range(8))
 
 
 @needs_openblas
@@ -317,3 +364,38 @@ def test_gemm_in_lanes_pads_its_own_blocks(case, gemm_spy):
     np.testing.assert_allclose(gx, gx_ref, rtol=1e-12, atol=1e-12 * np.abs(gx_ref).max())
     gw_ref = reference.grad_weight(xp, gy, ws, stride, dilation, groups)
     np.testing.assert_allclose(gw, gw_ref, rtol=1e-12, atol=1e-12 * np.abs(gw_ref).max())
+
+
+@pytest.mark.parametrize("a_shape, b_shape", [((300, 200), (200, 40)),  # rows cut
+                                              ((3, 20, 90), (90, 700)),  # columns cut, batch from a
+                                              ((2, 1, 64, 50), (4, 50, 64))])  # broadcast batch axes
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_matmul_in_blocks_equals_numpy(a_shape, b_shape, dtype, monkeypatch):
+    monkeypatch.setattr(parallel, "MATMUL_SPLIT_MIN", 1)
+    monkeypatch.setattr(parallel, "MATMUL_SIDE_MIN", 8)
+    r = np.random.default_rng(9)
+    a, b = r.standard_normal(a_shape).astype(dtype), r.standard_normal(b_shape).astype(dtype)
+    want = np.matmul(a, b)
+    seen = _spy(monkeypatch, parallel)
+    with ec.options(threads=2):
+        got = parallel.matmul(a, b)
+        out = np.full_like(want, np.nan)
+        assert parallel.matmul(a, b, out=out) is out
+    assert got.dtype == dtype and got.shape == want.shape
+    tol = 1e-5 if dtype == np.float32 else 1e-13  # BLAS may sum a block's dot products in another order
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol * np.abs(want).max())
+    np.testing.assert_array_equal(out, got)
+    if blas.controllable():
+        assert seen == [2, 2]
+
+
+@needs_openblas
+def test_matmul_in_blocks_with_a_late_thread(busy_pool, monkeypatch):
+    monkeypatch.setattr(parallel, "MATMUL_SPLIT_MIN", 1)
+    monkeypatch.setattr(parallel, "MATMUL_SIDE_MIN", 8)
+    setter, getter = blas._entry_points()
+    before = getter()
+    a, b = np.arange(12000.0).reshape(120, 100), np.ones((100, 30))
+    with ec.options(threads=2):
+        np.testing.assert_array_equal(parallel.matmul(a, b), a @ b)
+    assert getter() == before

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from . import _cost, chunks
+from . import _cost, chunks, parallel
 from .windows import by_rows, fold_windows, out_size, tap_slices
 
 __all__ = ["name", "local", "reach", "supports", "workspace", "cost", "im2col", "pads_inside", "forward", "grad_input",
@@ -275,14 +275,14 @@ def forward(x, w, bias, stride, dilation, groups, pads=None):
         return y
     cols, _ = _columns(x, w.shape[2:], stride, dilation, inner)
     if inner:
-        yt = np.matmul(wm, cols.reshape(G, wm.shape[2], N * P)).reshape(O, N, P).transpose(1, 0, 2)
+        yt = parallel.matmul(wm, cols.reshape(G, wm.shape[2], N * P)).reshape(O, N, P).transpose(1, 0, 2)
         y = np.empty((N, O, P), dtype=yt.dtype)
         if bias is None:
             np.copyto(y, yt)
         else:  # the bias in the same pass as the transpose
             np.add(yt, bias.reshape(1, O, 1), out=y)
         return y.reshape((N, O) + outs)
-    y = np.matmul(wm, cols.reshape(N, G, wm.shape[2], P)).reshape((N, O) + outs)  # lands in (N, G, Og, P) order
+    y = parallel.matmul(wm, cols.reshape(N, G, wm.shape[2], P)).reshape((N, O) + outs)  # lands in (N, G, Og, P) order
     if bias is not None:
         y += bias.reshape((1, -1) + (1,) * len(outs))
     return y

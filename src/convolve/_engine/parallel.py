@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import contextvars
 import itertools
+import threading
 from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
 
 from . import blas
 from .config import settings
@@ -36,13 +39,63 @@ def _in_context(fn):
     return lambda arg: ctx.copy().run(fn, arg)
 
 
+def _together(work, n) -> list:
+    """Call ``work()`` on the calling thread and on up to ``n - 1`` pool threads; the results of the calls
+    that ran, the calling thread's first (None results left out). Each call takes its share of the work
+    through a shared `_claims` counter and returns when nothing is left.
+
+    The calling thread takes part instead of waiting, and a pool thread that starts after the work is
+    all taken does nothing and is not waited for: waking a thread on an idle core of a virtual machine
+    measured up to 10 ms, longer than whole layers."""
+    lock = threading.Lock()
+    joined, closed = [], [False]
+
+    def pooled(k):
+        with lock:
+            if closed[0]:
+                return None
+            joined.append(k)
+        return work()
+
+    ctx_pooled = _in_context(pooled)
+    futures = [_pool(n - 1).submit(ctx_pooled, k) for k in range(n - 1)]
+    try:
+        mine = work()
+    finally:
+        with lock:
+            closed[0] = True
+        results = [futures[k].result() for k in joined]
+    return [r for r in [mine] + results if r is not None]
+
+
+def _claims(count):
+    """claim(): the next of range(count) or None, safe from several threads (``next`` on an
+    itertools.count is atomic under the GIL)."""
+    tickets = itertools.count()
+
+    def claim():
+        i = next(tickets)
+        return i if i < count else None
+
+    return claim
+
+
 def map_blocks(fn, blocks, threads=None) -> list:
     """[fn(b) for b in blocks], on up to `threads` (default settings["threads"]) threads, in order."""
     blocks = list(blocks)
     n = min(settings["threads"] if threads is None else threads, len(blocks))
     if n <= 1:
         return [fn(b) for b in blocks]
-    return list(_pool(n).map(_in_context(fn), blocks))
+    out = [None] * len(blocks)
+    claim = _claims(len(blocks))
+
+    def work():
+        while (i := claim()) is not None:
+            out[i] = fn(blocks[i])
+        return True
+
+    _together(work, n)
+    return out
 
 
 def sum_blocks(fn, blocks, threads=None):
@@ -84,15 +137,18 @@ def even_parts(total, count) -> list:
 
 def lanes(setup, step, items, threads=None, ordered=False) -> list:
     """Run ``step(state, item)`` for every item on up to `threads` (default settings["threads"])
-    lanes, each a thread with its own ``state = setup(n)``; returns the states (e.g. partial sums).
+    lanes, the calling thread one of them, each with its own ``state = setup(n)``; returns the states
+    (e.g. partial sums) of the lanes that ran.
 
     Inside, NumPy's BLAS runs single-threaded (`blas.single_threaded`): each lane is one core doing
     a whole block at a time (transform, product, transform), with its scratch in its own cache.
-    Lanes take the next item as they finish one, so a core slowed by other work takes fewer; with
-    `ordered`, lane k takes items k, k + n, ... in turn instead, so that states which accumulate (sums)
-    do so in the same order on every run: results are bitwise reproducible. `n`
-    tells `setup` how many lanes run: with one (one thread, one item, or a BLAS whose threads cannot
-    be set) the steps run on the calling thread and should use the parallel kernels and BLAS as usual.
+    Lanes take the next item as they finish one, so a core slowed by other work (or a thread slow to
+    wake) takes fewer, and a lane that finds nothing left is not set up. With `ordered`, lane k owns
+    items k, k + n, ... and runs them in turn (on whichever thread takes the lane), so that states
+    which accumulate (sums) do so in the same order on every run: all n states come back and results
+    are bitwise reproducible. `n` tells `setup` how many lanes are planned: with one (one thread, one
+    item, or a BLAS whose threads cannot be set) the steps run on the calling thread and should use
+    the parallel kernels and BLAS as usual.
     """
     items = list(items)
     n = min(settings["threads"] if threads is None else threads, len(items))
@@ -101,19 +157,66 @@ def lanes(setup, step, items, threads=None, ordered=False) -> list:
         for item in items:
             step(state, item)
         return [state]
-    tickets = itertools.count()  # next() on it is atomic under the GIL
+    states: list = [None] * n  # ordered: each lane's state, in lane order
+    if ordered:  # lane k takes items k, k + n, ...; whichever thread is free runs the next lane
+        claim = _claims(n)
 
-    def lane(k):
-        state = setup(n)
-        if ordered:
-            for item in items[k::n]:
-                step(state, item)
+        def work():
+            while (k := claim()) is not None:
+                state = setup(n)
+                for item in items[k::n]:
+                    step(state, item)
+                states[k] = state
+            return True
+    else:  # each thread that takes part has one state and takes the next item as it finishes one
+        claim = _claims(len(items))
+
+        def work():
+            state = None
+            while (i := claim()) is not None:
+                if state is None:
+                    state = setup(n)
+                step(state, items[i])
             return state
-        while True:
-            i = next(tickets)
-            if i >= len(items):
-                return state
-            step(state, items[i])
 
     with blas.single_threaded():
-        return list(_pool(n).map(_in_context(lane), range(n)))
+        done = _together(work, n)
+    return states if ordered else done
+
+
+MATMUL_SPLIT_MIN = 1 << 23  # multiply-adds per block at least (smaller products: ``np.matmul`` as it is)
+MATMUL_SIDE_MIN = 64  # rows (columns) per block at least: each block packs the whole other operand again
+MATMUL_PARTS = 4  # blocks per lane at most: a lane that starts late leaves its blocks to the others
+
+
+def matmul(a, b, out=None):
+    """``np.matmul(a, b, out=out)`` with the product's rows (or columns, when there are more of them)
+    cut into blocks run as `lanes`, each block one single-threaded BLAS call.
+
+    NumPy's multi-threaded BLAS splits a product evenly between its threads and waits for all of them:
+    a thread asleep on an idle core of a virtual machine measured up to 10 ms to wake, and here the
+    calling thread takes its place instead. With one thread, or a BLAS whose threads cannot be set, it
+    is ``np.matmul``.
+
+    Shape
+    -----
+    a : (..., M, K), b : (..., K, N) -> (..., M, N), as ``np.matmul`` (broadcast batch axes).
+    """
+    n = settings["threads"]
+    if n <= 1 or not blas.controllable():
+        return np.matmul(a, b, out=out)
+    M, K, N = a.shape[-2], a.shape[-1], b.shape[-1]
+    batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    if out is None:
+        out = np.empty(batch + (M, N), dtype=np.result_type(a, b))
+    macs = M * K * N * int(np.prod(batch))
+    parts = min(n * MATMUL_PARTS, max(M, N) // MATMUL_SIDE_MIN, macs // MATMUL_SPLIT_MIN)
+    if parts <= 1:
+        return np.matmul(a, b, out=out)
+    blocks: list
+    if M >= N:
+        blocks = [(np.s_[..., r0:r1, :], np.s_[...], np.s_[..., r0:r1, :]) for r0, r1 in even_parts(M, parts)]
+    else:
+        blocks = [(np.s_[...], np.s_[..., c0:c1], np.s_[..., c0:c1]) for c0, c1 in even_parts(N, parts)]
+    lanes(lambda _: None, lambda _, blk: np.matmul(a[blk[0]], b[blk[1]], out=out[blk[2]]), blocks)
+    return out
