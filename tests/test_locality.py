@@ -5,7 +5,7 @@ tile radius (0 for a direct sum over the window):
 
 1. where the float64 reference of the same float32 numbers is NaN or inf, ours is NaN or inf;
 2. where no NaN or inf lies within R positions of its window, ours is finite and
-   |ours - reference| <= LOCAL_ERROR * u * A, with u the dtype's unit roundoff and A the largest
+   |ours - reference| <= LOCAL_ERROR * u * A (ALGORITHM_ERROR for F(4x4, 3x3)), with u the dtype's unit roundoff and A the largest
    Σ|w|·|x| over the windows within R of it (magnitudes themselves taken as the largest within R).
 
 Hypothesis draws shapes, magnitudes spanning 16 decades in boxes (a loud region next to a quiet one)
@@ -27,7 +27,10 @@ from convolve._engine import reference
 from convolve._engine.select import ALGORITHMS, AUTOMATIC
 from oracle import draw_channels
 
-LOCAL_ERROR = 64  # the policy's "small multiple" (measured worst: gemm ~14, winograd4 ~17, fft ~1e10)
+LOCAL_ERROR = 64  # the policy's "small multiple" for direct sums and F(2x2, 3x3) (measured worst: gemm ~14)
+# F(4x4, 3x3)'s transforms can magnify a tile's rounding up to 256-fold where a direct sum adds it unmagnified
+# (|Aᵀ|(|G||g||Gᵀ| ⊙ |Bᵀ||d||B|)|A| <= 256 Σ|g||d| per output); measured worst 71 (float64), so 64 does not hold.
+ALGORITHM_ERROR = {"winograd4": 256}
 DEFAULT_CAN_CHOOSE = [n for n in AUTOMATIC if ALGORITHMS[n].local]
 UNIT = {np.float32: 2.0**-24, np.float64: 2.0**-53}
 
@@ -91,13 +94,13 @@ def _bad(a):
     return (~np.isfinite(a)).astype(float)
 
 
-def _check(what, ours, ref, bound, tainted, dtype):
+def _check(what, ours, ref, bound, tainted, dtype, multiple=LOCAL_ERROR):
     assert ours.shape == ref.shape and ours.dtype == dtype, what
     assert not np.isfinite(ours[~np.isfinite(ref)]).any(), f"{what}: finite where the reference is not"
     clean = ~tainted
     assert np.isfinite(ours[clean]).all(), f"{what}: NaN/inf beyond the tile of any non-finite input"
     err = np.abs(ours[clean].astype(np.float64) - ref[clean])
-    allowed = LOCAL_ERROR * UNIT[dtype] * bound[clean]
+    allowed = multiple * UNIT[dtype] * bound[clean]
     worst = np.max(err / (allowed + 1e-300), initial=0)
     assert worst <= 1, f"{what}: error {worst:.3g}x the local bound"
 
@@ -108,6 +111,7 @@ def _policy_test(name):
     def test(problem, dtype):
         x, w, gy, stride, dilation, groups = problem
         algo, args = ALGORITHMS[name], (stride, dilation, groups)
+        multiple = ALGORITHM_ERROR.get(name, LOCAL_ERROR)
         R = algo.reach * max(dilation)  # reach counts steps of the dilation
         x, w, gy = x.astype(dtype), w.astype(dtype), gy.astype(dtype)
         x64, w64, gy64 = x.astype(np.float64), w.astype(np.float64), gy.astype(np.float64)
@@ -118,19 +122,19 @@ def _policy_test(name):
             bound = _near(reference.forward(_near(_magnitude(x64), R), aw, None, *args), R)
             tainted = _near(reference.forward(_near(_bad(x64), R), ones_w, None, *args)
                             + reference.forward(np.ones_like(x64), bad_w, None, *args), R) > 0
-            _check("forward", algo.forward(x, w, None, *args), ref, bound, tainted, dtype)
+            _check("forward", algo.forward(x, w, None, *args), ref, bound, tainted, dtype, multiple)
             # grad input
             ref = reference.grad_input(gy64, w64, x.shape, *args)
             bound = _near(reference.grad_input(_near(_magnitude(gy64), R), aw, x.shape, *args), R)
             tainted = _near(reference.grad_input(_near(_bad(gy64), R), ones_w, x.shape, *args)
                             + reference.grad_input(np.ones_like(gy64), bad_w, x.shape, *args), R) > 0
-            _check("grad_input", algo.grad_input(gy, w, x.shape, *args), ref, bound, tainted, dtype)
+            _check("grad_input", algo.grad_input(gy, w, x.shape, *args), ref, bound, tainted, dtype, multiple)
             # grad weight: a sum over every position; a NaN/inf reaches only its channels' entries
             ref = reference.grad_weight(x64, gy64, w.shape, *args)
             bound = reference.grad_weight(_near(_magnitude(x64), R), _near(_magnitude(gy64), R), w.shape, *args)
             tainted = (reference.grad_weight(_near(_bad(x64), R), np.ones_like(gy64), w.shape, *args)
                        + reference.grad_weight(np.ones_like(x64), _near(_bad(gy64), R), w.shape, *args)) > 0
-            _check("grad_weight", algo.grad_weight(x, gy, w.shape, *args), ref, bound, tainted, dtype)
+            _check("grad_weight", algo.grad_weight(x, gy, w.shape, *args), ref, bound, tainted, dtype, multiple)
 
     test.__name__ = f"test_{name}_meets_the_locality_policy"
     return test
