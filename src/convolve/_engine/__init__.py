@@ -26,7 +26,8 @@ use the stride-1 "wide" layout take it from `windows` (`wide_applies` guards it)
 Numerical locality (the policy the automatic choice keeps; docs/speed.md). For every output p of
 an automatically chosen algorithm: where the exact result is NaN or inf, ours is too; where no NaN or
 inf lies within ``reach`` positions (one tile) of p's window, ours is finite and within 64·u·A(p) of
-the exact value, u the dtype's unit roundoff and A(p) the largest Σ|w|·|x| over the windows within
+the exact value (256·u·A(p) for Winograd F(4x4, 3x3), whose transforms magnify rounding up to
+256-fold), u the dtype's unit roundoff and A(p) the largest Σ|w|·|x| over the windows within
 ``reach`` of p. Algorithms that meet it say ``local = True``; the global FFT does not (its rounding
 follows the loudest value of the whole plane, one NaN reaches every output) and runs only when asked
 for: ``algorithm="fft"`` or ``engine_config.set_precision("fast")``; ``tiled_fft`` keeps it local by
