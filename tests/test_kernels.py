@@ -34,7 +34,7 @@ def problems(draw, name):
     if name == "winograd4":  # dilated: per phase of the subsampled grids (in place in the compiled tier)
         kernel, stride, dilation = (3, 3), (1, 1), tuple(draw(st.integers(1, 3)) for _ in range(2))
     else:
-        kernel = tuple(draw(st.integers(1, 4)) for _ in range(nd))
+        kernel = tuple(draw(st.integers(1, 5)) for _ in range(nd))  # 3 and 5: the wide forward's written-out taps
         stride = tuple(draw(st.integers(1, 2)) for _ in range(nd))
         dilation = tuple(draw(st.integers(1, 2)) for _ in range(nd))
     groups, Cg, O, N = draw_channels(draw, name == "depthwise")
@@ -241,7 +241,8 @@ def test_the_cost_model_knows_the_compiled_tier():
     mobilenet = ("forward", (8, 128, 58, 58), (128, 1, 3, 3), (1, 1), (1, 1), 128, np.float32)
     resnet = ("forward", (8, 64, 58, 58), (64, 64, 3, 3), (1, 1), (1, 1), 1, np.float32)
     # the LeNet recipe's first layer (32 kernels of 3x3 on 128 padded images): few taps per output, where
-    # the direct kernels' per-output cost outweighs im2col (measured 2.7x / 1.5x slower forward / grad weight)
+    # the direct kernels' per-output cost outweighs im2col (measured 1.5x slower grad weight; the wide
+    # forward level with it through the engine, `direct.WIDE_MIN_TAPS`)
     recipe = ((128, 1, 30, 30), (32, 1, 3, 3), (1, 1), (1, 1), 1, np.float32)
     with ec.options(jit=True):
         assert choose(*lenet).name in ("direct", "depthwise")
@@ -300,3 +301,24 @@ def test_serial_and_parallel_launches_equal_the_reference(mode, name, dtype, mon
         for stride, dilation in (((1, 1), (1, 1)), ((2, 1), (1, 2))):
             _check(name, x, w, b, stride, dilation, groups, dtype, True)
     assert len(launched) == 6 and all(hasattr(k, "serial") == (mode == "parallel") for k in launched)
+
+
+@needs_numba
+@pytest.mark.parametrize("mode", ["serial", "parallel"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kernel", [(1, 1), (2, 2), (3, 3), (5, 5), (4, 5), (5, 3), (3, 7)])
+@pytest.mark.parametrize("groups, Cg, O", [(1, 3, 4), (1, 2, 3), (2, 2, 6), (3, 1, 3)])
+def test_the_wide_forward_equals_the_reference(mode, dtype, kernel, groups, Cg, O, monkeypatch):
+    """`kernels.direct_wide` (stride 1, the taps of KW = 3 and 5 written out, pairs of output channels
+    where a group has an even count, one channel where odd): serial and parallel, through `direct`."""
+    from convolve._engine.kernels import direct as kd, direct_wide, threads
+
+    monkeypatch.setattr(threads, "PARALLEL_MIN", 0 if mode == "parallel" else 2**62)
+    launched = []
+    monkeypatch.setattr(kd, "pick", lambda k, work: launched.append(k) or threads.pick(k, work))
+    r = np.random.default_rng(sum(kernel) + 10 * O)
+    x = r.standard_normal((2, groups * Cg, kernel[0] + 4, 2 * kernel[1] + 3))
+    w, b = r.standard_normal((O, Cg) + kernel), r.standard_normal(O)
+    with ec.options(threads=2):
+        _check("direct", x, w, b, (1, 1), (1, 1), groups, dtype, True)
+    assert launched[0] is direct_wide.forward

@@ -23,6 +23,12 @@ name = "direct"
 local = True  # each output is a sum over its own window, tap by tap
 reach = 0
 RATE = {4: 60e9, 8: 30e9}  # flop/s of the compiled kernels on rows long enough to vectorise (2 threads)
+WIDE_RATE = {4: 90e9, 8: 50e9}  # flop/s of the wide-layout forward (`kernels.direct_wide`), one thread
+# Taps per output (C/groups·K) from which the wide forward's estimate applies; below, its fixed work per
+# output (fill, crop) is as large as the taps and it measured level with im2col + GEMM through the engine
+# (3x3 on one channel, 32 kernels, batch 32 / 128: 0.30 / 1.40 ms vs 0.28 / 1.40), so the row kernels'
+# higher estimate stays and leaves those layers to gemm (depthwise layers run the wide kernel either way).
+WIDE_MIN_TAPS = 16
 MOST_PER_OUTPUT = 256  # Cg·K above this the planes no longer stay in cache: left to im2col + GEMM
 
 
@@ -50,12 +56,23 @@ def cost(op, x_shape, w_shape, stride, dilation, groups, itemsize):
     if not compiled(nd, np.float32 if itemsize == 4 else np.float64) or CgK > MOST_PER_OUTPUT:
         return float("inf")
     outs = _outs(x_shape, w_shape, stride, dilation)
+    if op == "forward" and CgK >= WIDE_MIN_TAPS and _wide(x_shape, outs, stride, dilation):
+        macs = x_shape[0] * w_shape[0] * CgK * int(np.prod(outs)) * x_shape[-1] / outs[-1]  # dropped columns too
+        moved = (int(np.prod(x_shape)) + x_shape[0] * w_shape[0] * int(np.prod(outs))) * itemsize
+        return 2 * macs / WIDE_RATE[itemsize] + moved / _cost.CACHE_RATE + 3 * _cost.CALL
     row = outs[-1]
     eff = row / (row + 16) / (1 if stride[-1] == 1 else 2)
     flops = 2 * x_shape[0] * w_shape[0] * CgK * int(np.prod(outs))
     swept = int(np.prod(x_shape)) if op == "grad_input" else x_shape[0] * w_shape[0] * int(np.prod(outs))
     seconds = flops / (RATE[itemsize] * eff) + 3 * swept * itemsize / _cost.MEM_RATE
     return (2 if op == "grad_weight" else 1) * seconds + 3 * _cost.CALL
+
+
+def _wide(x_shape, outs, stride, dilation) -> bool:
+    """Whether the compiled forward runs on the wide layout (`kernels.direct_wide`; only asked with the tier on)."""
+    from .kernels import direct_wide
+
+    return all(s == 1 for s in stride) and all(d == 1 for d in dilation) and direct_wide.pays(x_shape[-1], outs[-1])
 
 
 def compiled(ndim, dtype) -> bool:

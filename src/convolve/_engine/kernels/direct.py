@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from . import njit, njit_parallel
+from . import direct_wide, njit, njit_parallel
 from .threads import pick
 
 __all__ = ["run", "forward", "grad_input", "grad_weight", "forward_unit", "grad_input_unit", "grad_weight_unit"]
@@ -170,13 +170,15 @@ def grad_weight_unit(x, gy, G, gw):
 
 def run(op, a, b, stride, dilation, groups, out, bias=None):
     """Call the `op` kernel ("forward", "grad_input", "grad_weight"), the ``*_unit`` one when stride
-    and dilation are all 1; serially when the multiply-adds are few (`threads.pick`).
+    and dilation are all 1 (the forward on the wide layout, `direct_wide`, where it pays); serially when the multiply-adds are few (`threads.pick`).
     a, b: (x, w), (gy, w) or (x, gy)."""
     # multiply-adds: every output-gradient (or output) element meets Cg·KH·KW taps
     y = out if op == "forward" else (a if op == "grad_input" else b)
     w_shape = b.shape if op != "grad_weight" else out.shape
     work = y.size * w_shape[1] * w_shape[2] * w_shape[3]
     if tuple(stride) == (1, 1) and tuple(dilation) == (1, 1):
+        if op == "forward" and direct_wide.pays(a.shape[3], out.shape[3]):
+            return pick(direct_wide.forward, work)(a, b, bias, groups, out)
         fn = pick(_UNIT[op], work)
         return fn(a, b, bias, groups, out) if op == "forward" else fn(a, b, groups, out)
     fn = pick(_GENERAL[op], work)

@@ -1,0 +1,131 @@
+"""Compiled direct forward, stride 1 and dilation 1, on the "wide" layout: one long run per kernel row.
+
+The row kernels of `kernels.direct` run one multiply-add per tap over each output row; on LeNet-sized
+planes (rows of 8-28 values) the vector loop never reaches its main body and per-row overhead
+dominates. Here a plane is flattened: output q = oh·W + ow on the input's width W reads
+``x_flat[q + kh·W + kw]``, so each kernel row (ci, kh) is one contiguous loop over the whole plane
+(L = (OH-1)·W + OW values, the W - OW columns past each row's end computed and dropped). Inside that
+loop the kernel row's taps are written out for KW = 3 and 5 (one accumulator load and store per
+KW multiply-adds instead of per one), and two output channels of a group share each input load. The
+taps are still added in the order (ci, kh, kw), one fused multiply-add each, so the result is
+bitwise that of the row kernels. Every read stays inside the plane: the last output reads
+x_flat[(H-1)·W + W-1].
+
+Shapes: x (N, C, H, W) already padded, w (O, C/G, KH, KW), bias (O,), y (N, O, OH, OW).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import prange
+
+from . import njit, njit_parallel
+
+__all__ = ["forward", "pays"]
+
+_FLAGS = dict(fastmath={"contract"})  # fused multiply-adds; no other reordering, NaN/inf kept
+_serial = njit(**_FLAGS)
+_parallel = njit_parallel(**_FLAGS)
+
+
+def pays(W, OW) -> bool:
+    """Whether the wide layout is worth its dropped columns: at most as many as the kept ones."""
+    return 2 * OW >= W
+
+
+@_serial
+def _fill(a, v):
+    for q in range(a.shape[0]):
+        a[q] = v
+
+
+@_serial
+def _crop(acc, W, yo):
+    """yo (OH, OW) <- the kept columns of the wide plane acc."""
+    OH, OW = yo.shape
+    for oh in range(OH):
+        ar, yr = acc[oh * W:], yo[oh]
+        for ow in range(OW):
+            yr[ow] = ar[ow]
+
+
+@_serial
+def _taps1(xf, w, n, o, c0, W, a0):
+    """a0 (L,) += Σ_{ci, kh, kw} w[o, ci, kh, kw] · x_flat[n, c0 + ci, q + kh·W + kw]."""
+    Cg, KH, KW = w.shape[1], w.shape[2], w.shape[3]
+    L = a0.shape[0]
+    for ci in range(Cg):
+        xp = xf[n, c0 + ci]
+        for kh in range(KH):
+            xr = xp[kh * W:]
+            if KW == 5:
+                w0, w1, w2, w3, w4 = w[o, ci, kh, 0], w[o, ci, kh, 1], w[o, ci, kh, 2], w[o, ci, kh, 3], w[o, ci, kh, 4]
+                for q in range(L):
+                    a0[q] = a0[q] + w0 * xr[q] + w1 * xr[q + 1] + w2 * xr[q + 2] + w3 * xr[q + 3] + w4 * xr[q + 4]
+            elif KW == 3:
+                w0, w1, w2 = w[o, ci, kh, 0], w[o, ci, kh, 1], w[o, ci, kh, 2]
+                for q in range(L):
+                    a0[q] = a0[q] + w0 * xr[q] + w1 * xr[q + 1] + w2 * xr[q + 2]
+            else:
+                for kw in range(KW):
+                    wk = w[o, ci, kh, kw]
+                    for q in range(L):
+                        a0[q] += wk * xr[q + kw]
+
+
+@_serial
+def _taps2(xf, w, n, o, c0, W, a0, a1):
+    """`_taps1` for output channels o (into a0) and o + 1 (into a1), one load of x for both."""
+    Cg, KH, KW = w.shape[1], w.shape[2], w.shape[3]
+    L = a0.shape[0]
+    for ci in range(Cg):
+        xp = xf[n, c0 + ci]
+        for kh in range(KH):
+            xr = xp[kh * W:]
+            if KW == 5:
+                w0, w1, w2, w3, w4 = w[o, ci, kh, 0], w[o, ci, kh, 1], w[o, ci, kh, 2], w[o, ci, kh, 3], w[o, ci, kh, 4]
+                v0, v1, v2, v3, v4 = (w[o + 1, ci, kh, 0], w[o + 1, ci, kh, 1], w[o + 1, ci, kh, 2], w[o + 1, ci, kh, 3],
+                                      w[o + 1, ci, kh, 4])
+                for q in range(L):
+                    x0, x1, x2, x3, x4 = xr[q], xr[q + 1], xr[q + 2], xr[q + 3], xr[q + 4]
+                    a0[q] = a0[q] + w0 * x0 + w1 * x1 + w2 * x2 + w3 * x3 + w4 * x4
+                    a1[q] = a1[q] + v0 * x0 + v1 * x1 + v2 * x2 + v3 * x3 + v4 * x4
+            elif KW == 3:
+                w0, w1, w2 = w[o, ci, kh, 0], w[o, ci, kh, 1], w[o, ci, kh, 2]
+                v0, v1, v2 = w[o + 1, ci, kh, 0], w[o + 1, ci, kh, 1], w[o + 1, ci, kh, 2]
+                for q in range(L):
+                    x0, x1, x2 = xr[q], xr[q + 1], xr[q + 2]
+                    a0[q] = a0[q] + w0 * x0 + w1 * x1 + w2 * x2
+                    a1[q] = a1[q] + v0 * x0 + v1 * x1 + v2 * x2
+            else:
+                for kw in range(KW):
+                    wk, vk = w[o, ci, kh, kw], w[o + 1, ci, kh, kw]
+                    for q in range(L):
+                        xv = xr[q + kw]
+                        a0[q] += wk * xv
+                        a1[q] += vk * xv
+
+
+@_parallel
+def forward(x, w, bias, G, y):
+    """y (N, O, OH, OW) <- bias + Σ_{c in the group, taps} w · x under the tap (stride and dilation 1).
+    One job per sample and pair of output channels (one channel where a group has an odd count)."""
+    N, C, H, W = x.shape
+    O, Cg = w.shape[0], w.shape[1]
+    OH, OW = y.shape[2], y.shape[3]
+    Og = O // G
+    L = (OH - 1) * W + OW
+    xf = x.reshape(N, C, H * W)
+    B = 2 if Og % 2 == 0 else 1
+    Ob = O // B
+    for job in prange(N * Ob):
+        n, o = job // Ob, B * (job % Ob)
+        acc = np.empty((B, L), dtype=y.dtype)
+        for k in range(B):
+            _fill(acc[k], bias[o + k])
+        if B == 2:
+            _taps2(xf, w, n, o, (o // Og) * Cg, W, acc[0], acc[1])
+        else:
+            _taps1(xf, w, n, o, (o // Og) * Cg, W, acc[0])
+        for k in range(B):
+            _crop(acc[k], W, y[n, o + k])
