@@ -308,9 +308,10 @@ def test_serial_and_parallel_launches_equal_the_reference(mode, name, dtype, mon
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("kernel", [(1, 1), (2, 2), (3, 3), (5, 5), (4, 5), (5, 3), (3, 7)])
 @pytest.mark.parametrize("groups, Cg, O", [(1, 3, 4), (1, 2, 3), (2, 2, 6), (3, 1, 3)])
-def test_the_wide_forward_equals_the_reference(mode, dtype, kernel, groups, Cg, O, monkeypatch):
+def test_the_wide_forward_and_input_gradient_equal_the_reference(mode, dtype, kernel, groups, Cg, O, monkeypatch):
     """`kernels.direct_wide` (stride 1, the taps of KW = 3 and 5 written out, pairs of output channels
-    where a group has an even count, one channel where odd): serial and parallel, through `direct`."""
+    where a group has an even count, one channel where odd): serial and parallel, through `direct`; the
+    input gradient as its full correlation where a gradient element has enough taps."""
     from convolve._engine.kernels import direct as kd, direct_wide, threads
 
     monkeypatch.setattr(threads, "PARALLEL_MIN", 0 if mode == "parallel" else 2**62)
@@ -321,4 +322,61 @@ def test_the_wide_forward_equals_the_reference(mode, dtype, kernel, groups, Cg, 
     w, b = r.standard_normal((O, Cg) + kernel), r.standard_normal(O)
     with ec.options(threads=2):
         _check("direct", x, w, b, (1, 1), (1, 1), groups, dtype, True)
-    assert launched[0] is direct_wide.forward
+    wide_grad = O // groups * kernel[0] * kernel[1] >= kd.WIDE_GRAD_MIN_TAPS
+    assert launched[0] is direct_wide.forward and (launched[1] is direct_wide.grad_input) == wide_grad
+
+
+@needs_numba
+@pytest.mark.parametrize("name", ["direct", "depthwise"])
+def test_the_wide_input_gradient_keeps_non_finite_values_where_the_reference_has_them(name):
+    """Stride 1: an inf in gy reaches exactly the input-gradient entries under its windows; a NaN in the
+    kernel sends the call to the row kernel (the wide correlation multiplies the kernel by zero padding)."""
+    from convolve._engine.kernels import direct as kd
+
+    r = np.random.default_rng(4)
+    groups = 4 if name == "depthwise" else 1
+    x, w = r.standard_normal((2, 4, 9, 10)), r.standard_normal((8, 4 // groups, 3, 4))
+    gy = r.standard_normal((2, 8, 7, 7))
+    gy[0, 1, 3, 2], gy[1, 5, 6, 6] = np.inf, -np.inf
+    w2 = w.copy()
+    w2[1, 0, 0, 3] = np.nan
+    assert kd.wide_grad_input(gy.shape, w, groups) and not kd.wide_grad_input(gy.shape, w2, groups)
+    args = ((1, 1), (1, 1), groups)
+    with ec.options(jit=True):
+        got = [ALGORITHMS[name].grad_input(gy, k, x.shape, *args) for k in (w, w2)]
+    for ours, k in zip(got, (w, w2)):
+        ref = reference.grad_input(gy, k, x.shape, *args)
+        assert not np.isfinite(ref).all() and np.isfinite(ref).any()
+        np.testing.assert_array_equal(np.isnan(ours), np.isnan(ref))
+        np.testing.assert_array_equal(np.isinf(ours), np.isinf(ref))
+        np.testing.assert_allclose(ours[np.isfinite(ref)], ref[np.isfinite(ref)], rtol=1e-12)
+
+
+@needs_numba
+@pytest.mark.parametrize("mode", ["serial", "parallel"])
+@pytest.mark.parametrize("name", ["direct", "depthwise"])
+@pytest.mark.parametrize("pads", [((1, 1), (1, 1)), ((2, 0), (0, 3)), ((0, 1), (2, 2)), ((0, 0), (0, 0))])
+@pytest.mark.parametrize("stride", [(1, 1), (2, 1)])
+def test_the_forward_takes_its_zero_padding_itself(mode, name, pads, stride, monkeypatch):
+    """`pads_inside`: the engine passes the unpadded x and the padding; stride 1 pads each job's planes
+    in the wide kernel (`direct_wide.forward_padded`), other strides pad x first; float32 and float64,
+    direct also in batch pieces under a memory cap."""
+    from convolve import _engine
+    from convolve._engine.kernels import direct as kd, direct_wide, threads
+
+    monkeypatch.setattr(threads, "PARALLEL_MIN", 0 if mode == "parallel" else 2**62)
+    launched = []
+    monkeypatch.setattr(kd, "pick", lambda k, work: launched.append(k) or threads.pick(k, work))
+    r = np.random.default_rng(3)
+    groups = 3 if name == "depthwise" else 1
+    x, w, b = r.standard_normal((3, 3, 7, 9)), r.standard_normal((6, 3 // groups, 3, 5)), r.standard_normal(6)
+    ref = reference.forward(np.pad(x, ((0, 0), (0, 0)) + pads), w, b, stride, (1, 1), groups)
+    caps = [None, 6_000] if name == "direct" else [None]  # depthwise's fixed block scratch is above any small cap
+    for dtype, cap in [(np.float64, c) for c in caps] + [(np.float32, None)]:
+        with ec.options(jit=True, threads=2, **({} if cap is None else {"memory_limit": cap})):
+            got = _engine.forward(x.astype(dtype), w.astype(dtype), b.astype(dtype), stride, (1, 1), groups,
+                                  algorithm=name, padding=pads)
+        assert got.dtype == dtype and got.shape == ref.shape
+        np.testing.assert_allclose(got, ref, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-5)
+    padding = any(p for pair in pads for p in pair)
+    assert (direct_wide.forward_padded in launched) == (padding and stride == (1, 1))

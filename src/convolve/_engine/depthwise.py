@@ -20,7 +20,8 @@ from .config import settings
 from .parallel import map_blocks, sum_blocks
 from .windows import out_size, tap_slices, wide_applies, wide_crop, wide_geometry, wide_grid
 
-__all__ = ["name", "local", "reach", "supports", "workspace", "cost", "forward", "grad_input", "grad_weight"]
+__all__ = ["name", "local", "reach", "supports", "workspace", "cost", "pads_inside", "forward", "grad_input",
+           "grad_weight"]
 
 name = "depthwise"
 local = True  # each output is a sum over its own window
@@ -163,8 +164,18 @@ def _forward_jit(x, w, bias, stride, dilation):
     return y
 
 
-def forward(x, w, bias, stride, dilation, groups):
+def pads_inside(op, pads, dilation, dtype) -> bool:
+    """As `direct.pads_inside` (the same compiled kernels)."""
+    return direct.pads_inside(op, pads, dilation, dtype)
+
+
+def forward(x, w, bias, stride, dilation, groups, pads=None):
     _check(x.shape, w.shape, groups)
+    if pads is not None:  # only when `pads_inside` said yes
+        y = direct.forward_padded(x, w, bias, stride, dilation, groups, pads)
+        if y is not None:
+            return y
+        x = np.pad(x, ((0, 0), (0, 0)) + tuple(tuple(p) for p in pads))
     if _jit(x):
         return _forward_jit(x, w, bias, stride, dilation)
     if wide_applies(stride):

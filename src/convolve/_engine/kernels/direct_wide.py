@@ -21,7 +21,7 @@ from numba import prange
 
 from . import njit, njit_parallel
 
-__all__ = ["forward", "pays"]
+__all__ = ["forward", "forward_padded", "grad_input", "pays"]
 
 _FLAGS = dict(fastmath={"contract"})  # fused multiply-adds; no other reordering, NaN/inf kept
 _serial = njit(**_FLAGS)
@@ -129,3 +129,79 @@ def forward(x, w, bias, G, y):
             _taps1(xf, w, n, o, (o // Og) * Cg, W, acc[0])
         for k in range(B):
             _crop(acc[k], W, y[n, o + k])
+
+
+@_serial
+def _pad_planes(x, n, c0, top, left, xs):
+    """xs (Cg, Hp, Wp) <- planes c0 .. c0 + Cg of x[n] with zero padding: `top` rows above, `left`
+    columns on the left, the rest below and on the right."""
+    Cg, Hp, Wp = xs.shape
+    H, W = x.shape[2], x.shape[3]
+    for ci in range(Cg):
+        for r in range(Hp):
+            row = xs[ci, r]
+            i = r - top
+            if i < 0 or i >= H:
+                _fill(row, 0)
+                continue
+            xr = x[n, c0 + ci, i]
+            for j in range(left):
+                row[j] = 0
+            seg = row[left:]
+            for j in range(W):
+                seg[j] = xr[j]
+            for j in range(left + W, Wp):
+                row[j] = 0
+
+
+@_parallel
+def forward_padded(x, w, bias, G, top, left, y):
+    """`forward` of x zero-padded by `top` rows above and `left` columns on the left (and as many below
+    and on the right as y's size implies), without a padded copy of x: each job pads the input planes
+    it reads into its own scratch (a few KiB, in cache). x (N, C, H, W) unpadded."""
+    N = x.shape[0]
+    O, Cg, KH, KW = w.shape
+    OH, OW = y.shape[2], y.shape[3]
+    Hp, Wp = OH + KH - 1, OW + KW - 1
+    Og = O // G
+    L = (OH - 1) * Wp + OW
+    B = 2 if Og % 2 == 0 else 1
+    Ob = O // B
+    for job in prange(N * Ob):
+        n, o = job // Ob, B * (job % Ob)
+        xs = np.empty((1, Cg, Hp, Wp), dtype=y.dtype)
+        _pad_planes(x, n, (o // Og) * Cg, top, left, xs[0])
+        xf = xs.reshape(1, Cg, Hp * Wp)
+        acc = np.empty((B, L), dtype=y.dtype)
+        for k in range(B):
+            _fill(acc[k], bias[o + k])
+        if B == 2:
+            _taps2(xf, w, 0, o, 0, Wp, acc[0], acc[1])
+        else:
+            _taps1(xf, w, 0, o, 0, Wp, acc[0])
+        for k in range(B):
+            _crop(acc[k], Wp, y[n, o + k])
+
+
+@_parallel
+def grad_input(gyb, wf, G, gx):
+    """gx (N, C, H, W) <- Σ_{o in the group, taps} w · gy, added where each output read (stride and
+    dilation 1), as the full correlation of gy with the flipped kernel, written straight into gx.
+
+    gyb (N, O, (H + KH - 1)·W + KW - 1): gy zero-padded by KH - 1 rows on both sides and KW - 1
+    columns on the left (rows of W values), flattened, with KW - 1 zeros after: gx_flat[p] reads
+    gyb[p + kh·W + kw] under the flipped tap, and a read past a row's end lands in the next row's
+    left zeros. wf (C, O/G, KH, KW): w flipped, in- and output channels exchanged per group."""
+    N, C, H, W = gx.shape
+    Og, Cg = wf.shape[1], C // G
+    gxf = gx.reshape(N, C, H * W)
+    B = 2 if Cg % 2 == 0 else 1
+    Cb = C // B
+    for job in prange(N * Cb):
+        n, c = job // Cb, B * (job % Cb)
+        _fill(gxf[n, c], 0)
+        if B == 2:
+            _fill(gxf[n, c + 1], 0)
+            _taps2(gyb, wf, n, c, (c // Cg) * Og, W, gxf[n, c], gxf[n, c + 1])
+        else:
+            _taps1(gyb, wf, n, c, (c // Cg) * Og, W, gxf[n, c])
