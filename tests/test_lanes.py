@@ -399,3 +399,11 @@ def test_matmul_in_blocks_with_a_late_thread(busy_pool, monkeypatch):
     with ec.options(threads=2):
         np.testing.assert_array_equal(parallel.matmul(a, b), a @ b)
     assert getter() == before
+
+
+def test_matmul_in_blocks_takes_vectors_and_mixed_dtypes():
+    a, b = np.arange(6.0).reshape(2, 3), np.arange(3, dtype=np.float32)
+    with ec.options(threads=2):
+        np.testing.assert_array_equal(parallel.matmul(a, b), a @ b)
+        np.testing.assert_array_equal(parallel.matmul(b, a.T), b @ a.T)
+        assert parallel.matmul(a.astype(np.float32), a.T).dtype == np.float64

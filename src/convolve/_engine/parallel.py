@@ -184,26 +184,30 @@ def lanes(setup, step, items, threads=None, ordered=False) -> list:
     return states if ordered else done
 
 
-MATMUL_SPLIT_MIN = 1 << 23  # multiply-adds per block at least (smaller products: ``np.matmul`` as it is)
+MATMUL_SPLIT_MIN = 1 << 23  # multiply-adds per block at least (smaller products: one block)
 MATMUL_SIDE_MIN = 64  # rows (columns) per block at least: each block packs the whole other operand again
 MATMUL_PARTS = 4  # blocks per lane at most: a lane that starts late leaves its blocks to the others
 
 
 def matmul(a, b, out=None):
-    """``np.matmul(a, b, out=out)`` with the product's rows (or columns, when there are more of them)
-    cut into blocks run as `lanes`, each block one single-threaded BLAS call.
+    """``np.matmul(a, b, out=out)`` on the engine's threads without BLAS's own: the product's rows (or
+    columns, when there are more of them) cut into blocks run as `lanes`, each block one
+    single-threaded BLAS call; a product too small to cut runs single-threaded on the calling thread.
 
-    NumPy's multi-threaded BLAS splits a product evenly between its threads and waits for all of them:
-    a thread asleep on an idle core of a virtual machine measured up to 10 ms to wake, and here the
-    calling thread takes its place instead. With one thread, or a BLAS whose threads cannot be set, it
-    is ``np.matmul``.
+    NumPy's multi-threaded BLAS splits a product evenly between its threads and waits for all of them.
+    With its idle threads passive (the benchmarks' setting), a product that followed a few milliseconds
+    of other work waited ~10 ms for a sleeping thread on this VM in most calls (LeNet c2's forward: 10 ms
+    median instead of 0.4; ResNet-18's 3x3 stride-2 layer at batch 1: 15.7 instead of 0.9), and with
+    them spinning (OpenBLAS's default) they take a core from the lanes. Here the calling thread does
+    the work of any thread that is late. With one thread, or a BLAS whose threads cannot be set, it is
+    ``np.matmul``.
 
     Shape
     -----
     a : (..., M, K), b : (..., K, N) -> (..., M, N), as ``np.matmul`` (broadcast batch axes).
     """
     n = settings["threads"]
-    if n <= 1 or not blas.controllable():
+    if n <= 1 or not blas.controllable() or a.ndim < 2 or b.ndim < 2:
         return np.matmul(a, b, out=out)
     M, K, N = a.shape[-2], a.shape[-1], b.shape[-1]
     batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
@@ -211,8 +215,9 @@ def matmul(a, b, out=None):
         out = np.empty(batch + (M, N), dtype=np.result_type(a, b))
     macs = M * K * N * int(np.prod(batch))
     parts = min(n * MATMUL_PARTS, max(M, N) // MATMUL_SIDE_MIN, macs // MATMUL_SPLIT_MIN)
-    if parts <= 1:
-        return np.matmul(a, b, out=out)
+    if parts <= 1:  # on this thread: waking BLAS's own threads may cost more than the product
+        with blas.single_threaded():
+            return np.matmul(a, b, out=out)
     blocks: list
     if M >= N:
         blocks = [(np.s_[..., r0:r1, :], np.s_[...], np.s_[..., r0:r1, :]) for r0, r1 in even_parts(M, parts)]

@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import autograd
 from .._engine import norm as _norm
+from .._engine.parallel import matmul as _matmul
 from .._shared.types import ArrayOrTensor, TensorLike
 from ..autograd import Tensor, as_array, record
 from .._shared.random import generator_or_shared
@@ -60,14 +61,14 @@ def linear(input: TensorLike, weight: TensorLike, bias: Optional[TensorLike] = N
         )
     if ba is not None and ba.shape != (wa.shape[0],):
         raise ValueError(f"bias must have shape ({wa.shape[0]},), but got {ba.shape}")
-    y = xa @ wa.T
+    y = _matmul(xa, wa.T)  # on the engine's threads (BLAS's own may wake late)
     if ba is not None:
         y += ba
 
     def backward(g):
         g2 = g.reshape(-1, g.shape[-1])
-        gx = g @ wa if isinstance(x, Tensor) and x.requires_grad else None
-        gw = g2.T @ xa.reshape(-1, xa.shape[-1]) if isinstance(w, Tensor) and w.requires_grad else None
+        gx = _matmul(g, wa) if isinstance(x, Tensor) and x.requires_grad else None
+        gw = _matmul(g2.T, xa.reshape(-1, xa.shape[-1])) if isinstance(w, Tensor) and w.requires_grad else None
         gb = g2.sum(axis=0) if ba is not None else None
         return gx, gw, gb
 
