@@ -1,6 +1,7 @@
 """ONNX inference speed: a ResNet-18 (random weights) at 224x224, batch 1 and 8, run by convolve.onnx,
 onnxruntime and onnx.reference in one process, 2 threads each, interleaved repetitions (two
-protocols: runtimes alternating call by call, and in blocks of calls; see `time_all`).
+protocols: runtimes alternating call by call, in blocks of calls, and in blocks of calls each after a
+pause; see `time_all`).
 
 Run (the BLAS settings of the environment are unset for this command only)::
 
@@ -119,17 +120,19 @@ def runtimes(path, only=None):
 
 
 BLOCK = 5  # calls in a row per runtime in the "blocks" protocol
+PAUSE = 0.1  # seconds idle before each call in the "spaced" protocol
 
 
-def _rounds(fns, x, reps, ref_reps, block):
-    """Seconds of every call: `reps` rounds, each runtime in turn making `block` calls in a row
-    (onnx.reference: one call, in its first `ref_reps` rounds)."""
+def _rounds(fns, x, reps, ref_reps, block, pause=0.0):
+    """Seconds of every call: `reps` rounds, each runtime in turn making `block` calls in a row, each
+    after `pause` seconds idle (onnx.reference: one call, in its first `ref_reps` rounds)."""
     times = {name: [] for name in fns}
     for r in range(reps):
         for name, fn in fns.items():
             if name == "onnx.reference" and r >= ref_reps:
                 continue
             for _ in range(1 if name == "onnx.reference" else block):
+                time.sleep(pause)
                 t0 = time.perf_counter()
                 fn(x)
                 times[name].append(time.perf_counter() - t0)
@@ -137,11 +140,13 @@ def _rounds(fns, x, reps, ref_reps, block):
 
 
 def time_all(path, batches, reps, ref_reps):
-    """Two protocols per batch, both interleaving the runtimes so that a change in the machine's load
+    """Three protocols per batch, all interleaving the runtimes so that a change in the machine's load
     reaches them alike. "alternating": one call each in turn, so every call follows another runtime's
     (cold caches; onnxruntime's threads, which spin by default, are still spinning when the next call
     starts: measured 8 ms added to convolve's batch-1 call). "blocks": `BLOCK` calls each in turn, all
-    of them timed, as a program calling one runtime repeatedly sees it."""
+    of them timed, as a program calling one runtime repeatedly sees it. "spaced": as "blocks", each
+    call after `PAUSE` seconds idle, as a server answering occasional requests sees it (threads asleep,
+    idle cores of a virtual machine descheduled)."""
     fns = runtimes(path)
     results = {}
     for batch in batches:
@@ -149,8 +154,9 @@ def time_all(path, batches, reps, ref_reps):
         outs = {name: fn(x) for name, fn in fns.items()}  # warm-up, and the outputs to compare
         diff = {k: float(np.max(np.abs(outs[k] - outs["onnxruntime"]))) for k in fns}
         results[batch] = {"max_abs_diff_vs_onnxruntime": diff}
-        for protocol, block, rounds in (("blocks", BLOCK, max(1, reps // 2)), ("alternating", 1, reps)):
-            times = _rounds(fns, x, rounds, ref_reps if protocol == "blocks" else 0, block)
+        for protocol, block, rounds, pause in (("blocks", BLOCK, max(1, reps // 2), 0.0), ("alternating", 1, reps, 0.0),
+                                               ("spaced", BLOCK, max(1, reps // 2), PAUSE)):
+            times = _rounds(fns, x, rounds, ref_reps if protocol == "blocks" else 0, block, pause)
             med = {k: statistics.median(v) for k, v in times.items() if v}
             if "onnx.reference" not in med:  # timed once, in the first protocol
                 med["onnx.reference"] = results[batch]["blocks"]["median_s"]["onnx.reference"]
