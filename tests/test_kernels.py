@@ -356,27 +356,41 @@ def test_the_wide_input_gradient_keeps_non_finite_values_where_the_reference_has
 @pytest.mark.parametrize("mode", ["serial", "parallel"])
 @pytest.mark.parametrize("name", ["direct", "depthwise"])
 @pytest.mark.parametrize("pads", [((1, 1), (1, 1)), ((2, 0), (0, 3)), ((0, 1), (2, 2)), ((0, 0), (0, 0))])
-@pytest.mark.parametrize("stride", [(1, 1), (2, 1)])
-def test_the_forward_takes_its_zero_padding_itself(mode, name, pads, stride, monkeypatch):
-    """`pads_inside`: the engine passes the unpadded x and the padding; stride 1 pads each job's planes
-    in the wide kernel (`direct_wide.forward_padded`), other strides pad x first; float32 and float64,
-    direct also in batch pieces under a memory cap."""
+@pytest.mark.parametrize("stride, kernel", [((1, 1), (3, 5)), ((2, 1), (3, 5)), ((1, 1), (2, 1))])
+def test_the_compiled_kernels_take_their_zero_padding_themselves(mode, name, pads, stride, kernel, monkeypatch):
+    """`pads_inside`: the engine passes the unpadded x (and wants the unpadded x's gradient); at stride 1
+    each job pads its planes (crops its gradient planes) in scratch (`direct_wide.forward_padded`,
+    `direct_padded`: the wide input gradient, or the row one on depthwise 2x1 kernels), other
+    strides pad x first; float32 and float64, direct also in batch pieces under a memory cap."""
     from convolve import _engine
-    from convolve._engine.kernels import direct as kd, direct_wide, threads
+    from convolve._engine.kernels import direct as kd, direct_padded, direct_wide, threads
 
     monkeypatch.setattr(threads, "PARALLEL_MIN", 0 if mode == "parallel" else 2**62)
     launched = []
     monkeypatch.setattr(kd, "pick", lambda k, work: launched.append(k) or threads.pick(k, work))
     r = np.random.default_rng(3)
     groups = 3 if name == "depthwise" else 1
-    x, w, b = r.standard_normal((3, 3, 7, 9)), r.standard_normal((6, 3 // groups, 3, 5)), r.standard_normal(6)
-    ref = reference.forward(np.pad(x, ((0, 0), (0, 0)) + pads), w, b, stride, (1, 1), groups)
+    x, w, b = r.standard_normal((3, 3, 7, 9)), r.standard_normal((12, 3 // groups) + kernel), r.standard_normal(12)
+    xp = np.pad(x, ((0, 0), (0, 0)) + pads)
+    ref = reference.forward(xp, w, b, stride, (1, 1), groups)
+    gy = r.standard_normal(ref.shape)
+    cut = (slice(None), slice(None)) + tuple(slice(a, a + s) for (a, _), s in zip(pads, x.shape[2:]))
+    refs = (ref, reference.grad_input(gy, w, xp.shape, stride, (1, 1), groups)[cut],
+            reference.grad_weight(xp, gy, w.shape, stride, (1, 1), groups))
     caps = [None, 6_000] if name == "direct" else [None]  # depthwise's fixed block scratch is above any small cap
+    args = (stride, (1, 1), groups)
     for dtype, cap in [(np.float64, c) for c in caps] + [(np.float32, None)]:
+        xd, wd, gyd = x.astype(dtype), w.astype(dtype), gy.astype(dtype)
         with ec.options(jit=True, threads=2, **({} if cap is None else {"memory_limit": cap})):
-            got = _engine.forward(x.astype(dtype), w.astype(dtype), b.astype(dtype), stride, (1, 1), groups,
-                                  algorithm=name, padding=pads)
-        assert got.dtype == dtype and got.shape == ref.shape
-        np.testing.assert_allclose(got, ref, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-5)
-    padding = any(p for pair in pads for p in pair)
-    assert (direct_wide.forward_padded in launched) == (padding and stride == (1, 1))
+            got = (_engine.forward(xd, wd, b.astype(dtype), *args, algorithm=name, padding=pads),
+                   _engine.grad_input(gyd, wd, x.shape, *args, algorithm=name, padding=pads),
+                   _engine.grad_weight(xd, gyd, w.shape, *args, algorithm=name, padding=pads))
+        for ours, want in zip(got, refs):
+            assert ours.dtype == dtype and ours.shape == want.shape
+            np.testing.assert_allclose(ours, want, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-4)
+    inside = any(p for pair in pads for p in pair) and stride == (1, 1)
+    assert (direct_wide.forward_padded in launched) == inside
+    wide = 12 // groups * kernel[0] * kernel[1] >= kd.WIDE_GRAD_MIN_TAPS  # depthwise 2x1: 8 taps, the row kernel
+    assert (direct_padded.grad_input_wide in launched) == (inside and wide)
+    assert (direct_padded.grad_input_rows in launched) == (inside and not wide)
+    assert (direct_padded.grad_weight_rows in launched) == (inside and name == "depthwise")

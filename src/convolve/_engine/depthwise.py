@@ -165,17 +165,18 @@ def _forward_jit(x, w, bias, stride, dilation):
 
 
 def pads_inside(op, pads, dilation, dtype) -> bool:
-    """As `direct.pads_inside` (the same compiled kernels)."""
-    return direct.pads_inside(op, pads, dilation, dtype)
+    """As `direct.pads_inside` (the same compiled kernels), the weight gradient too: each input plane
+    is padded by the one job of its channel (two with a channel multiplier of 2)."""
+    return direct.pads_inside(op, pads, dilation, dtype, ops=("forward", "grad_input", "grad_weight"))
 
 
 def forward(x, w, bias, stride, dilation, groups, pads=None):
     _check(x.shape, w.shape, groups)
     if pads is not None:  # only when `pads_inside` said yes
-        y = direct.forward_padded(x, w, bias, stride, dilation, groups, pads)
+        y = direct.padded_call("forward", x, w, None, stride, dilation, groups, pads, bias)
         if y is not None:
             return y
-        x = np.pad(x, ((0, 0), (0, 0)) + tuple(tuple(p) for p in pads))
+        x = direct.zero_padded(x, pads)
     if _jit(x):
         return _forward_jit(x, w, bias, stride, dilation)
     if wide_applies(stride):
@@ -208,8 +209,14 @@ def forward(x, w, bias, stride, dilation, groups, pads=None):
     return y
 
 
-def grad_input(gy, w, x_shape, stride, dilation, groups):
+def grad_input(gy, w, x_shape, stride, dilation, groups, pads=None):
     _check(x_shape, w.shape, groups)
+    if pads is not None:  # only when `pads_inside` said yes: the unpadded x's gradient
+        gx = direct.padded_call("grad_input", gy, w, x_shape, stride, dilation, groups, pads)
+        if gx is not None:
+            return gx
+        full = tuple(x_shape[:2]) + tuple(s + a + b for s, (a, b) in zip(x_shape[2:], pads))
+        return direct.unpadded(grad_input(gy, w, full, stride, dilation, groups), pads)
     if _jit(gy):
         from .kernels import direct as kd
 
@@ -244,10 +251,15 @@ def grad_input(gy, w, x_shape, stride, dilation, groups):
     return gx
 
 
-def grad_weight(x, gy, w_shape, stride, dilation, groups):
+def grad_weight(x, gy, w_shape, stride, dilation, groups, pads=None):
     _check(x.shape, w_shape, groups)
     if x.shape[0] == 0:  # an empty batch: no blocks to sum
         return np.zeros(w_shape, dtype=gy.dtype)
+    if pads is not None:  # only when `pads_inside` said yes
+        gw = direct.padded_call("grad_weight", x, gy, w_shape, stride, dilation, groups, pads)
+        if gw is not None:
+            return gw
+        x = direct.zero_padded(x, pads)
     if _jit(x):
         from .kernels import direct as kd
 

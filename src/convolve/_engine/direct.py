@@ -18,7 +18,7 @@ from . import _cost, kernels
 from .windows import out_size, tap_slices
 
 __all__ = ["name", "local", "reach", "supports", "workspace", "cost", "compiled", "pads_inside", "forward", "grad_input",
-           "grad_weight", "forward_padded"]
+           "grad_weight", "padded_call", "zero_padded", "unpadded"]
 
 name = "direct"
 local = True  # each output is a sum over its own window, tap by tap
@@ -104,40 +104,56 @@ def _run_compiled(kind, a, b, out_shape, stride, dilation, groups, nd, **extra):
     return out
 
 
-def pads_inside(op, pads, dilation, dtype) -> bool:
-    """Whether this call takes its zero padding itself (`chunks`): the forward with the compiled tier,
-    2-D. At stride 1 each job of the wide kernel pads the planes it reads in its own scratch (no padded
-    copy of x: MobileNet dw, one thread, 2.8 -> 2.0 ms); otherwise `forward_padded` pads x first, as
-    `chunks` would."""
-    return op == "forward" and len(pads) == 2 and compiled(2, dtype) and all(a >= 0 and b >= 0 for a, b in pads)
+PADS_INSIDE = ("forward", "grad_input")  # the ops that take their zero padding themselves (`pads_inside`)
 
 
-def forward_padded(x, w, bias, stride, dilation, groups, pads):
-    """The forward of x zero-padded by `pads` ((before, after) per axis); None where the wide kernel
-    cannot take the padding itself (the caller then pads x)."""
+def pads_inside(op, pads, dilation, dtype, ops=PADS_INSIDE) -> bool:
+    """Whether this call takes its zero padding itself (`chunks`): the forward and the input gradient
+    with the compiled tier, 2-D. At stride 1 each job pads the planes it reads (or crops the plane it
+    writes) in its own scratch, no padded copy of x or of its gradient (MobileNet dw forward, one thread:
+    2.8 -> 2.0 ms); otherwise `padded_call` says no and the op pads x (crops the gradient) itself, as
+    `chunks` would. The weight gradient reads x's planes once per output channel of a group and pads
+    them each time: only depthwise layers (`depthwise.pads_inside`) take it."""
+    return op in ops and len(pads) == 2 and compiled(2, dtype) and all(a >= 0 and b >= 0 for a, b in pads)
+
+
+def padded_call(op, a, b, out_shape, stride, dilation, groups, pads, bias=None):
+    """`op` of the compiled stride-1 kernels on x zero-padded by `pads` ((before, after) per axis) with
+    no padded copy; None where they do not take it (another stride or dilation, a forward whose wide
+    layout would not pay). a, b: (x, w), (gy, w) or (x, gy); out_shape: y's, the unpadded x's or w's."""
     (top, bottom), (left, right) = pads
-    outs = _outs((0, 0, x.shape[2] + top + bottom, x.shape[3] + left + right), w.shape, stride, dilation)
-    if not (_wide((0, 0, 0, x.shape[3] + left + right), outs, stride, dilation) and min(outs) > 0
-            and compiled(2, x.dtype)):
+    x_shape = tuple(a.shape) if op != "grad_input" else tuple(out_shape)
+    padded = x_shape[:2] + (x_shape[2] + top + bottom, x_shape[3] + left + right)
+    w_shape = b.shape if op != "grad_weight" else out_shape
+    outs = _outs(padded, w_shape, stride, dilation)
+    unit = all(s == 1 for s in stride) and all(d == 1 for d in dilation)
+    if not unit or min(outs) <= 0 or not compiled(2, a.dtype) or (op == "forward" and not _wide(padded, outs, stride, dilation)):
         return None
     from .kernels import direct as kd
 
-    y = np.empty((x.shape[0], w.shape[0]) + outs, dtype=x.dtype)
-    b = np.zeros(w.shape[0], dtype=x.dtype) if bias is None else np.ascontiguousarray(bias, dtype=x.dtype)
-    kd.run_padded(np.ascontiguousarray(x), np.ascontiguousarray(w, dtype=x.dtype), b, groups, top, left, y)
-    return y
+    out = np.empty(tuple(out_shape) if op != "forward" else (a.shape[0], w_shape[0]) + outs, dtype=a.dtype)
+    if op == "forward":
+        bias = np.zeros(w_shape[0], dtype=a.dtype) if bias is None else np.ascontiguousarray(bias, dtype=a.dtype)
+    kd.run_padded(op, np.ascontiguousarray(a), np.ascontiguousarray(b, dtype=a.dtype), groups, top, left, out, bias=bias)
+    return out
 
 
-def _zero_padded(x, pads):
+def zero_padded(x, pads):
+    """x zero-padded by `pads` ((before, after) per spatial axis)."""
     return np.pad(x, ((0, 0), (0, 0)) + tuple(tuple(p) for p in pads))
+
+
+def unpadded(gx, pads):
+    """The part of a padded input's gradient that belongs to the unpadded input."""
+    return np.ascontiguousarray(gx[(slice(None), slice(None)) + tuple(slice(a, s - b) for (a, b), s in zip(pads, gx.shape[2:]))])
 
 
 def forward(x, w, bias, stride, dilation, groups, pads=None):
     if pads is not None:  # only when `pads_inside` said yes
-        y = forward_padded(x, w, bias, stride, dilation, groups, pads)
+        y = padded_call("forward", x, w, None, stride, dilation, groups, pads, bias)
         if y is not None:
             return y
-        x = _zero_padded(x, pads)
+        x = zero_padded(x, pads)
     nd = x.ndim - 2
     outs = _outs(x.shape, w.shape, stride, dilation)
     if compiled(nd, x.dtype):
@@ -157,7 +173,13 @@ def forward(x, w, bias, stride, dilation, groups, pads=None):
     return y
 
 
-def grad_input(gy, w, x_shape, stride, dilation, groups):
+def grad_input(gy, w, x_shape, stride, dilation, groups, pads=None):
+    if pads is not None:  # only when `pads_inside` said yes: the unpadded x's gradient
+        gx = padded_call("grad_input", gy, w, x_shape, stride, dilation, groups, pads)
+        if gx is not None:
+            return gx
+        full = tuple(x_shape[:2]) + tuple(s + a + b for s, (a, b) in zip(x_shape[2:], pads))
+        return unpadded(grad_input(gy, w, full, stride, dilation, groups), pads)
     nd = gy.ndim - 2
     if compiled(nd, gy.dtype):
         return _run_compiled("grad_input", gy, w, x_shape, stride, dilation, groups, nd)

@@ -190,11 +190,26 @@ def run(op, a, b, stride, dilation, groups, out, bias=None):
     return fn(a, b, *stride, *dilation, groups, out)
 
 
-def run_padded(x, w, bias, groups, top, left, out):
-    """The stride-1 forward of x zero-padded by `top` rows and `left` columns before (the rest after,
-    as out's size implies), each job padding its own planes (`direct_wide.forward_padded`)."""
-    work = out.size * w.shape[1] * w.shape[2] * w.shape[3]
-    return pick(direct_wide.forward_padded, work)(x, w, bias, groups, top, left, out)
+def run_padded(op, a, b, groups, top, left, out, bias=None):
+    """`run` at stride 1 and dilation 1 on x zero-padded by `top` rows and `left` columns before (the
+    rest after, as the shapes imply), without a padded copy: each job pads what it reads, or crops
+    what it writes, in its own scratch (`direct_wide.forward_padded`, `direct_padded`). out: y, the
+    unpadded x's gradient, or gw."""
+    from . import direct_padded
+
+    y = out if op == "forward" else (a if op == "grad_input" else b)
+    w_shape = b.shape if op != "grad_weight" else out.shape
+    work = y.size * w_shape[1] * w_shape[2] * w_shape[3]
+    if op == "forward":
+        return pick(direct_wide.forward_padded, work)(a, b, bias, groups, top, left, out)
+    if op == "grad_weight":
+        return pick(direct_padded.grad_weight_rows, work)(a, b, groups, top, left, out)
+    KH, KW = b.shape[2:]
+    if wide_grad_input(a.shape, b, groups):
+        Hp, Wp = a.shape[2] + KH - 1, a.shape[3] + KW - 1
+        return pick(direct_padded.grad_input_wide, work)(_gy_buffer(a, KH, KW), _flipped(b, groups), groups, Hp, Wp,
+                                                         top, left, out)
+    return pick(direct_padded.grad_input_rows, work)(a, b, groups, top, left, out)
 
 
 _UNIT = {"forward": forward_unit, "grad_input": grad_input_unit, "grad_weight": grad_weight_unit}
