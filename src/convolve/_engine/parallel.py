@@ -21,7 +21,7 @@ import numpy as np
 from . import blas
 from .config import settings
 
-__all__ = ["map_blocks", "sum_blocks", "batch_slices", "even_parts", "lanes"]
+__all__ = ["map_blocks", "sum_blocks", "batch_slices", "even_parts", "lanes", "matmul", "matmul_in"]
 
 _pools: dict = {}
 
@@ -225,3 +225,9 @@ def matmul(a, b, out=None):
         blocks = [(np.s_[...], np.s_[..., c0:c1], np.s_[..., c0:c1]) for c0, c1 in even_parts(N, parts)]
     lanes(lambda _: None, lambda _, blk: np.matmul(a[blk[0]], b[blk[1]], out=out[blk[2]]), blocks)
     return out
+
+
+def matmul_in(lane_count):
+    """The product for a step of `lanes` that ran on `lane_count` lanes: NumPy's (single-threaded
+    there) in a lane of several, else `matmul` (the step has the engine's threads to itself)."""
+    return np.matmul if lane_count > 1 else matmul

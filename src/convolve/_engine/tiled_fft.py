@@ -26,7 +26,7 @@ import numpy as np
 
 from . import _cost, fft
 from .config import settings
-from .parallel import even_parts, lanes
+from .parallel import even_parts, lanes, matmul_in
 from .windows import out_size
 
 __all__ = ["name", "local", "reach", "TILE", "TILE_1D", "tile_size", "supports", "workspace", "cost", "forward", "grad_input",
@@ -187,7 +187,7 @@ def forward(x, w, bias, stride, dilation, groups):
 
     def step(lanes, ns):
         X = _rfft(_cut(x[ns], tiles, span, F, T), nd, lanes)  # (*Fh, C, B)
-        Y = np.matmul(Wk, _per_group(X, groups))  # (nf, G, Og, B)
+        Y = matmul_in(lanes)(Wk, _per_group(X, groups))  # (nf, G, Og, B)
         yt = _irfft(Y.reshape(X.shape[:nd] + (O, -1)), F, lanes)  # (*F, O, B): correlations; the first T are valid
         y[ns] = _join(yt[(slice(0, T),) * nd], len(range(N)[ns]), tiles, outs)
 
@@ -216,7 +216,7 @@ def _tiles_input_gradient(gy, Wk, x_shape, tiles, span, F, T, groups, lanes):
     nd = len(tiles)
     N, C = x_shape[:2]
     GY = _rfft(_split(gy, tiles, F, T), nd, lanes)  # (*Fh, O, B)
-    GX = np.matmul(Wk, _per_group(GY, groups))  # (nf, G, Cg, B)
+    GX = matmul_in(lanes)(Wk, _per_group(GY, groups))  # (nf, G, Cg, B)
     gt = _irfft(GX.reshape(GY.shape[:nd] + (C, -1)), F, lanes)  # (*F, C, B): each tile's input gradient in [:span]
     gt = gt.reshape(tuple(F) + (C, N) + tuple(tiles))
     # overlap-add: a tile's input span covers `parts` T-wide blocks of the input along each axis
@@ -245,7 +245,7 @@ def grad_weight(x, gy, w_shape, stride, dilation, groups):
         X = _rfft(_cut(x[ns], tiles, span, F, T), nd, state[0])  # (*Fh, C, B)
         GY = _rfft(_split(gy[ns], tiles, F, T), nd, state[0])  # (*Fh, O, B)
         GYc = _per_group(GY, groups)
-        GW = np.matmul(np.conjugate(GYc, out=GYc), _per_group(X, groups).transpose(0, 1, 3, 2))  # (nf, G, Og, Cg)
+        GW = matmul_in(state[0])(np.conjugate(GYc, out=GYc), _per_group(X, groups).transpose(0, 1, 3, 2))  # (nf, G, Og, Cg)
         if state[2] is None:
             state[1:] = [X.shape[:nd], GW]
         else:

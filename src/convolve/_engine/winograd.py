@@ -30,7 +30,7 @@ import numpy as np
 from . import _cost
 from . import blas, constants, kernels
 from .config import settings
-from .parallel import lanes, map_blocks, sum_blocks
+from .parallel import lanes, map_blocks, matmul_in, sum_blocks
 
 __all__ = ["Winograd", "F2", "F4"]
 
@@ -427,7 +427,7 @@ class Winograd:
                 _launch(kw.input_tiles_dilated, lanes, Vf.size)(x, pad, ph, dh, dw, tws, n0, n1, t0, t1, Vf)
             else:
                 _launch(kw.input_tiles, lanes, Vf.size)(x, pad, n0, n1, t0, t1, int(tws[0]), Vf)
-            np.matmul(U, V, out=M)  # the 36 batched GEMMs (per group)
+            matmul_in(lanes)(U, V, out=M)  # the 36 batched GEMMs (per group)
             if dilated:
                 _launch(kw.output_tiles_dilated, lanes, Mf.size)(Mf, b, ph, dh, dw, tws, n0, n1, t0, t1, Y)
             else:
@@ -463,7 +463,7 @@ class Winograd:
             else:
                 _launch(kw.input_tiles, lanes, Vf.size)(x, pad, n0, n1, t0, t1, int(tws[0]), Vf)
                 _launch(kw.grad_tiles, lanes, Mf.size)(gy, n0, n1, t0, t1, int(tws[0]), Mf)
-            np.matmul(Mg, V.swapaxes(2, 3), out=part)
+            matmul_in(lanes)(Mg, V.swapaxes(2, 3), out=part)
             dU += part
 
         states = lanes(setup, step, [(ph, tws, blk) for ph, tws, blocks in runs for blk in blocks], ordered=True)
