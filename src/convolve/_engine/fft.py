@@ -17,6 +17,7 @@ import numpy as np
 
 from . import _cost
 from .config import settings
+from .parallel import matmul
 from .windows import out_size
 
 __all__ = ["name", "local", "reach", "supports", "workspace", "cost", "forward", "grad_input", "grad_weight"]
@@ -140,7 +141,7 @@ def forward(x, w, bias, stride, dilation, groups):
     Fh = X.shape[2:]
     Wf = _rfft(_dilated(w, dilation), F)  # (O, Cg, *Fh)
     Wc = _kernel_major(Wf, groups, transpose=True)
-    Y = np.matmul(_freq_major(X, groups), np.conjugate(Wc, out=Wc))  # (nf, G, N, Og)
+    Y = matmul(_freq_major(X, groups), np.conjugate(Wc, out=Wc))  # (nf, G, N, Og)
     y = _irfft(_from_freq_major(Y, Fh), F)  # (N, O, *F)
     y = np.ascontiguousarray(y[(slice(None), slice(None)) + tuple(slice(0, (p - 1) * s + 1, s) for p, s in zip(outs, stride))])
     if bias is not None:
@@ -152,7 +153,7 @@ def grad_input(gy, w, x_shape, stride, dilation, groups):
     F = _sizes(x_shape[2:])
     GY = _rfft(_spread(gy, stride), F)  # (N, O, *Fh)
     Wf = _rfft(_dilated(w, dilation), F)  # (O, Cg, *Fh): per group (Og, Cg) matrices
-    GX = np.matmul(_freq_major(GY, groups), _kernel_major(Wf, groups))  # (nf, G, N, Cg)
+    GX = matmul(_freq_major(GY, groups), _kernel_major(Wf, groups))  # (nf, G, N, Cg)
     gx = _irfft(_from_freq_major(GX, GY.shape[2:]), F)
     return np.ascontiguousarray(gx[(slice(None), slice(None)) + tuple(slice(0, s) for s in x_shape[2:])])
 
@@ -162,7 +163,7 @@ def grad_weight(x, gy, w_shape, stride, dilation, groups):
     X = _rfft(x, F)  # (N, C, *Fh)
     GY = _rfft(_spread(gy, stride), F)  # (N, O, *Fh)
     GYc = _freq_major(GY, groups, transpose=True)
-    GW = np.matmul(np.conjugate(GYc, out=GYc), _freq_major(X, groups))  # (nf, G, Og, Cg)
+    GW = matmul(np.conjugate(GYc, out=GYc), _freq_major(X, groups))  # (nf, G, Og, Cg)
     GW = GW.transpose(1, 2, 3, 0).reshape(tuple(w_shape[:2]) + X.shape[2:])
     gw = _irfft(GW, F)  # (O, Cg, *F)
     K = w_shape[2:]

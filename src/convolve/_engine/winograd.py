@@ -30,12 +30,12 @@ import numpy as np
 from . import _cost
 from . import blas, constants, kernels
 from .config import settings
-from .parallel import lanes, map_blocks, matmul_in, sum_blocks
+from .parallel import lanes, map_blocks, matmul, matmul_in, sum_blocks
 
 __all__ = ["Winograd", "F2", "F4"]
 
 BLOCK_BYTES = 4 * 2**20  # transformed input + product tiles per block, kept near cache size
-BLOCK_THREADS = 1  # blocks call BLAS, which already uses every core (see `parallel`)
+BLOCK_THREADS = 1  # blocks call `parallel.matmul`, which already uses every core
 TILE_BYTE = {2: 0.37e-9, 4: 0.65e-9}  # seconds per byte of transformed tiles (V and M), both transforms
 # seconds per byte of the transformed kernel U (thin products + transpose): in cache (U up to
 # _cost.CACHE_BYTES; ~0.45 ns measured for F(4x4) with 64 and 128 channels (2.4 MB), 1 or 2 threads) and
@@ -484,7 +484,7 @@ class Winograd:
         def block(b):
             ns, ts = b
             V = self._input_tiles(x[ns, :, ts.start * m : ts.stop * m + 2])
-            M = np.matmul(U, V.reshape(a, a, G, C // G, -1))  # (a, a, G, Og, tiles): the batched GEMMs
+            M = matmul(U, V.reshape(a, a, G, C // G, -1))  # (a, a, G, Og, tiles): the batched GEMMs
             nb = len(range(N)[ns])
             self._output(M.reshape(a, a, O, nb, ts.stop - ts.start, TW), Y[ns, :, ts.start * m : ts.stop * m])
 
@@ -621,7 +621,7 @@ class Winograd:
             Mg = np.empty((a, a, O, nb, th, TW), dtype=gy.dtype)
             for i in range(a):
                 _lincomb(A, [rows[i, ..., j::m] for j in range(m)], list(Mg[i]), s[..., :TW])
-            return np.matmul(Mg.reshape(a, a, G, O // G, -1), V.reshape(a, a, G, C // G, -1).swapaxes(3, 4))
+            return matmul(Mg.reshape(a, a, G, O // G, -1), V.reshape(a, a, G, C // G, -1).swapaxes(3, 4))
 
         dU = sum_blocks(block, self._blocks(N, C, O, TH, TW, x.itemsize), threads=BLOCK_THREADS)
         return self._kernel_adjoint(dU, w_shape)
