@@ -181,7 +181,7 @@ def run(op, a, b, stride, dilation, groups, out, bias=None):
         if op == "forward" and direct_wide.pays(a.shape[3], out.shape[3]):
             return pick(direct_wide.forward, work)(a, b, bias, groups, out)
         if op == "grad_input" and wide_grad_input(a.shape, b, groups):
-            return pick(direct_wide.grad_input, work)(_gy_buffer(a, *b.shape[2:]), _flipped(b, groups), groups, out)
+            return pick(direct_wide.grad_input, work)(_gy_buffer(a, b.shape[3]), _exchanged(b, groups), groups, out)
         fn = pick(_UNIT[op], work)
         return fn(a, b, bias, groups, out) if op == "forward" else fn(a, b, groups, out)
     fn = pick(_GENERAL[op], work)
@@ -207,7 +207,7 @@ def run_padded(op, a, b, groups, top, left, out, bias=None):
     KH, KW = b.shape[2:]
     if wide_grad_input(a.shape, b, groups):
         Hp, Wp = a.shape[2] + KH - 1, a.shape[3] + KW - 1
-        return pick(direct_padded.grad_input_wide, work)(_gy_buffer(a, KH, KW), _flipped(b, groups), groups, Hp, Wp,
+        return pick(direct_padded.grad_input_wide, work)(_gy_buffer(a, KW), _exchanged(b, groups), groups, Hp, Wp,
                                                          top, left, out)
     return pick(direct_padded.grad_input_rows, work)(a, b, groups, top, left, out)
 
@@ -229,18 +229,18 @@ def wide_grad_input(gy_shape, w, groups) -> bool:
     return (O // groups * KH * KW >= WIDE_GRAD_MIN_TAPS and gy_shape[3] >= KW and bool(np.isfinite(w).all()))
 
 
-def _gy_buffer(gy, KH, KW):
-    """gy (N, O, OH, OW) as `direct_wide.grad_input` reads it: KH - 1 zero rows above and below,
-    KW - 1 zero columns on the left (rows of W = OW + KW - 1), flattened, KW - 1 zeros after."""
+def _gy_buffer(gy, KW):
+    """gy (N, O, OH, OW) as `direct_wide.grad_input` reads it: KW - 1 zeros, then gy's rows on rows of
+    W = OW + KW - 1 (KW - 1 zeros after each), flattened."""
     N, O, OH, OW = gy.shape
-    rows, W = OH + 2 * (KH - 1), OW + KW - 1
-    buf = np.zeros((N, O, rows * W + KW - 1), dtype=gy.dtype)
-    buf[:, :, :rows * W].reshape(N, O, rows, W)[:, :, KH - 1:KH - 1 + OH, KW - 1:] = gy
+    W = OW + KW - 1
+    buf = np.zeros((N, O, OH * W + KW - 1), dtype=gy.dtype)
+    buf[:, :, KW - 1:].reshape(N, O, OH, W)[:, :, :, :OW] = gy
     return buf
 
 
-def _flipped(w, groups):
-    """(C, O/G, KH, KW): w flipped, in- and output channels exchanged per group."""
+def _exchanged(w, groups):
+    """(C, O/G, KH, KW): w with its columns reversed, in- and output channels exchanged per group."""
     O, Cg, KH, KW = w.shape
-    wf = w[:, :, ::-1, ::-1].reshape(groups, O // groups, Cg, KH, KW).swapaxes(1, 2)
-    return np.ascontiguousarray(wf.reshape(groups * Cg, O // groups, KH, KW))
+    wv = w[:, :, :, ::-1].reshape(groups, O // groups, Cg, KH, KW).swapaxes(1, 2)
+    return np.ascontiguousarray(wv.reshape(groups * Cg, O // groups, KH, KW))

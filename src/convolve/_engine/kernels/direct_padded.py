@@ -18,7 +18,7 @@ from numba import prange
 
 from . import njit, njit_parallel
 from .direct import _grad_input_plane, _grad_weight_plane
-from .direct_wide import _fill, _pad_planes, _taps1, _taps2
+from .direct_wide import _fill, _out_taps1, _out_taps2, _pad_planes
 
 __all__ = ["grad_input_rows", "grad_input_wide", "grad_weight_rows"]
 
@@ -53,11 +53,11 @@ def grad_input_rows(gy, w, G, top, left, gx):
 
 
 @_parallel
-def grad_input_wide(gyb, wf, G, Hp, Wp, top, left, gx):
-    """gx (N, C, H, W) <- the unpadded part of `direct_wide.grad_input`'s full correlation (gyb and wf
-    as there, for the padded plane Hp x Wp)."""
+def grad_input_wide(gb, wv, G, Hp, Wp, top, left, gx):
+    """gx (N, C, H, W) <- the unpadded part of `direct_wide.grad_input`'s gradient (gb and wv as there,
+    for the padded plane Hp x Wp)."""
     N, C = gx.shape[0], gx.shape[1]
-    Og, Cg = wf.shape[1], C // G
+    Og, Cg = wv.shape[1], C // G
     B = 2 if Cg % 2 == 0 else 1
     Cb = C // B
     for job in prange(N * Cb):
@@ -66,9 +66,9 @@ def grad_input_wide(gyb, wf, G, Hp, Wp, top, left, gx):
         for k in range(B):
             _fill(acc[k], 0)
         if B == 2:
-            _taps2(gyb, wf, n, c, (c // Cg) * Og, Wp, acc[0], acc[1])
+            _out_taps2(gb, wv, n, c, (c // Cg) * Og, Wp, acc[0], acc[1])
         else:
-            _taps1(gyb, wf, n, c, (c // Cg) * Og, Wp, acc[0])
+            _out_taps1(gb, wv, n, c, (c // Cg) * Og, Wp, acc[0])
         for k in range(B):
             _interior(acc[k], Wp, top, left, gx[n, c + k])
 

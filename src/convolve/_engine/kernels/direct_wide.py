@@ -183,17 +183,75 @@ def forward_padded(x, w, bias, G, top, left, y):
             _crop(acc[k], Wp, y[n, o + k])
 
 
-@_parallel
-def grad_input(gyb, wf, G, gx):
-    """gx (N, C, H, W) <- Σ_{o in the group, taps} w · gy, added where each output read (stride and
-    dilation 1), as the full correlation of gy with the flipped kernel, written straight into gx.
+@_serial
+def _out_taps1(gb, wv, n, c, o0, W, a0):
+    """a0 (H·W, one input channel's gradient plane) += for every o of the group and kernel row kh, at
+    a0[kh·W + p], Σ_kw wv[c, o, kh, kw] · gb[n, o0 + o, p + kw] for p < OH·W (gy's rows on x's width)."""
+    Og, KH, KW = wv.shape[1], wv.shape[2], wv.shape[3]
+    P = a0.shape[0] - (KH - 1) * W
+    for oi in range(Og):
+        g = gb[n, o0 + oi]
+        for kh in range(KH):
+            ar = a0[kh * W:]
+            if KW == 5:
+                w0, w1, w2, w3, w4 = wv[c, oi, kh, 0], wv[c, oi, kh, 1], wv[c, oi, kh, 2], wv[c, oi, kh, 3], wv[c, oi, kh, 4]
+                for p in range(P):
+                    ar[p] = ar[p] + w0 * g[p] + w1 * g[p + 1] + w2 * g[p + 2] + w3 * g[p + 3] + w4 * g[p + 4]
+            elif KW == 3:
+                w0, w1, w2 = wv[c, oi, kh, 0], wv[c, oi, kh, 1], wv[c, oi, kh, 2]
+                for p in range(P):
+                    ar[p] = ar[p] + w0 * g[p] + w1 * g[p + 1] + w2 * g[p + 2]
+            else:
+                for kw in range(KW):
+                    wk = wv[c, oi, kh, kw]
+                    for p in range(P):
+                        ar[p] += wk * g[p + kw]
 
-    gyb (N, O, (H + KH - 1)·W + KW - 1): gy zero-padded by KH - 1 rows on both sides and KW - 1
-    columns on the left (rows of W values), flattened, with KW - 1 zeros after: gx_flat[p] reads
-    gyb[p + kh·W + kw] under the flipped tap, and a read past a row's end lands in the next row's
-    left zeros. wf (C, O/G, KH, KW): w flipped, in- and output channels exchanged per group."""
+
+@_serial
+def _out_taps2(gb, wv, n, c, o0, W, a0, a1):
+    """`_out_taps1` for input channels c (into a0) and c + 1 (into a1), one load of gy for both."""
+    Og, KH, KW = wv.shape[1], wv.shape[2], wv.shape[3]
+    P = a0.shape[0] - (KH - 1) * W
+    for oi in range(Og):
+        g = gb[n, o0 + oi]
+        for kh in range(KH):
+            ar, br = a0[kh * W:], a1[kh * W:]
+            if KW == 5:
+                w0, w1, w2, w3, w4 = wv[c, oi, kh, 0], wv[c, oi, kh, 1], wv[c, oi, kh, 2], wv[c, oi, kh, 3], wv[c, oi, kh, 4]
+                v0, v1, v2, v3, v4 = (wv[c + 1, oi, kh, 0], wv[c + 1, oi, kh, 1], wv[c + 1, oi, kh, 2],
+                                      wv[c + 1, oi, kh, 3], wv[c + 1, oi, kh, 4])
+                for p in range(P):
+                    g0, g1, g2, g3, g4 = g[p], g[p + 1], g[p + 2], g[p + 3], g[p + 4]
+                    ar[p] = ar[p] + w0 * g0 + w1 * g1 + w2 * g2 + w3 * g3 + w4 * g4
+                    br[p] = br[p] + v0 * g0 + v1 * g1 + v2 * g2 + v3 * g3 + v4 * g4
+            elif KW == 3:
+                w0, w1, w2 = wv[c, oi, kh, 0], wv[c, oi, kh, 1], wv[c, oi, kh, 2]
+                v0, v1, v2 = wv[c + 1, oi, kh, 0], wv[c + 1, oi, kh, 1], wv[c + 1, oi, kh, 2]
+                for p in range(P):
+                    g0, g1, g2 = g[p], g[p + 1], g[p + 2]
+                    ar[p] = ar[p] + w0 * g0 + w1 * g1 + w2 * g2
+                    br[p] = br[p] + v0 * g0 + v1 * g1 + v2 * g2
+            else:
+                for kw in range(KW):
+                    wk, vk = wv[c, oi, kh, kw], wv[c + 1, oi, kh, kw]
+                    for p in range(P):
+                        gv = g[p + kw]
+                        ar[p] += wk * gv
+                        br[p] += vk * gv
+
+
+@_parallel
+def grad_input(gb, wv, G, gx):
+    """gx (N, C, H, W) <- Σ_{o in the group, taps} w · gy, added where each output read (stride and
+    dilation 1), written straight into gx: each kernel row adds one loop over gy's rows on x's width.
+
+    gb (N, O, OH·W + KW - 1): gy with rows of W = OW + KW - 1 (zeros past each row's OW values) after
+    KW - 1 leading zeros, flattened: gx_flat[kh·W + p] gets Σ_kw w[kh, KW-1-kw] · gb[p + kw], and a
+    read before a row's start lands in the previous row's zeros. wv (C, O/G, KH, KW): w with its
+    columns reversed, in- and output channels exchanged per group."""
     N, C, H, W = gx.shape
-    Og, Cg = wf.shape[1], C // G
+    Og, Cg = wv.shape[1], C // G
     gxf = gx.reshape(N, C, H * W)
     B = 2 if Cg % 2 == 0 else 1
     Cb = C // B
@@ -202,6 +260,6 @@ def grad_input(gyb, wf, G, gx):
         _fill(gxf[n, c], 0)
         if B == 2:
             _fill(gxf[n, c + 1], 0)
-            _taps2(gyb, wf, n, c, (c // Cg) * Og, W, gxf[n, c], gxf[n, c + 1])
+            _out_taps2(gb, wv, n, c, (c // Cg) * Og, W, gxf[n, c], gxf[n, c + 1])
         else:
-            _taps1(gyb, wf, n, c, (c // Cg) * Og, W, gxf[n, c])
+            _out_taps1(gb, wv, n, c, (c // Cg) * Og, W, gxf[n, c])
