@@ -311,7 +311,7 @@ def test_serial_and_parallel_launches_equal_the_reference(mode, name, dtype, mon
 def test_the_wide_forward_and_input_gradient_equal_the_reference(mode, dtype, kernel, groups, Cg, O, monkeypatch):
     """`kernels.direct_wide` (stride 1, the taps of KW = 3 and 5 written out, pairs of output channels
     where a group has an even count, one channel where odd): serial and parallel, through `direct`; the
-    input gradient as its full correlation where a gradient element has enough taps."""
+    input gradient on the same layout where a gradient element has enough taps."""
     from convolve._engine.kernels import direct as kd, direct_wide, threads
 
     monkeypatch.setattr(threads, "PARALLEL_MIN", 0 if mode == "parallel" else 2**62)
@@ -330,7 +330,7 @@ def test_the_wide_forward_and_input_gradient_equal_the_reference(mode, dtype, ke
 @pytest.mark.parametrize("name", ["direct", "depthwise"])
 def test_the_wide_input_gradient_keeps_non_finite_values_where_the_reference_has_them(name):
     """Stride 1: an inf in gy reaches exactly the input-gradient entries under its windows; a NaN in the
-    kernel sends the call to the row kernel (the wide correlation multiplies the kernel by zero padding)."""
+    kernel sends the call to the row kernel (the wide layout multiplies the kernel by zeros)."""
     from convolve._engine.kernels import direct as kd
 
     r = np.random.default_rng(4)
