@@ -74,11 +74,23 @@ def _tiled_shape(x_shape, w_shape, dilation):
 
 
 def workspace(op, x_shape, w_shape, stride, dilation, groups, itemsize):
-    """Bytes: the input tiles and output tiles (and their re-assembly), plus the FFT call's own."""
-    xt = _tiled_shape(x_shape, w_shape, dilation)
-    n_out = xt[0] * w_shape[0] * tile_size(w_shape, dilation) ** (len(x_shape) - 2)
-    tiles = (2 * int(np.prod(xt)) + 2 * n_out) * itemsize
-    return tiles + fft.workspace(op, xt, w_shape, (1,) * len(stride), dilation, groups, itemsize)
+    """Bytes of temporaries: the lanes work on one group of samples each at a time (`_sample_groups`),
+    so per lane one group's tiles cut to the FFT size and their inverse transforms (real), two spectra
+    per side (complex: a transform and the channel products), and the group's input and output
+    re-assembled; plus the kernel spectra and (weight gradient) one partial sum per lane."""
+    outs, tiles, span, T = _geometry(x_shape, w_shape, dilation)
+    F = _spectra_sizes(span)
+    N, C, O, Cg = x_shape[0], x_shape[1], w_shape[0], w_shape[1]
+    nf = int(np.prod(F[:-1])) * (F[-1] // 2 + 1)
+    parts = _sample_groups(N, _spectra_bytes(x_shape, w_shape, dilation, itemsize))
+    per_group = max(len(range(N)[g]) for g in parts)
+    B = per_group * int(np.prod(tiles))  # tiles of one group
+    group = B * (C + O) * (2 * int(np.prod(F)) + 4 * nf)  # real tiles and inverses; spectra (2 values each)
+    group += per_group * (C * int(np.prod(x_shape[2:])) + O * int(np.prod(outs)))  # its input and output, padded
+    lanes_n = min(settings["threads"], len(parts))
+    kernel = 2 * 2 * nf * O * Cg  # spectra and their transposed copy
+    partial = 2 * nf * O * Cg * lanes_n if op == "grad_weight" else 0
+    return (lanes_n * group + kernel + partial) * itemsize
 
 
 def cost(op, x_shape, w_shape, stride, dilation, groups, itemsize):
