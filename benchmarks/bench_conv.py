@@ -111,6 +111,16 @@ def gemm_rate(reps=5, n=2048):
     return 2 * n**3 / t
 
 
+def pin_torch_threads():
+    """PyTorch back on the engine's thread count. Imported first, PyTorch's OpenMP runtime is the one
+    numba's OpenMP pool binds to, and that pool's start (convolve's first compiled parallel kernel) sets
+    the runtime's thread count to numba's (NUMBA_NUM_THREADS): with ``--threads 1`` PyTorch then ran
+    on 2 threads."""
+    torch.set_num_threads(settings["threads"])
+    if torch.get_num_threads() != settings["threads"]:
+        raise RuntimeError(f"PyTorch runs {torch.get_num_threads()} threads, not {settings['threads']}")
+
+
 def bench_layer(spec, dtype, budget, tiers=False):
     name, nd, x, w, kw = _layer(spec, dtype)
     ours, theirs = _conv_fns(nd)
@@ -146,6 +156,7 @@ def bench_layer(spec, dtype, budget, tiers=False):
         raise AssertionError(f"{name} {np.dtype(dtype).name}: forward differs from PyTorch by {err:.2e}")
 
     fs, bs = [f_ours, f_torch], [b_ours, b_torch]
+    pin_torch_threads()
     if tiers:  # convolve with the compiled tier off (the NumPy twins, and the choice they get), interleaved too
         def off(fn):
             def run():

@@ -303,6 +303,11 @@ def throughput(model_name, args):
     for x, y in data[:2]:  # warm-up: allocations, BLAS thread start, lazy imports, kernel compilation
         conv_step(x, y)
         torch_step(x, y)
+    # numba's OpenMP pool, started by the warm-up, binds to PyTorch's OpenMP runtime (imported first) and
+    # sets its thread count to numba's: PyTorch back on args.threads
+    torch.set_num_threads(args.threads)
+    if torch.get_num_threads() != args.threads:
+        raise RuntimeError(f"PyTorch runs {torch.get_num_threads()} threads, not {args.threads}")
     rates = {"convolve": [], "torch": []}
     for rep in range(args.reps):
         order = [("convolve", conv_step), ("torch", torch_step)]
