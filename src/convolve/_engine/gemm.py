@@ -21,14 +21,14 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from . import _cost, chunks, parallel
+from . import _cost, chunks
+from .parallel import matmul
 from .windows import by_rows, fold_windows, out_size, tap_slices
 
 __all__ = ["name", "local", "reach", "supports", "workspace", "cost", "im2col", "pads_inside", "forward", "grad_input",
            "grad_weight"]
 
 name = "gemm"
-_matmul = parallel.matmul  # products on the engine's threads (`parallel.matmul`)
 local = True  # each output is one dot product over its own window
 reach = 0
 BATCH_INNER_BELOW = 640  # output positions per sample under which one GEMM over N·P wins
@@ -263,7 +263,7 @@ def forward(x, w, bias, stride, dilation, groups, pads=None):
         b = None if bias is None else bias.reshape(G, O // G, 1)
         for n, pos, cols in _blocks(x, w.shape, stride, dilation, plan):
             blk = y[n, :, :, pos]
-            _matmul(wm, cols.reshape(G, wm.shape[2], -1), out=blk)
+            matmul(wm, cols.reshape(G, wm.shape[2], -1), out=blk)
             if b is not None:  # while the block is in cache
                 blk += b
         return y.reshape((N, O) + outs)
@@ -276,14 +276,14 @@ def forward(x, w, bias, stride, dilation, groups, pads=None):
         return y
     cols, _ = _columns(x, w.shape[2:], stride, dilation, inner)
     if inner:
-        yt = _matmul(wm, cols.reshape(G, wm.shape[2], N * P)).reshape(O, N, P).transpose(1, 0, 2)
+        yt = matmul(wm, cols.reshape(G, wm.shape[2], N * P)).reshape(O, N, P).transpose(1, 0, 2)
         y = np.empty((N, O, P), dtype=yt.dtype)
         if bias is None:
             np.copyto(y, yt)
         else:  # the bias in the same pass as the transpose
             np.add(yt, bias.reshape(1, O, 1), out=y)
         return y.reshape((N, O) + outs)
-    y = _matmul(wm, cols.reshape(N, G, wm.shape[2], P)).reshape((N, O) + outs)  # lands in (N, G, Og, P) order
+    y = matmul(wm, cols.reshape(N, G, wm.shape[2], P)).reshape((N, O) + outs)  # lands in (N, G, Og, P) order
     if bias is not None:
         y += bias.reshape((1, -1) + (1,) * len(outs))
     return y
@@ -316,7 +316,7 @@ def grad_input(gy, w, x_shape, stride, dilation, groups, pads=None):
             for r0 in range(0, out_rows, rows):
                 r1 = min(out_rows, r0 + rows)
                 c = cols[:, :, : (r1 - r0) * per_row]
-                _matmul(wt, gym[n, :, :, r0 * per_row : r1 * per_row], out=c)
+                matmul(wt, gym[n, :, :, r0 * per_row : r1 * per_row], out=c)
                 target = gx[n, :, r0 * s0 : (r1 - 1) * s0 + d0 * (k0 - 1) + 1]
                 fold_windows(c.reshape((C,) + kernel + (r1 - r0,) + outs[1:]), target.shape[1:], stride, dilation, out=target)
         return gx
@@ -327,10 +327,10 @@ def grad_input(gy, w, x_shape, stride, dilation, groups, pads=None):
             gx[ns] = grad_input(gy[ns], w, (gy[ns].shape[0],) + tuple(x_shape[1:]), stride, dilation, groups)
         return gx
     if _batch_inner(N, P):
-        cols = _matmul(wt, _channels_major(gy, G))  # (G, Cg·K, N·P)
+        cols = matmul(wt, _channels_major(gy, G))  # (G, Cg·K, N·P)
         cols = np.moveaxis(cols.reshape((C,) + kernel + (N,) + outs), 1 + nd, 0)  # (N, C, *K, *O) view
     else:
-        cols = _matmul(wt, gy.reshape(N, G, O // G, P)).reshape((N, C) + kernel + outs)
+        cols = matmul(wt, gy.reshape(N, G, O // G, P)).reshape((N, C) + kernel + outs)
     if _pointwise(w.shape):
         cols = cols.reshape((N, C) + outs)
         if all(s == 1 for s in stride) and tuple(x_shape[2:]) == outs:
@@ -358,7 +358,7 @@ def grad_weight(x, gy, w_shape, stride, dilation, groups, pads=None):
         gw = np.zeros((G, O // G, int(np.prod(w_shape[1:]))), dtype=gy.dtype)
         tmp = np.empty_like(gw)
         for n, pos, cols in _blocks(x, w_shape, stride, dilation, plan):
-            _matmul(gym[n, :, :, pos], cols.reshape(G, gw.shape[2], -1).transpose(0, 2, 1), out=tmp)
+            matmul(gym[n, :, :, pos], cols.reshape(G, gw.shape[2], -1).transpose(0, 2, 1), out=tmp)
             gw += tmp
         return gw.reshape(w_shape)
     groups_of_samples = _sample_groups(x.shape, w_shape, stride, dilation, True, x.itemsize)
@@ -369,5 +369,5 @@ def grad_weight(x, gy, w_shape, stride, dilation, groups, pads=None):
         return gw
     cols, outs = _columns(x, w_shape[2:], stride, dilation, batch_inner=True)  # (C, *K, N, *O)
     cols = cols.reshape(G, -1, x.shape[0] * int(np.prod(outs)))
-    gw = _matmul(_channels_major(gy, G), cols.transpose(0, 2, 1))  # (G, Og, Cg·K)
+    gw = matmul(_channels_major(gy, G), cols.transpose(0, 2, 1))  # (G, Og, Cg·K)
     return gw.reshape(w_shape)

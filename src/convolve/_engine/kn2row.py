@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _cost, parallel
+from . import _cost
+from .parallel import matmul
 from .windows import out_size, tap_slices, wide_applies, wide_crop, wide_geometry, wide_grid
 
 __all__ = ["name", "local", "reach", "supports", "workspace", "cost", "forward", "grad_input", "grad_weight"]
@@ -94,9 +95,9 @@ def forward(x, w, bias, stride, dilation, groups):
     tmp = np.empty(acc.shape, dtype=x.dtype)
     for i, xt in enumerate(taps):
         if i == 0:
-            parallel.matmul(wk[0], xt, out=acc)
+            matmul(wk[0], xt, out=acc)
         else:
-            parallel.matmul(wk[i], xt, out=tmp)
+            matmul(wk[i], xt, out=tmp)
             acc += tmp
     if wide:
         y = np.ascontiguousarray(wide_crop(full.reshape((N, O) + grid), outs))
@@ -118,13 +119,13 @@ def grad_input(gy, w, x_shape, stride, dilation, groups):
         gxf = gx.reshape(N, G, C // G, -1)
         tmp = np.empty((N, G, C // G, L), dtype=gy.dtype)
         for i, off in enumerate(offsets):
-            parallel.matmul(wt[i], gyw, out=tmp)
+            matmul(wt[i], gyw, out=tmp)
             gxf[..., off : off + L] += tmp
         return gx
     gym = np.ascontiguousarray(gy).reshape(N, G, O // G, -1)
     tmp = np.empty((N, G, C // G, gym.shape[-1]), dtype=gy.dtype)
     for i, k in enumerate(np.ndindex(*kernel)):
-        parallel.matmul(wt[i], gym, out=tmp)
+        matmul(wt[i], gym, out=tmp)
         gx[(slice(None), slice(None)) + tap_slices(k, stride, dilation, outs)] += tmp.reshape((N, C) + outs)
     return gx
 
@@ -138,9 +139,9 @@ def grad_weight(x, gy, w_shape, stride, dilation, groups):
         gyw = wide_grid(gy, grid).reshape(N, G, O // G, -1)[..., :L]
         xf = np.ascontiguousarray(x).reshape(N, G, C // G, -1)
         for i, off in enumerate(offsets):
-            gw[i] = parallel.matmul(gyw, xf[..., off : off + L].swapaxes(2, 3)).sum(axis=0)
+            gw[i] = matmul(gyw, xf[..., off : off + L].swapaxes(2, 3)).sum(axis=0)
     else:
         gym = np.ascontiguousarray(gy).reshape(N, G, O // G, -1)
         for i, k in enumerate(np.ndindex(*kernel)):
-            gw[i] = parallel.matmul(gym, _tap(x, k, stride, dilation, outs, G).swapaxes(2, 3)).sum(axis=0)
+            gw[i] = matmul(gym, _tap(x, k, stride, dilation, outs, G).swapaxes(2, 3)).sum(axis=0)
     return gw.transpose(1, 2, 3, 0).reshape(w_shape)

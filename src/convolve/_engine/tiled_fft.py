@@ -68,11 +68,6 @@ def _geometry(x_shape, w_shape, dilation):
     return outs, tiles, span, T
 
 
-def _tiled_shape(x_shape, w_shape, dilation):
-    outs, tiles, span, T = _geometry(x_shape, w_shape, dilation)
-    return (x_shape[0] * int(np.prod(tiles)), x_shape[1]) + span
-
-
 def workspace(op, x_shape, w_shape, stride, dilation, groups, itemsize):
     """Bytes of temporaries: the lanes work on one group of samples each at a time (`_sample_groups`),
     so per lane one group's tiles cut to the FFT size and their inverse transforms (real), two spectra
@@ -95,8 +90,9 @@ def workspace(op, x_shape, w_shape, stride, dilation, groups, itemsize):
 
 def cost(op, x_shape, w_shape, stride, dilation, groups, itemsize):
     """Seconds: the batched FFT call over the tiles plus cutting and re-assembling them."""
-    xt = _tiled_shape(x_shape, w_shape, dilation)
-    n_out = xt[0] * w_shape[0] * tile_size(w_shape, dilation) ** (len(x_shape) - 2)
+    outs, tiles, span, T = _geometry(x_shape, w_shape, dilation)
+    xt = (x_shape[0] * int(np.prod(tiles)), x_shape[1]) + span  # the tiles as a batch of inputs
+    n_out = xt[0] * w_shape[0] * T ** len(tiles)
     moves = 2 * (int(np.prod(xt)) + n_out) * itemsize / _cost.MEM_RATE
     return fft.cost(op, xt, w_shape, tuple(stride), dilation, groups, itemsize) + moves
 
