@@ -39,6 +39,10 @@ LANES_CALL = 40e-6  # seconds to hand the blocks to the lanes and wait for the l
 # (3x3 stride 2, the 7x7 stem, input gradients) ran 0.73-0.85x their one-lane time, not 0.5-0.6x
 # (the lanes share the memory bandwidth and one often starts late).
 LANE_GAIN = 0.4
+# Products shorter than this (C·K, the columns' height) leave a row-blocked call at batch 1 mostly
+# copying: ResNet-18's stem (3·7·7 = 147) ran 1.2-1.3x faster as two lanes of 56 output rows, the
+# 64-channel 3x3 layer at 56x56 (576) 1.03x slower.
+SHORT_PRODUCTS = 256
 INNER_BYTES = 4 * 2**20  # batch-inner layout: columns per block (groups of samples)
 ROWS_BYTES = 8 * 2**20  # per-sample layout: columns per block (counted at 8 bytes a value, as gemm's blocks)
 
@@ -48,13 +52,15 @@ def lane_count(x_shape, w_shape, stride, dilation) -> int:
     arithmetic pays for waking them and it has whole samples for every lane (or, with fewer samples,
     many row blocks: large images), else 1: `gemm`'s single-lane path. A few blocks of one sample
     are split better by BLAS itself (measured at batch 1: ResNet-18's 56x56 layer, 2 row blocks,
-    1.3-1.6x slower as lanes; 128@28 and 256@14 halved by rows 1.3-1.5x slower)."""
+    1.3-1.6x slower as lanes; 128@28 and 256@14 halved by rows 1.3-1.5x slower), except when the
+    products are short (`SHORT_PRODUCTS`)."""
     n = settings["threads"]
     if n <= 1 or not blas.controllable():
         return 1
     if x_shape[0] < n:
         plan = gemm._row_blocks(x_shape, w_shape, stride, dilation)
-        if plan is None or x_shape[0] * -(-plan[1] // plan[0]) < 4 * n:
+        short = x_shape[1] * int(np.prod(w_shape[2:])) < SHORT_PRODUCTS  # copy-bound: the copies need the lanes
+        if plan is None or (x_shape[0] * -(-plan[1] // plan[0]) < 4 * n and not short):
             return 1
     P = int(np.prod(gemm._outs(x_shape, w_shape, stride, dilation)))
     macs = x_shape[0] * w_shape[0] * int(np.prod(w_shape[1:])) * P

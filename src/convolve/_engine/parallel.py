@@ -186,7 +186,7 @@ def lanes(setup, step, items, threads=None, ordered=False) -> list:
 
 MATMUL_SPLIT_MIN = 1 << 23  # multiply-adds per block at least (smaller products: one block)
 MATMUL_SIDE_MIN = 64  # rows (columns) per block at least: each block packs the whole other operand again
-MATMUL_PARTS = 4  # blocks per lane at most: a lane that starts late leaves its blocks to the others
+MATMUL_PARTS = 1  # blocks per lane: more blocks measured slower (each is a BLAS call packing its operands again)
 
 
 def matmul(a, b, out=None):
