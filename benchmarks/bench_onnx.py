@@ -212,7 +212,7 @@ def profile(path, batch, reps):
             n, c, *hw = shapes[step.name]
             padded = (n, c) + tuple(h + a + b for h, (a, b) in zip(hw, conv.pads))
             algo = convolve.engine_config.choose_algorithm(padded, conv.weight.shape, conv.stride, conv.dilation,
-                                                           conv.groups)
+                                                           conv.groups, constant_weights=True)
         rows.append((step.op, step.name, statistics.median(times[step.name][1:]), algo))
     total = sum(r[2] for r in rows)
     print(f"batch {batch}, {THREADS} thread(s): per-step medians of {reps} calls (sum {total * 1e3:.1f} ms)")

@@ -16,7 +16,7 @@ import convolve
 import convolve.engine_config as ec
 import convolve.functional as F
 from convolve import _engine
-from convolve._engine import reference, winograd
+from convolve._engine import _cost, constants, reference, select, winograd
 from convolve._engine.chunks import smallest_piece
 from convolve._engine.select import ALGORITHMS, AUTOMATIC
 from oracle import draw_channels
@@ -256,6 +256,29 @@ def test_winograd_kernel_transform_is_cheaper_while_it_fits_in_cache():
     if winograd.F4._jit(np.float32):  # ResNet-18's 64-channel layers at batch 1 (measured 1.7x gemm, one thread)
         assert ec.choose_algorithm((1, 64, 58, 58), (64, 64, 3, 3)) == "winograd4"
     assert ec.choose_algorithm((1, 512, 9, 9), (512, 512, 3, 3)) not in ("winograd2", "winograd4")
+
+
+def test_constant_weights_leave_the_kernel_transform_out_of_the_costs():
+    """An inference plan's weights are transformed once (`constants`): for them the cost model leaves
+    Winograd's kernel transform out, and the engine asks it so for marked weights."""
+    shape, w_shape = (1, 256, 16, 16), (256, 256, 3, 3)  # ResNet-18's 256@14 at batch 1
+    with _cost.constant_weights(True):
+        assert winograd.kernel_time(10**6) == 0.0
+        constant = select.estimate("winograd2", "forward", shape, w_shape, (1, 1), (1, 1), 1, 4)
+    assert winograd.kernel_time(10**6) > 0
+    assert constant < select.estimate("winograd2", "forward", shape, w_shape, (1, 1), (1, 1), 1, 4)
+    if winograd.F2._jit2(np.float32):  # measured in the ONNX plan: 0.68 ms against gemm's 1.0
+        assert ec.choose_algorithm(shape, w_shape, constant_weights=True) == "winograd2"
+    with pytest.raises(TypeError, match="constant_weights"):
+        ec.choose_algorithm(shape, w_shape, constant_weights="yes")
+    r = np.random.default_rng(8)
+    x = r.standard_normal((1, 4, 9, 9)).astype(np.float32)
+    w = constants.mark(r.standard_normal((4, 4, 3, 3)).astype(np.float32))
+    _engine._choices.clear()
+    _engine.forward(x, w, None, (1, 1), (1, 1), 1)
+    assert [k[8] for k in _engine._choices] == [True]  # chosen as constant weights
+    _engine.forward(x, np.array(w), None, (1, 1), (1, 1), 1)
+    assert sorted(k[8] for k in _engine._choices) == [False, True]
 
 
 def test_autotune_measures_once_and_caches_the_fastest():

@@ -24,14 +24,14 @@ from oracle import draw_channels
 
 needs_numba = pytest.mark.skipif(not kernels.available(), reason="numba cannot be imported here: only the NumPy tier runs")
 TIERS = [pytest.param(True, marks=needs_numba, id="jit"), pytest.param(False, id="numpy")]
-F32_TOL = {"winograd4": 1e-4, "direct": 1e-5, "depthwise": 1e-5}  # relative to the output scale (docs/speed.md)
+F32_TOL = {"winograd4": 1e-4, "winograd2": 1e-5, "direct": 1e-5, "depthwise": 1e-5}  # relative to the output scale (docs/speed.md)
 
 
 @st.composite
 def problems(draw, name):
     """(x, w, bias, stride, dilation, groups) that `name` accepts, 2-D (direct: also 1-D)."""
     nd = draw(st.integers(1, 2)) if name == "direct" else 2
-    if name == "winograd4":  # dilated: per phase of the subsampled grids (in place in the compiled tier)
+    if name in ("winograd2", "winograd4"):  # dilated: per phase of the subsampled grids
         kernel, stride, dilation = (3, 3), (1, 1), tuple(draw(st.integers(1, 3)) for _ in range(2))
     else:
         kernel = tuple(draw(st.integers(1, 5)) for _ in range(nd))  # 3 and 5: the wide forward's written-out taps
@@ -50,6 +50,8 @@ def _compiled(name, ndim, dtype):
     """Whether `name` runs its compiled kernels for this call."""
     if name == "winograd4":
         return winograd.F4._jit(np.dtype(dtype).type)
+    if name == "winograd2":  # the forward and input gradient's transforms (the weight gradient: NumPy's)
+        return winograd.F2._jit2(np.dtype(dtype).type)
     if name == "depthwise":
         return ndim == 2 and depthwise._jit(np.zeros((1,) * (ndim + 2), dtype))
     return direct.compiled(ndim, dtype)
@@ -103,6 +105,51 @@ def _kernel_test(name):
 
 for _name in F32_TOL:
     globals()[f"test_{_name}_in_both_tiers_equals_the_reference"] = _kernel_test(_name)
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_winograd2_compiled_transforms_equal_the_numpy_twin(dtype):
+    """F(2x2)'s compiled tile transforms do the twin's adds in the twin's order: the same bits, for
+    blocks of whole samples and of single tile rows, the last tiles cut at the output's edge."""
+    from convolve._engine.kernels import winograd2 as kw
+
+    r = np.random.default_rng(3)
+    F2 = winograd.F2
+    x, TH, TW = F2._padded(r.standard_normal((3, 5, 9, 8)).astype(dtype), 1)  # 9x8 outputs: ragged last tiles
+    for n0, n1, t0, t1 in [(0, 3, 0, TH), (1, 2, 2, 3), (2, 3, 0, 1)]:
+        T = (n1 - n0) * (t1 - t0) * TW
+        V = np.empty((16, 5, T), dtype)
+        kw.input_tiles(x, n0, n1, t0, t1, V)
+        twin = F2._input_tiles(x[n0:n1, :, 2 * t0 : 2 * t1 + 2])
+        assert np.array_equal(V, twin.reshape(16, 5, T))
+        M = r.standard_normal((16, 4, T)).astype(dtype)
+        bias = r.standard_normal(4).astype(dtype)
+        Y = np.full((3, 4, 9, 8), np.nan, dtype)
+        kw.output_tiles(M, bias, n0, n1, t0, t1, TW, Y)
+        full = np.empty((n1 - n0, 4, 2 * (t1 - t0), 2 * TW), dtype)
+        F2._output(M.reshape(4, 4, 4, n1 - n0, t1 - t0, TW), full)
+        rows = slice(2 * t0, min(9, 2 * t1))
+        want = full[:, :, : rows.stop - rows.start, :8] + bias.reshape(1, -1, 1, 1)
+        assert np.array_equal(Y[n0:n1, :, rows], want)
+        assert np.isnan(Y[:n0]).all() and np.isnan(Y[n1:]).all()  # nothing outside the block written
+        kw.output_tiles(M, np.zeros(0, dtype), n0, n1, t0, t1, TW, Y)  # no bias: nothing added
+        assert np.array_equal(Y[n0:n1, :, rows], full[:, :, : rows.stop - rows.start, :8])
+
+
+@needs_numba
+@pytest.mark.parametrize("block_bytes", [1, 2**20])
+def test_winograd2_compiled_blocks_equal_the_reference(block_bytes, monkeypatch):
+    """The compiled F(2x2) forward and input gradient block by block (one tile row at a time, or whole)."""
+    monkeypatch.setattr(winograd, "BLOCK_BYTES", block_bytes)
+    r = np.random.default_rng(4)
+    x, w, b = r.standard_normal((2, 6, 11, 10)), r.standard_normal((4, 3, 3, 3)), r.standard_normal(4)
+    args = ((1, 1), (1, 1), 2)
+    y = ALGORITHMS["winograd2"].forward(x, w, b, *args)
+    np.testing.assert_allclose(y, reference.forward(x, w, b, *args), rtol=1e-10, atol=1e-10)
+    gy = r.standard_normal(y.shape)
+    np.testing.assert_allclose(ALGORITHMS["winograd2"].grad_input(gy, w, x.shape, *args),
+                               reference.grad_input(gy, w, x.shape, *args), rtol=1e-10, atol=1e-10)
 
 
 @needs_numba

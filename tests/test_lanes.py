@@ -368,7 +368,8 @@ def test_gemm_in_lanes_pads_its_own_blocks(case, gemm_spy):
 
 @pytest.mark.parametrize("a_shape, b_shape", [((300, 200), (200, 40)),  # rows cut
                                               ((3, 20, 90), (90, 700)),  # columns cut, batch from a
-                                              ((2, 1, 64, 50), (4, 50, 64))])  # broadcast batch axes
+                                              ((2, 1, 64, 50), (4, 50, 64)),  # broadcast batch axes
+                                              ((2, 8, 40, 30), (2, 8, 30, 20))])  # whole products per block
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_matmul_in_blocks_equals_numpy(a_shape, b_shape, dtype, monkeypatch):
     monkeypatch.setattr(parallel, "MATMUL_SPLIT_MIN", 1)

@@ -120,7 +120,8 @@ def get_jit() -> bool:
 
 
 def choose_algorithm(input_shape: Sequence[int], weight_shape: Sequence[int], stride: IntOrTuple = 1,
-                     dilation: IntOrTuple = 1, groups: int = 1, dtype: Any = "float32", op: str = "forward") -> str:
+                     dilation: IntOrTuple = 1, groups: int = 1, dtype: Any = "float32", op: str = "forward",
+                     constant_weights: bool = False) -> str:
     """The algorithm the engine's cost model picks for a convolution (autotuning aside).
 
     Parameters
@@ -133,6 +134,9 @@ def choose_algorithm(input_shape: Sequence[int], weight_shape: Sequence[int], st
     groups : int
     dtype : 'float32' or 'float64'
     op : 'forward', 'grad_input' or 'grad_weight'
+    constant_weights : bool
+        The pick for weights that do not change between calls (an imported model's inference plan),
+        so that what an algorithm derives from them is computed once (Winograd's transformed kernel).
     """
     if op not in OPS:
         raise ValueError(f"op must be one of {list(OPS)}, but got {op!r}")
@@ -142,7 +146,9 @@ def choose_algorithm(input_shape: Sequence[int], weight_shape: Sequence[int], st
                          f"2 + spatial dims (1 to 3) entries")
     st = check_ints("stride", stride, nd, minimum=1)
     dl = check_ints("dilation", dilation, nd, minimum=1)
-    return select.choose(op, tuple(input_shape), tuple(weight_shape), st, dl, groups, np.dtype(dtype)).name
+    check_bool("constant_weights", constant_weights)
+    return select.choose(op, tuple(input_shape), tuple(weight_shape), st, dl, groups, np.dtype(dtype),
+                         constant=constant_weights).name
 
 
 @contextmanager

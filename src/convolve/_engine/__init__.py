@@ -53,7 +53,7 @@ import os
 
 import numpy as np
 
-from . import chunks, trim
+from . import chunks, constants, trim
 from .config import settings
 from .select import ALGORITHMS, choose, tune
 from .windows import out_size
@@ -106,13 +106,15 @@ _choices: dict = {}
 _CHOICES_MAX = 4096
 
 
-def _dispatch(op, x_shape, w_shape, stride, dilation, groups, dtype, algorithm, run):
+def _dispatch(op, x_shape, w_shape, stride, dilation, groups, dtype, algorithm, run, constant=False):
+    """run(the algorithm for this call); `constant`: the weights are marked constant (`constants`),
+    so the costs leave out transforming them (`select.choose`)."""
     if algorithm is None and settings["autotune"]:
         return tune(op, x_shape, w_shape, stride, dilation, groups, dtype, run)
-    key = (op, x_shape, w_shape, stride, dilation, groups, dtype, algorithm, tuple(settings.values()))
+    key = (op, x_shape, w_shape, stride, dilation, groups, dtype, algorithm, constant, tuple(settings.values()))
     algo = _choices.get(key)
     if algo is None:
-        algo = choose(op, x_shape, w_shape, stride, dilation, groups, dtype, algorithm)
+        algo = choose(op, x_shape, w_shape, stride, dilation, groups, dtype, algorithm, constant)
         if len(_choices) >= _CHOICES_MAX:
             _choices.clear()
         _choices[key] = algo
@@ -154,7 +156,7 @@ def forward(x, w, bias, stride, dilation, groups, algorithm=None, padding=None, 
         xp = chunks.padded_shape(x.shape, pk)
         y = _dispatch("forward", xp, wk.shape, stride, dilation, groups, x.dtype, algorithm,
                       lambda a: chunks.forward(a, x, wk, bias, stride, dilation, groups, settings["memory_limit"], pk,
-                                               padding_mode))
+                                               padding_mode), constants.marked(wk))
     if t is not None and x.shape[0] and not np.isfinite(w).all():  # dropped taps: 0·inf is NaN
         bad = ~np.isfinite(w)
         bad[_kept(t)] = False

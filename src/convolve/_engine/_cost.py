@@ -7,10 +7,12 @@ with a measurement.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 
 __all__ = ["GEMM_RATE", "THIN", "MEM_RATE", "CACHE_RATE", "COPY_RATE", "CACHE_BYTES", "CALL", "BLAS_CALL", "efficiency", "gemm_time", "outs",
-           "pieces"]
+           "pieces", "constant_weights", "weights_constant"]
 
 GEMM_RATE = {4: 250e9, 8: 125e9}  # flop/s of a large GEMM with 2 BLAS threads (NumPy 2048³: ~300e9 float32)
 MEM_RATE = 8e9  # bytes/s read + written by one NumPy copy or elementwise pass out of cache (single-threaded)
@@ -19,6 +21,25 @@ COPY_RATE = 5e9  # im2col's copies of short rows, even in cache (gemm's blocks; 
 CACHE_BYTES = 3 * 2**20  # a working set up to this size stays in cache between passes (L2s + part of L3)
 CALL = 4e-6  # seconds of overhead per NumPy call
 BLAS_CALL = 1e-6  # per matrix inside one batched matmul
+
+
+_constant = contextvars.ContextVar("convolve_constant_weights", default=False)
+
+
+@contextlib.contextmanager
+def constant_weights(flag: bool):
+    """Costs estimated inside are for weights marked constant (`constants`): what an algorithm
+    derives from them (Winograd's transformed kernel) is computed once, not on every call."""
+    token = _constant.set(bool(flag))
+    try:
+        yield
+    finally:
+        _constant.reset(token)
+
+
+def weights_constant() -> bool:
+    """Whether the costs being estimated are for constant weights (`constant_weights`)."""
+    return _constant.get()
 
 
 THIN = 16  # a matrix dimension of THIN halves the GEMM rate (`efficiency`)

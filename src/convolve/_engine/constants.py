@@ -14,7 +14,7 @@ from typing import Any, Callable, Dict, Tuple
 
 import numpy as np
 
-__all__ = ["mark", "derived"]
+__all__ = ["mark", "marked", "derived"]
 
 _marked: Dict[int, Any] = {}  # id(array) -> weak reference to it
 _derived: Dict[Tuple[int, Any], Any] = {}  # (id(array), what) -> derived array
@@ -38,6 +38,12 @@ def mark(w: np.ndarray) -> np.ndarray:
 
         _marked[i] = weakref.ref(w, gone)
     return w
+
+
+def marked(w: np.ndarray) -> bool:
+    """Whether `w` itself is marked constant."""
+    ref = _marked.get(id(w))
+    return ref is not None and ref() is w
 
 
 def derived(w: np.ndarray, what: Any, compute: Callable[[], np.ndarray]) -> np.ndarray:

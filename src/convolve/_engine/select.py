@@ -16,7 +16,7 @@ import numpy as np
 
 from typing import Dict, Tuple
 
-from . import depthwise, direct, fft, gemm, kn2row, reference, tiled_fft, winograd
+from . import _cost, depthwise, direct, fft, gemm, kn2row, reference, tiled_fft, winograd
 from ._algorithm import Algorithm
 from .chunks import smallest_piece
 from .config import autotune_cache, settings
@@ -65,13 +65,16 @@ def _by_name(algorithm, op, x_shape, w_shape, stride, dilation, groups):
     return algo
 
 
-def choose(op, x_shape, w_shape, stride, dilation, groups, dtype, algorithm=None):
-    """The algorithm for one call: `algorithm` (a name) forces one, else the least estimated cost."""
+def choose(op, x_shape, w_shape, stride, dilation, groups, dtype, algorithm=None, constant=False):
+    """The algorithm for one call: `algorithm` (a name) forces one, else the least estimated cost
+    (`constant`: for weights marked constant, `_cost.constant_weights`)."""
     if algorithm is not None:
         return _by_name(algorithm, op, x_shape, w_shape, stride, dilation, groups)
     itemsize = np.dtype(dtype).itemsize
     names = candidates(op, x_shape, w_shape, stride, dilation, groups, itemsize)
-    return ALGORITHMS[min(names, key=lambda n: estimate(n, op, x_shape, w_shape, stride, dilation, groups, itemsize))]
+    with _cost.constant_weights(constant):
+        return ALGORITHMS[min(names, key=lambda n: estimate(n, op, x_shape, w_shape, stride, dilation, groups,
+                                                            itemsize))]
 
 
 def tune(op, x_shape, w_shape, stride, dilation, groups, dtype, run):

@@ -60,6 +60,20 @@ def _launch(kernel, lanes, work):
     return kernel.serial if lanes > 1 else pick(kernel, work)
 
 
+# F(2x2)'s compiled transforms, both together, seconds per byte of V and M: 0.06 ns measured on one
+# thread at 256 channels 14x14 and 512 at 7x7 (the NumPy twin's `TILE_BYTE[2]`: 0.37)
+JIT2_TILE_BYTE = 0.06e-9
+JIT2_PARALLEL_MIN = 1 << 20  # F(2x2)'s transforms (a few adds per value) on numba's threads from this many values
+
+
+def _pick2(kernel, work):
+    """An F(2x2) transform kernel for `work` values: serial below `JIT2_PARALLEL_MIN` (waking numba's
+    threads measured slower up to 512 channels at 7x7 and 256 at 14x14, 23-52 us against 52-66)."""
+    from .kernels.threads import pick
+
+    return kernel.serial if work < JIT2_PARALLEL_MIN else pick(kernel, work)
+
+
 def lane_count(work) -> int:
     """Lanes (`parallel.lanes`) for a call whose transformed tiles hold `work` values: the engine's
     threads when BLAS can run single-threaded and the work pays for waking them, else one."""
@@ -71,7 +85,10 @@ def lane_count(work) -> int:
 
 
 def kernel_time(nbytes, jit=False) -> float:
-    """Seconds to compute a transformed kernel U of `nbytes` (every call: the weights may change)."""
+    """Seconds to compute a transformed kernel U of `nbytes` (every call: the weights may change;
+    none for weights marked constant, `_cost.constant_weights`, whose U is computed once)."""
+    if _cost.weights_constant():
+        return 0.0
     if jit:
         return nbytes * JIT_KERNEL_BYTE
     return nbytes * (KERNEL_BYTE_CACHED if nbytes <= _cost.CACHE_BYTES else KERNEL_BYTE_MEMORY)
@@ -264,12 +281,19 @@ class Winograd:
             t = _cost.gemm_time(2 * a * a * O * Cg * T, b, Og, T // nb, Cg, a * a * groups * nb)
             t += (JIT_TILE_BYTE * (1 + JIT_ROW_TILES / TW) * a * a * (C + O) * T * b
                   * (1.5 if op == "grad_weight" else 1))
-            # every block reads U again; one lane's blocks run one after the other, each launching
+            # every block reads U again (from cache if it fits); one lane's blocks run one after the other, each launching
             # parallel kernels; lanes share the blocks and call the kernels' serial twins
-            per_block = U / _cost.MEM_RATE + (LANE_ITEM if n > 1 else 3 * JIT_CALL)
+            per_block = U / (_cost.CACHE_RATE if U <= _cost.CACHE_BYTES else _cost.MEM_RATE) + (
+                LANE_ITEM if n > 1 else 3 * JIT_CALL)
             return t + kernel_time(U, True) + -(-nb // n) * per_block
         blocks = self._blocks(N, C, O, TH, TW, b)
         t = _cost.gemm_time(2 * a * a * O * Cg * T, b, Og, T // len(blocks), Cg, a * a * groups * len(blocks))
+        if op != "grad_weight" and self._jit2(np.float32 if b == 4 else np.float64):
+            # compiled transforms; every block's products read U and write M afresh
+            U = a * a * O * Cg * b
+            fresh = len(blocks) * (U if U > _cost.CACHE_BYTES else 0) + a * a * (C + O) * T * b
+            t += JIT2_TILE_BYTE * a * a * (C + O) * T * b + fresh / _cost.MEM_RATE
+            return t + kernel_time(a * a * O * Cg * b, True) + len(blocks) * 4 * _cost.CALL
         t += TILE_BYTE[m] * a * a * (C + O) * T * b * (1.5 if op == "grad_weight" else 1)
         t += kernel_time(a * a * O * Cg * b, kernels.enabled())  # U is compiled for F(2x2) too
         return t + len(blocks) * (8 * a + 40) * _cost.CALL
@@ -472,6 +496,10 @@ class Winograd:
             dU += state[2]
         return self._kernel_adjoint(dU, w_shape)
 
+    def _jit2(self, dtype) -> bool:
+        """Whether F(2x2, 3x3)'s compiled transforms run (`kernels.winograd2`)."""
+        return self.m == 2 and dtype in (np.float32, np.float64) and kernels.enabled()
+
     def _conv(self, x, w, groups, pad=0, bias=None):
         """Stride-1 3x3 correlation of x (zero-padded by `pad`) with w, plus `bias`: (N, O, H + 2 pad - 2, W + 2 pad - 2)."""
         m, a, G = self.m, self.a, groups
@@ -479,6 +507,8 @@ class Winograd:
         O = w.shape[0]
         x, TH, TW = self._padded(x, pad)
         U = self._kernel(w).reshape(a, a, G, O // G, C // G)
+        if self._jit2(x.dtype):
+            return self._conv_jit2(x, U, bias, (N, O, H + 2 * pad - 2, W + 2 * pad - 2), TH, TW)
         Y = np.empty((N, O, TH * m, TW * m), dtype=x.dtype)
 
         def block(b):
@@ -493,6 +523,27 @@ class Winograd:
         Y = Y if Y.shape[2:] == (OH, OW) else np.ascontiguousarray(Y[:, :, :OH, :OW])
         if bias is not None:
             Y += bias.reshape(1, -1, 1, 1)
+        return Y
+
+    def _conv_jit2(self, x, U, bias, shape, TH, TW):
+        """`_conv` for F(2x2, 3x3) with the compiled transforms: per block of tiles V = Bᵀ d B (16, C,
+        tiles), the 16 batched products M = U @ V on the engine's threads (`parallel.matmul`), then
+        Y = Aᵀ M A + bias written straight into the output (no tile-aligned copy, no bias pass)."""
+        from .kernels import winograd2 as kw
+
+        N, C = x.shape[:2]
+        O = shape[1]
+        G = U.shape[2]
+        U = U.reshape(16, G, O // G, C // G)
+        b = np.zeros(0, dtype=x.dtype) if bias is None else np.ascontiguousarray(bias, dtype=x.dtype)
+        Y = np.empty(shape, dtype=x.dtype)
+        for ns, ts in self._blocks(N, C, O, TH, TW, x.itemsize):
+            n0, n1, t0, t1 = ns.start, min(N, ns.stop), ts.start, ts.stop
+            T = (n1 - n0) * (t1 - t0) * TW
+            V = np.empty((16, C, T), dtype=x.dtype)
+            _pick2(kw.input_tiles, V.size)(x, n0, n1, t0, t1, V)
+            M = matmul(U, V.reshape(16, G, C // G, T))  # (16, G, O/G, tiles): the batched GEMMs
+            _pick2(kw.output_tiles, M.size)(M.reshape(16, O, T), b, n0, n1, t0, t1, TW, Y)
         return Y
 
     # --- the engine interface ---------------------------------------------------------------------
