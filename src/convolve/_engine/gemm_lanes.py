@@ -40,7 +40,7 @@ LANES_CALL = 40e-6  # seconds to hand the blocks to the lanes and wait for the l
 # (the lanes share the memory bandwidth and one often starts late).
 LANE_GAIN = 0.4
 # Products shorter than this (C·K, the columns' height) leave a row-blocked call at batch 1 mostly
-# copying: ResNet-18's stem (3·7·7 = 147) ran 1.2-1.3x faster as two lanes of 56 output rows, the
+# copying: ResNet-18's stem (3·7·7 = 147) ran 1.1-1.3x faster as two lanes of 56 output rows, the
 # 64-channel 3x3 layer at 56x56 (576) 1.03x slower.
 SHORT_PRODUCTS = 256
 INNER_BYTES = 4 * 2**20  # batch-inner layout: columns per block (groups of samples)

@@ -1,9 +1,15 @@
 """Winograd minimal filtering F(m x m, 3 x 3) for 2-D 3x3 stride-1 convolutions, m = 2 or 4.
 
 Dilated 3x3 layers run as d² dilation-1 convolutions on the subsampled grids ``x[:, :, a::d, b::d]``.
-With the compiled tier (m = 4) the tile transforms are numba kernels (`kernels.winograd`): one
-fused, parallel pass each, around the same BLAS batched products; the slice code below is their
-NumPy twin.
+With the compiled tier the tile transforms are numba kernels: for m = 4 (`kernels.winograd`) one
+fused, parallel pass each, around the same BLAS batched products; for m = 2 (`kernels.winograd2`)
+the forward's and the input gradient's, each tile's 16 values in registers. The slice code below
+is their NumPy twin.
+
+The costs leave the kernel transform out for weights marked constant (`constants`, an inference
+plan's): it runs once. So ResNet-18's 256-channel 14x14 layers at batch 1 take F(2x2) in an imported
+model (0.68 ms against gemm's 1.0 in the plan; its transformed kernel, 4.2 MB, is 16/9 of the
+weights, F(4x4)'s 4 times), and im2col + GEMM when trained.
 
 Each m x m output tile is ``Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A`` for the (m+2) x (m+2) input tile d
 and kernel g (Lavin & Gray, 2015). Summed over input channels, the elementwise product ⊙ becomes
@@ -281,8 +287,8 @@ class Winograd:
             t = _cost.gemm_time(2 * a * a * O * Cg * T, b, Og, T // nb, Cg, a * a * groups * nb)
             t += (JIT_TILE_BYTE * (1 + JIT_ROW_TILES / TW) * a * a * (C + O) * T * b
                   * (1.5 if op == "grad_weight" else 1))
-            # every block reads U again (from cache if it fits); one lane's blocks run one after the other, each launching
-            # parallel kernels; lanes share the blocks and call the kernels' serial twins
+            # every block reads U again (from cache if it fits); one lane's blocks run one after the
+            # other, each launching parallel kernels; lanes share the blocks and call the serial twins
             per_block = U / (_cost.CACHE_RATE if U <= _cost.CACHE_BYTES else _cost.MEM_RATE) + (
                 LANE_ITEM if n > 1 else 3 * JIT_CALL)
             return t + kernel_time(U, True) + -(-nb // n) * per_block

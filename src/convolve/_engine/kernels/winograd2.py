@@ -1,5 +1,6 @@
 """Compiled Winograd F(2x2, 3x3) tile transforms (numba): the NumPy twins are `_bt2` / `_at2` in
-`convolve._engine.winograd`, in the same order of operations, so both tiers give the same bits.
+`convolve._engine.winograd`, in the same order of operations, so a transform gives the twin's bits
+(the tiers' results still differ by rounding: their kernel transforms U do not).
 
 A block of tiles is (samples n0:n1) x (tile rows t0:t1) x (all TW tile columns) of a tile-aligned
 input (N, C, 2·TH + 2, 2·TW + 2); tile t of a block is ``((n - n0)·(t1 - t0) + (ty - t0))·TW + tx``
