@@ -388,6 +388,18 @@ def test_matmul_in_blocks_equals_numpy(a_shape, b_shape, dtype, monkeypatch):
     np.testing.assert_array_equal(out, got)
     if blas.controllable():
         assert seen == [2, 2]
+    gaps = np.full(want.shape[:-1] + (2 * want.shape[-1],), np.nan, dtype)
+    strided = gaps[..., ::2]  # `out` a view with gaps: written in place
+    with ec.options(threads=2):
+        assert parallel.matmul(a, b, out=strided) is strided
+    np.testing.assert_allclose(strided, want, rtol=tol, atol=tol * np.abs(want).max())
+    assert np.isnan(gaps[..., 1::2]).all()
+    if want.ndim == 4:  # batch axes that do not merge into one: no (B, M, N) view of `out` exists
+        swapped = np.full((want.shape[1], want.shape[0]) + want.shape[2:], np.nan, dtype).swapaxes(0, 1)
+        with ec.options(threads=2):
+            parallel.matmul(a, b, out=swapped)
+        np.testing.assert_allclose(swapped, np.broadcast_to(want, swapped.shape), rtol=tol,
+                                   atol=tol * np.abs(want).max())
 
 
 @needs_openblas

@@ -220,7 +220,8 @@ def matmul(a, b, out=None):
             return np.matmul(a, b, out=out)
     blocks: list
     B = int(np.prod(batch))
-    if a.shape[:-2] == b.shape[:-2] == batch and B >= parts:  # whole products per block (measured 1.1x)
+    if a.shape[:-2] == b.shape[:-2] == batch and B >= parts and out.flags.c_contiguous:  # whole products per
+        # block (measured 1.1x); `out` contiguous so that its (B, M, N) view is itself, not a copy
         a3, b3, o3 = a.reshape(B, M, K), b.reshape(B, K, N), out.reshape(B, M, N)
         lanes(lambda _: None, lambda _, s: np.matmul(a3[s], b3[s], out=o3[s]),
               [slice(i, j) for i, j in even_parts(B, parts)])
