@@ -18,8 +18,10 @@ P = floor((S - dilation·(K-1) - 1) / stride) + 1.
 Algorithms (`select.REGISTRY`): ``reference`` (the oracle), ``gemm`` (im2col), ``kn2row``
 (shift-GEMM), ``winograd2`` and ``winograd4`` (F(2x2,3x3), F(4x4,3x3)), ``fft`` (global),
 ``tiled_fft`` (overlap-save in 32-wide tiles), ``depthwise`` and ``direct`` (tap by tap, no im2col).
-Compiled kernels (numba, `kernels`) run inside winograd4, direct and depthwise when the tier is on;
-their NumPy twins otherwise. `select.choose` takes the least `cost` among those that support a call;
+Compiled kernels (numba, `kernels`) run inside winograd4, winograd2 (forward and input gradient),
+direct and depthwise when the tier is on; their NumPy twins otherwise. `select.choose` takes the least
+`cost` among those that support a call (for weights marked constant, `constants`, without the cost of
+transforming them: an inference plan's Winograd kernel is transformed once);
 `chunks` runs it under the memory cap. Adding an algorithm is one module plus one line in `select.REGISTRY`. Algorithms that
 use the stride-1 "wide" layout take it from `windows` (`wide_applies` guards it).
 
