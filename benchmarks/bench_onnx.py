@@ -152,8 +152,8 @@ def time_all(path, batches, reps, ref_reps):
     1 with all calls timed, convolve's five calls after onnxruntime's took 23.7, 21.7, 16.6, 15.9 and
     15.9 ms, and 17.2, 16.4, 16.9, 16.8 and 16.7 ms with onnxruntime's spinning switched off, which made
     onnxruntime 6% slower: its threads spin for some 40 ms after its last call). "spaced": as "blocks", each
-    call after `PAUSE` seconds idle, as a server answering occasional requests sees it (threads asleep,
-    idle cores of a virtual machine descheduled)."""
+    call after `PAUSE` seconds idle, as a server answering occasional requests sees it (threads asleep;
+    measured on a 2-CPU VM, convolve's calling and pool threads then share one CPU: docs/onnx.md)."""
     fns = runtimes(path)
     results = {}
     for batch in batches:
