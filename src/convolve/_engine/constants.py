@@ -48,8 +48,7 @@ def marked(w: np.ndarray) -> bool:
 
 def derived(w: np.ndarray, what: Any, compute: Callable[[], np.ndarray]) -> np.ndarray:
     """compute() (something derived from w, named `what`), kept and reused while w is marked and alive."""
-    ref = _marked.get(id(w))
-    if ref is None or ref() is not w:
+    if not marked(w):
         return compute()
     key = (id(w), what)
     if key not in _derived:

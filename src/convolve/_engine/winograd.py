@@ -69,15 +69,9 @@ def _launch(kernel, lanes, work):
 # F(2x2)'s compiled transforms, both together, seconds per byte of V and M: 0.06 ns measured on one
 # thread at 256 channels 14x14 and 512 at 7x7 (the NumPy twin's `TILE_BYTE[2]`: 0.37)
 JIT2_TILE_BYTE = 0.06e-9
-JIT2_PARALLEL_MIN = 1 << 20  # F(2x2)'s transforms (a few adds per value) on numba's threads from this many values
-
-
-def _pick2(kernel, work):
-    """An F(2x2) transform kernel for `work` values: serial below `JIT2_PARALLEL_MIN` (waking numba's
-    threads measured slower up to 512 channels at 7x7 and 256 at 14x14, 23-52 us against 52-66)."""
-    from .kernels.threads import pick
-
-    return kernel.serial if work < JIT2_PARALLEL_MIN else pick(kernel, work)
+# F(2x2)'s transforms (a few adds per value) run on numba's threads from this many values: below, waking
+# them measured slower (up to 512 channels at 7x7 and 256 at 14x14: 52-66 us against 23-52 serially)
+JIT2_PARALLEL_MIN = 1 << 20
 
 
 def lane_count(work) -> int:
@@ -299,7 +293,7 @@ class Winograd:
             U = a * a * O * Cg * b
             fresh = len(blocks) * (U if U > _cost.CACHE_BYTES else 0) + a * a * (C + O) * T * b
             t += JIT2_TILE_BYTE * a * a * (C + O) * T * b + fresh / _cost.MEM_RATE
-            return t + kernel_time(a * a * O * Cg * b, True) + len(blocks) * 4 * _cost.CALL
+            return t + kernel_time(U, True) + len(blocks) * 4 * _cost.CALL
         t += TILE_BYTE[m] * a * a * (C + O) * T * b * (1.5 if op == "grad_weight" else 1)
         t += kernel_time(a * a * O * Cg * b, kernels.enabled())  # U is compiled for F(2x2) too
         return t + len(blocks) * (8 * a + 40) * _cost.CALL
@@ -536,6 +530,7 @@ class Winograd:
         tiles), the 16 batched products M = U @ V on the engine's threads (`parallel.matmul`), then
         Y = Aᵀ M A + bias written straight into the output (no tile-aligned copy, no bias pass)."""
         from .kernels import winograd2 as kw
+        from .kernels.threads import pick
 
         N, C = x.shape[:2]
         O = shape[1]
@@ -547,9 +542,9 @@ class Winograd:
             n0, n1, t0, t1 = ns.start, min(N, ns.stop), ts.start, ts.stop
             T = (n1 - n0) * (t1 - t0) * TW
             V = np.empty((16, C, T), dtype=x.dtype)
-            _pick2(kw.input_tiles, V.size)(x, n0, n1, t0, t1, V)
+            pick(kw.input_tiles, V.size, JIT2_PARALLEL_MIN)(x, n0, n1, t0, t1, V)
             M = matmul(U, V.reshape(16, G, C // G, T))  # (16, G, O/G, tiles): the batched GEMMs
-            _pick2(kw.output_tiles, M.size)(M.reshape(16, O, T), b, n0, n1, t0, t1, TW, Y)
+            pick(kw.output_tiles, M.size, JIT2_PARALLEL_MIN)(M.reshape(16, O, T), b, n0, n1, t0, t1, TW, Y)
         return Y
 
     # --- the engine interface ---------------------------------------------------------------------

@@ -23,9 +23,10 @@ def follow_settings() -> int:
     return n
 
 
-def pick(kernel, work: int):
-    """`kernel` (an `njit_parallel` kernel) for `work` units: its serial twin when the work is small
-    or the engine runs on one thread, else the parallel one on the engine's threads."""
-    if work < PARALLEL_MIN or follow_settings() == 1:
+def pick(kernel, work: int, minimum=None):
+    """`kernel` (an `njit_parallel` kernel) for `work` units: its serial twin when the work is below
+    `minimum` (default `PARALLEL_MIN`) or the engine runs on one thread, else the parallel one on the
+    engine's threads."""
+    if work < (PARALLEL_MIN if minimum is None else minimum) or follow_settings() == 1:
         return kernel.serial
     return kernel
